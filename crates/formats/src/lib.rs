@@ -1,0 +1,225 @@
+//! Readers and writers of the formats giga works with, all as strip streams.
+//!
+//! [`open`] recognises a file by its signature and returns a
+//! [`raster::Source`]; [`create`] returns a [`raster::Sink`] writing under a
+//! temporary name that becomes the real name only when the sink finishes.
+//! Each format lives in its own module; [`Format`] says what each can hold.
+
+mod guard;
+mod jpeg;
+mod kro;
+pub mod output;
+mod png;
+mod pnm;
+mod psd;
+mod tiff_read;
+mod tiff_write;
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use raster::{Error, ImageInfo, Result, SampleType, Sink, Source};
+
+pub use guard::set_quiet_panics;
+
+/// Strips are about this many bytes: large enough for fast I/O and parallel
+/// work, small enough that a few of them stay well under the memory budget.
+pub const STRIP_BYTES: usize = 8 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Kro,
+    Tiff,
+    Psd,
+    Png,
+    Jpeg,
+    Pnm,
+}
+
+impl Format {
+    pub const ALL: [Format; 6] = [Format::Kro, Format::Tiff, Format::Psd, Format::Png, Format::Jpeg, Format::Pnm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Kro => "KRO",
+            Format::Tiff => "TIFF",
+            Format::Psd => "PSD",
+            Format::Png => "PNG",
+            Format::Jpeg => "JPEG",
+            Format::Pnm => "PNM",
+        }
+    }
+
+    fn extensions(self) -> &'static [&'static str] {
+        match self {
+            Format::Kro => &["kro"],
+            Format::Tiff => &["tif", "tiff", "btf", "tf8"],
+            Format::Psd => &["psd", "psb"],
+            Format::Png => &["png"],
+            Format::Jpeg => &["jpg", "jpeg", "jpe"],
+            Format::Pnm => &["ppm", "pgm", "pam", "pnm"],
+        }
+    }
+
+    /// The format named by a path's extension, if any.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Format::ALL.into_iter().find(|f| f.extensions().contains(&ext.as_str()))
+    }
+
+    /// Parses a format name as given to `--format` (any of its extensions, or its name).
+    pub fn from_name(name: &str) -> Option<Format> {
+        let n = name.to_ascii_lowercase();
+        let n = n.trim_start_matches('.');
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(n) || f.extensions().contains(&n) || (n == "psb" && *f == Format::Psd))
+    }
+
+    /// Recognises a file from its first bytes.
+    pub fn detect(head: &[u8]) -> Option<Format> {
+        if head.starts_with(b"KRO") {
+            Some(Format::Kro)
+        } else if head.starts_with(b"II*\0") || head.starts_with(b"MM\0*") || head.starts_with(b"II+\0") || head.starts_with(b"MM\0+") {
+            Some(Format::Tiff)
+        } else if head.starts_with(b"8BPS") {
+            Some(Format::Psd)
+        } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(Format::Png)
+        } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Format::Jpeg)
+        } else if head.len() >= 2 && head[0] == b'P' && matches!(head[1], b'5' | b'6' | b'7') {
+            Some(Format::Pnm)
+        } else {
+            None
+        }
+    }
+
+    /// Why this format cannot hold `info`, if it cannot. Alpha is never a
+    /// reason: formats without it get the image flattened onto a background.
+    pub fn cannot_hold(self, info: &ImageInfo) -> Option<String> {
+        let (w, h) = (info.width, info.height);
+        let side = w.max(h);
+        let depth = info.format.sample;
+        match self {
+            Format::Kro | Format::Tiff => None,
+            Format::Psd if side > psd::PSB_MAX_SIDE => Some(format!(
+                "{w}x{h} is too large for PSB (at most {} px a side); write BigTIFF (.tif) or KRO (.kro) instead",
+                psd::PSB_MAX_SIDE
+            )),
+            Format::Psd => None,
+            Format::Jpeg if side > jpeg::MAX_SIDE => Some(format!(
+                "{w}x{h} is too large for JPEG (at most {} px a side); write BigTIFF (.tif), PSB (.psb) or KRO (.kro), or tile it",
+                jpeg::MAX_SIDE
+            )),
+            Format::Jpeg if depth != SampleType::U8 => {
+                Some(format!("JPEG holds 8-bit samples only, the image is {}; add --depth 8", info.format))
+            }
+            Format::Png | Format::Pnm if depth == SampleType::F32 => Some(format!(
+                "{} holds 8 or 16-bit integers only, the image is 32-bit float; add --depth 16 or --depth 8",
+                self.name()
+            )),
+            Format::Png if side > i32::MAX as u32 => Some("too large for PNG".into()),
+            _ => None,
+        }
+    }
+
+    /// Whether the format stores an alpha channel.
+    pub fn has_alpha(self) -> bool {
+        self != Format::Jpeg
+    }
+}
+
+/// Compression of TIFF output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Deflate,
+    PackBits,
+}
+
+/// Choices a writer may need; each format uses what applies to it.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    /// TIFF: `Some(true)` forces BigTIFF, `Some(false)` forbids it, `None` decides by size.
+    pub bigtiff: Option<bool>,
+    pub compression: Compression,
+    /// TIFF tile side in pixels (a multiple of 16).
+    pub tile_size: u32,
+    /// JPEG quality, 1..=100.
+    pub quality: u8,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { bigtiff: None, compression: Compression::Deflate, tile_size: 256, quality: 90 }
+    }
+}
+
+/// An open input: its strip source and what `giga info` reports about it.
+pub struct Opened {
+    pub source: Box<dyn Source>,
+    pub format: Format,
+    pub file_size: u64,
+    /// Format-specific facts, e.g. the KRO pixel data offset or TIFF compression.
+    pub details: Vec<(&'static str, String)>,
+}
+
+/// Opens an image for streaming, recognising the format by its signature.
+pub fn open(path: &Path) -> Result<Opened> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::invalid(path, "is a directory, not an image"));
+    }
+    let mut head = [0u8; 16];
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    let head = &head[..n];
+    let format = match Format::detect(head) {
+        Some(f) => f,
+        None if n == 0 => return Err(Error::invalid(path, "empty file")),
+        None if Format::from_path(path) == Some(Format::Kro) => Format::Kro, // the KRO parser explains what is wrong
+        None => {
+            return Err(Error::invalid(
+                path,
+                "not an image giga reads (expected KRO, TIFF, PSD/PSB, PNG, JPEG or PNM)",
+            ))
+        }
+    };
+    let file_size = meta.len();
+    file.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
+    let (source, details) = match format {
+        Format::Kro => kro::open(path, file)?,
+        Format::Tiff => tiff_read::open(path, file)?,
+        Format::Psd => psd::open(path, file)?,
+        Format::Png => png::open(path, file)?,
+        Format::Jpeg => jpeg::open(path, file)?,
+        Format::Pnm => pnm::open(path, file)?,
+    };
+    Ok(Opened { source, format, file_size, details })
+}
+
+/// Creates a writer of `format` for an image like `info` at `path`. The
+/// caller converts the strips to what the format holds beforehand (see
+/// [`Format::cannot_hold`] and [`Format::has_alpha`]).
+pub fn create(path: &Path, format: Format, info: &ImageInfo, opts: &WriteOptions) -> Result<Box<dyn Sink>> {
+    if let Some(why) = format.cannot_hold(info) {
+        return Err(Error::invalid(path, why));
+    }
+    match format {
+        Format::Kro => kro::create(path, info),
+        Format::Tiff => tiff_write::create(path, info, opts),
+        Format::Psd => psd::create(path, info),
+        Format::Png => png::create(path, info),
+        Format::Jpeg => jpeg::create(path, info, opts),
+        Format::Pnm => pnm::create(path, info),
+    }
+}

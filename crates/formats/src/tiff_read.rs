@@ -1,0 +1,221 @@
+//! TIFF and BigTIFF input through the `tiff` crate: stripped or tiled,
+//! uncompressed, deflate, LZW or PackBits. Tiled images are read one row of
+//! tiles at a time; uncompressed stripped images are read row by row with
+//! positioned reads, so even a single 4 GB strip never sits in memory.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use tiff::decoder::{ChunkType, Decoder, DecodingResult, Limits};
+use tiff::tags::Tag;
+use tiff::ColorType;
+
+use raster::{Error, ImageInfo, PixelFormat, Result, SampleType, Samples, Source, Strip};
+
+use crate::guard::guard;
+use crate::STRIP_BYTES;
+
+type Details = Vec<(&'static str, String)>;
+
+fn corrupt(path: &Path, e: tiff::TiffError) -> Error {
+    match e {
+        tiff::TiffError::IoError(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => Error::io(path, e),
+        e => Error::invalid(path, format!("corrupt or unsupported TIFF: {e}")),
+    }
+}
+
+pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
+    guard(path, "corrupt TIFF", || open_inner(path, file))
+}
+
+fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
+    let raw = file.try_clone().map_err(|e| Error::io(path, e))?;
+    let err = |e| corrupt(path, e);
+    let mut dec = Decoder::new(BufReader::with_capacity(1 << 20, file)).map_err(err)?;
+    let mut limits = Limits::unlimited();
+    limits.ifd_value_size = 1 << 30;
+    dec = dec.with_limits(limits);
+    let (width, height) = dec.dimensions().map_err(err)?;
+    if width == 0 || height == 0 {
+        return Err(Error::invalid(path, format!("invalid TIFF: size {width}x{height} has a zero side")));
+    }
+    let (channels, bits) = match dec.colortype().map_err(err)? {
+        ColorType::Gray(b) => (1, b),
+        ColorType::GrayA(b) => (2, b),
+        ColorType::RGB(b) => (3, b),
+        ColorType::RGBA(b) => (4, b),
+        ColorType::Multiband { bit_depth, num_samples } if (1..=4).contains(&num_samples) => (num_samples as u8, bit_depth),
+        other => {
+            return Err(Error::invalid(path, format!("unsupported TIFF colour type {other:?} (giga reads gray, RGB, with or without alpha)")))
+        }
+    };
+    let sample_format = match dec.find_tag(Tag::SampleFormat).map_err(err)? {
+        Some(v) => v.into_u16_vec().map_err(err)?.first().copied().unwrap_or(1),
+        None => 1,
+    };
+    let sample = match (bits, sample_format) {
+        (8, 1) => SampleType::U8,
+        (16, 1) => SampleType::U16,
+        (32, 3) => SampleType::F32,
+        _ => {
+            let kind = match sample_format { 1 => "unsigned", 2 => "signed", 3 => "float", _ => "unknown" };
+            return Err(Error::invalid(
+                path,
+                format!("unsupported TIFF samples: {bits}-bit {kind} (giga reads 8/16-bit unsigned and 32-bit float)"),
+            ));
+        }
+    };
+    if dec.find_tag_unsigned::<u16>(Tag::PlanarConfiguration).map_err(err)?.unwrap_or(1) != 1 {
+        return Err(Error::invalid(path, "separate-plane TIFF is not supported (rewrite it with gdal_translate -co INTERLEAVE=PIXEL)"));
+    }
+    let compression = dec.find_tag_unsigned::<u16>(Tag::Compression).map_err(err)?.unwrap_or(1);
+    let info = ImageInfo { width, height, format: PixelFormat::new(channels, sample) };
+    let chunk = dec.get_chunk_type();
+    let (cw, ch) = dec.chunk_dimensions();
+    let mut details = vec![
+        ("compression", compression_name(compression).to_string()),
+        ("layout", match chunk { ChunkType::Tile => format!("tiles of {cw}x{ch}"), ChunkType::Strip => format!("strips of {ch} rows") }),
+    ];
+    if dec.byte_order() == tiff::tags::ByteOrder::BigEndian {
+        details.push(("byte order", "big-endian".into()));
+    }
+    let raw_rows = if chunk == ChunkType::Strip && compression == 1 {
+        let offsets = dec.get_tag_u64_vec(Tag::StripOffsets).map_err(err)?;
+        Some(RawRows { file: raw, offsets, rows_per_strip: ch, big_endian: dec.byte_order() == tiff::tags::ByteOrder::BigEndian })
+    } else {
+        None
+    };
+    let reader = TiffReader { path: path.to_path_buf(), dec, info, chunk, chunk_w: cw, chunk_h: ch, next: 0, raw_rows };
+    Ok((Box::new(reader), details))
+}
+
+fn compression_name(c: u16) -> &'static str {
+    match c {
+        1 => "none",
+        5 => "LZW",
+        7 => "JPEG",
+        8 | 32946 => "deflate",
+        32773 => "PackBits",
+        50000 => "zstd",
+        _ => "other",
+    }
+}
+
+/// Uncompressed strips, read directly.
+struct RawRows {
+    file: File,
+    offsets: Vec<u64>,
+    rows_per_strip: u32,
+    big_endian: bool,
+}
+
+struct TiffReader {
+    path: PathBuf,
+    dec: Decoder<BufReader<File>>,
+    info: ImageInfo,
+    chunk: ChunkType,
+    chunk_w: u32,
+    chunk_h: u32,
+    next: u32,
+    raw_rows: Option<RawRows>,
+}
+
+fn into_samples(path: &Path, r: DecodingResult) -> Result<Samples> {
+    match r {
+        DecodingResult::U8(v) => Ok(Samples::U8(v)),
+        DecodingResult::U16(v) => Ok(Samples::U16(v)),
+        DecodingResult::F32(v) => Ok(Samples::F32(v)),
+        _ => Err(Error::invalid(path, "unsupported TIFF sample type")),
+    }
+}
+
+impl TiffReader {
+    fn read_raw(&mut self, rows: u32) -> Result<Strip> {
+        let raw = self.raw_rows.as_ref().unwrap();
+        let info = self.info;
+        let row_bytes = info.row_bytes();
+        let mut samples = Samples::zeros(info.format.sample, rows as usize * info.row_samples());
+        for (i, row) in samples.as_bytes_mut().chunks_exact_mut(row_bytes).enumerate() {
+            let y = self.next + i as u32;
+            let strip = (y / raw.rows_per_strip) as usize;
+            let Some(&start) = raw.offsets.get(strip) else {
+                return Err(Error::invalid(&self.path, format!("corrupt TIFF: no strip offset for row {y}")));
+            };
+            let at = start + (y % raw.rows_per_strip) as u64 * row_bytes as u64;
+            raw.file.read_exact_at(row, at).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => Error::invalid(&self.path, format!("truncated TIFF: row {y} lies past the end of the file")),
+                _ => Error::io(&self.path, e),
+            })?;
+        }
+        if raw.big_endian != cfg!(target_endian = "big") {
+            // swap_if_little_endian swaps exactly when file and machine order differ here.
+            samples.swap_if_little_endian();
+        }
+        Ok(Strip::new(self.next, info.width, rows, info.format.channels, samples))
+    }
+
+    fn read_chunks(&mut self) -> Result<Strip> {
+        let info = self.info;
+        let c = info.format.channels as usize;
+        let chunk_row = self.next / self.chunk_h;
+        let across = info.width.div_ceil(self.chunk_w);
+        let rows = self.chunk_h.min(info.height - self.next);
+        let path = self.path.clone();
+        match self.chunk {
+            ChunkType::Strip => {
+                let r = self.dec.read_chunk(chunk_row).map_err(|e| corrupt(&path, e))?;
+                let s = into_samples(&path, r)?;
+                if s.len() < rows as usize * info.row_samples() {
+                    return Err(Error::invalid(&path, format!("corrupt TIFF: strip {chunk_row} is short")));
+                }
+                let s = if s.len() > rows as usize * info.row_samples() { s.slice(0, rows as usize * info.row_samples()) } else { s };
+                Ok(Strip::new(self.next, info.width, rows, info.format.channels, s))
+            }
+            ChunkType::Tile => {
+                let mut out = Samples::zeros(info.format.sample, rows as usize * info.row_samples());
+                for col in 0..across {
+                    let index = chunk_row * across + col;
+                    let (tw, th) = self.dec.chunk_data_dimensions(index);
+                    let tile = into_samples(&path, self.dec.read_chunk(index).map_err(|e| corrupt(&path, e))?)?;
+                    let (tw, th) = (tw as usize, th.min(rows) as usize);
+                    if tile.len() < tw * th * c {
+                        return Err(Error::invalid(&path, format!("corrupt TIFF: tile {index} is short")));
+                    }
+                    let sz = info.format.sample.bytes();
+                    let src = tile.as_bytes();
+                    let dst = out.as_bytes_mut();
+                    let x0 = col as usize * self.chunk_w as usize * c * sz;
+                    let stride = info.row_samples() * sz;
+                    for r in 0..th {
+                        let n = tw * c * sz;
+                        dst[r * stride + x0..r * stride + x0 + n].copy_from_slice(&src[r * n..r * n + n]);
+                    }
+                }
+                Ok(Strip::new(self.next, info.width, rows, info.format.channels, out))
+            }
+        }
+    }
+}
+
+impl Source for TiffReader {
+    fn info(&self) -> ImageInfo {
+        self.info
+    }
+
+    fn next_strip(&mut self) -> Result<Option<Strip>> {
+        if self.next >= self.info.height {
+            return Ok(None);
+        }
+        let strip = if self.raw_rows.is_some() {
+            let rows = self.info.rows_for_bytes(STRIP_BYTES).min(self.info.height - self.next);
+            self.read_raw(rows)?
+        } else {
+            let path = self.path.clone();
+            guard(&path, "corrupt TIFF", || self.read_chunks())?
+        };
+        self.next += strip.height;
+        Ok(Some(strip))
+    }
+}

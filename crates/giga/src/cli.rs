@@ -1,0 +1,90 @@
+//! Command-line arguments. The help texts are the user's manual: keep them
+//! short, concrete and true.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "giga",
+    version,
+    about = "Inspect, crop and convert gigapixel panoramas without loading them into memory",
+    long_about = "giga works on images of any size (a 62-gigapixel KRO is 248 GB) in a few hundred \
+MB of memory: every command streams the image top to bottom in strips.\n\n\
+Formats: KRO, TIFF/BigTIFF, PSD/PSB, PNG, JPEG, PNM (PPM/PGM/PAM). Input formats are \
+recognised by content; output formats by extension (or --format).",
+    after_help = "Examples:\n  giga info pano.kro\n  giga convert pano.kro pano.tif           # tiled deflate BigTIFF when needed\n  giga crop pano.kro detail.jpg --rel 0.4,0.3,0.1,0.1\n  giga convert pano.tif pano8.psb --depth 8\n\nExit status: 0 success, 1 an error with the input or output, 2 bad usage."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Print an image's format, size, channels and depth
+    Info {
+        /// The image to describe
+        file: PathBuf,
+        /// Print one JSON object (keys: file, format, width, height, channels, bits, sample, file_size, ...)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cut a rectangle out of an image (KRO input reads only that window)
+    #[command(after_help = "Examples:\n  giga crop pano.kro face.png --rect 120000,40000,2000,1500\n  giga crop pano.kro middle.tif --rel 0.25,0.25,0.5,0.5\n\n--rel uses fractions of the width and height: x0 = floor(X*width), y0 = floor(Y*height),\nw = floor(W*width), h = floor(H*height). Either way the window is clamped to the image;\na window with nothing left is an error.")]
+    Crop {
+        input: PathBuf,
+        output: PathBuf,
+        /// The window in pixels: X,Y,WIDTH,HEIGHT
+        #[arg(long, value_name = "X,Y,W,H", conflicts_with = "rel", required_unless_present = "rel")]
+        rect: Option<String>,
+        /// The window as fractions (0..1) of the width and height: X,Y,W,H
+        #[arg(long, value_name = "X,Y,W,H")]
+        rel: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Convert an image to another format, depth or channel layout
+    #[command(after_help = "Examples:\n  giga convert pano.kro pano.tif                  # tiled, deflate\n  giga convert pano.kro pano.tif --compression none --bigtiff\n  giga convert pano16.tif pano.jpg --depth 8 --quality 92 --background black\n\nPixels are copied exactly where both formats can hold them. Alpha is flattened onto\n--background only when the output format has no alpha (JPEG) or with --no-alpha.")]
+    Convert {
+        input: PathBuf,
+        output: PathBuf,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+}
+
+#[derive(Args, Clone)]
+pub struct OutputArgs {
+    /// Output format (kro, tif, psd, psb, png, jpg, ppm); default: from the output's extension
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Bits per sample of the output: 8, 16 or 32 (float); default: as the input
+    #[arg(long, value_parser = ["8", "16", "32"])]
+    pub depth: Option<String>,
+    /// Colour behind transparent pixels when alpha is dropped: white, black, #rrggbb or r,g,b
+    #[arg(long, default_value = "white", value_name = "COLOR")]
+    pub background: String,
+    /// Drop the alpha channel, flattening onto --background
+    #[arg(long)]
+    pub no_alpha: bool,
+    /// Convert to gray (Rec. 601 luma)
+    #[arg(long)]
+    pub gray: bool,
+    /// TIFF: write BigTIFF even when classic TIFF would do (default: only when the file may pass 4 GiB)
+    #[arg(long)]
+    pub bigtiff: bool,
+    /// TIFF compression
+    #[arg(long, default_value = "deflate", value_parser = ["deflate", "none", "packbits"])]
+    pub compression: String,
+    /// TIFF tile side in pixels (a multiple of 16)
+    #[arg(long, default_value_t = 256, value_name = "PIXELS")]
+    pub tile_size: u32,
+    /// JPEG quality, 1-100
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+    /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
+}

@@ -1,0 +1,235 @@
+//! `giga`: the command line on top of the `formats` and `raster` crates.
+//! This file only parses arguments, wires sources to sinks and reports.
+
+mod cli;
+mod progress;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use formats::{Compression, Format, Opened, WriteOptions};
+use raster::{Color, ImageInfo, PixelFormat, Rect, SampleType};
+
+use cli::{Cli, Command, OutputArgs};
+
+/// Why giga stopped: bad usage (exit 2) or a problem with the files (exit 1).
+enum Failure {
+    Usage(String),
+    Run(raster::Error),
+}
+
+impl From<raster::Error> for Failure {
+    fn from(e: raster::Error) -> Self {
+        Failure::Run(e)
+    }
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
+fn main() -> ExitCode {
+    formats::set_quiet_panics();
+    let _ = ctrlc::set_handler(|| {
+        formats::output::remove_temporaries();
+        eprintln!("giga: interrupted; no output was left behind");
+        std::process::exit(130);
+    });
+    match dispatch(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(m)) => {
+            eprintln!("giga: {m}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(e)) => {
+            eprintln!("giga: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info { file, json } => info(&file, json),
+        Command::Crop { input, output, rect, rel, out } => {
+            let window = match (rect, rel) {
+                (Some(r), _) => Window::Pixels(parse_numbers(&r, "--rect")?),
+                (None, Some(r)) => Window::Fractions(parse_numbers(&r, "--rel")?),
+                (None, None) => unreachable!("clap requires one"),
+            }
+            .into();
+            transform(&input, &output, window, &out)
+        }
+        Command::Convert { input, output, out } => transform(&input, &output, None, &out),
+    }
+}
+
+fn info(path: &Path, json: bool) -> Result<()> {
+    let Opened { source, format, file_size, details } = formats::open(path)?;
+    let i = source.info();
+    let bits = i.format.sample.bits();
+    let sample = if i.format.sample.is_float() { "float" } else { "uint" };
+    if json {
+        let mut o = serde_json::json!({
+            "file": path.display().to_string(),
+            "format": format.name(),
+            "width": i.width,
+            "height": i.height,
+            "channels": i.format.channels,
+            "bits": bits,
+            "sample": sample,
+            "alpha": i.format.has_alpha(),
+            "file_size": file_size,
+        });
+        for (k, v) in &details {
+            let key = k.replace(' ', "_");
+            o[key] = v.parse::<u64>().map(serde_json::Value::from).unwrap_or_else(|_| v.clone().into());
+        }
+        println!("{o}");
+    } else {
+        let mp = i.width as f64 * i.height as f64 / 1e6;
+        println!("file:       {}", path.display());
+        println!("format:     {}", format.name());
+        println!("size:       {} x {} ({})", i.width, i.height, if mp >= 1000.0 { format!("{:.2} gigapixels", mp / 1000.0) } else { format!("{mp:.1} megapixels") });
+        println!("channels:   {} ({})", i.format.channels, i.format.name());
+        println!("bits:       {bits} per sample ({})", if sample == "float" { "floating point" } else { "unsigned integer" });
+        println!("file size:  {file_size} bytes ({})", human_bytes(file_size));
+        for (k, v) in &details {
+            println!("{:<11} {v}", format!("{k}:"));
+        }
+    }
+    for w in source.warnings() {
+        eprintln!("giga: warning: {w}");
+    }
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    let units = ["bytes", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} bytes") } else { format!("{v:.1} {}", units[u]) }
+}
+
+enum Window {
+    Pixels([f64; 4]),
+    Fractions([f64; 4]),
+}
+
+fn parse_numbers(s: &str, flag: &str) -> Result<[f64; 4]> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Failure::Usage(format!("{flag} wants four numbers X,Y,W,H, got {s:?}")))?;
+    let v: [f64; 4] = v.try_into().map_err(|_| Failure::Usage(format!("{flag} wants four numbers X,Y,W,H, got {s:?}")))?;
+    if v.iter().any(|x| !x.is_finite() || *x < 0.0) {
+        return Err(Failure::Usage(format!("{flag} values must be non-negative, got {s:?}")));
+    }
+    if flag == "--rel" && v.iter().any(|x| *x > 1.0) {
+        return Err(Failure::Usage(format!("--rel values are fractions between 0 and 1, got {s:?}")));
+    }
+    if flag == "--rect" && v.iter().any(|x| x.fract() != 0.0) {
+        return Err(Failure::Usage(format!("--rect values are whole pixels, got {s:?}")));
+    }
+    Ok(v)
+}
+
+/// The crop window inside an image of `info`'s size, clamped; `None` if nothing is left.
+fn window_rect(w: &Window, info: &ImageInfo) -> Option<Rect> {
+    let (iw, ih) = (info.width as f64, info.height as f64);
+    let [x, y, ww, hh] = match w {
+        Window::Pixels(v) => *v,
+        Window::Fractions(v) => [(v[0] * iw).floor(), (v[1] * ih).floor(), (v[2] * iw).floor(), (v[3] * ih).floor()],
+    };
+    let x0 = x.min(iw);
+    let y0 = y.min(ih);
+    let width = ww.min(iw - x0);
+    let height = hh.min(ih - y0);
+    if width < 1.0 || height < 1.0 {
+        return None;
+    }
+    Some(Rect { x: x0 as u32, y: y0 as u32, width: width as u32, height: height as u32 })
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Reads `input`, optionally crops it, converts it to what the output wants and writes `output`.
+fn transform(input: &Path, output: &Path, window: Option<Window>, args: &OutputArgs) -> Result<()> {
+    let format = match &args.format {
+        Some(name) => Format::from_name(name).ok_or_else(|| Failure::Usage(format!("unknown --format {name:?} (kro, tif, psd, psb, png, jpg, ppm)")))?,
+        None => Format::from_path(output).ok_or_else(|| {
+            Failure::Usage(format!("{}: can't tell the output format from the extension; use .kro .tif .psd .psb .png .jpg .ppm or --format", output.display()))
+        })?,
+    };
+    let background = Color::parse(&args.background)
+        .ok_or_else(|| Failure::Usage(format!("--background {:?} is not a colour (white, black, #rrggbb or r,g,b)", args.background)))?;
+    if same_file(input, output) {
+        return Err(Failure::Usage(format!("{}: the output is the input; giga never overwrites its input", output.display())));
+    }
+    let opened = formats::open(input)?;
+    let mut source = opened.source;
+    for w in source.warnings() {
+        eprintln!("giga: warning: {w}");
+    }
+    if let Some(w) = window {
+        let info = source.info();
+        let rect = window_rect(&w, &info).ok_or_else(|| {
+            raster::Error::invalid(input, format!("the crop window is empty or outside the {}x{} image", info.width, info.height))
+        })?;
+        source = raster::crop(source, rect);
+    }
+    let info = source.info();
+    let target = target_format(info.format, format, args);
+    source = raster::ops::convert(source, target, background);
+    let out_info = source.info();
+    if let Some(why) = format.cannot_hold(&out_info) {
+        return Err(raster::Error::invalid(output, why).into());
+    }
+    let opts = WriteOptions {
+        bigtiff: args.bigtiff.then_some(true),
+        compression: match args.compression.as_str() {
+            "none" => Compression::None,
+            "packbits" => Compression::PackBits,
+            _ => Compression::Deflate,
+        },
+        tile_size: args.tile_size,
+        quality: args.quality,
+    };
+    let sink = formats::create(output, format, &out_info, &opts)?;
+    let total = out_info.height as u64 * out_info.row_bytes() as u64;
+    let pb = progress::bar(total, args.quiet, &format!("{} -> {}", opened.format.name(), format.name()));
+    let row_bytes = out_info.row_bytes() as u64;
+    raster::run(source, sink, |rows| pb.inc(rows as u64 * row_bytes))?;
+    pb.finish_and_clear();
+    Ok(())
+}
+
+/// The output pixel format: the input's, changed only where asked or where
+/// the output format cannot store it (alpha in JPEG).
+fn target_format(input: PixelFormat, format: Format, args: &OutputArgs) -> PixelFormat {
+    let mut colour = input.color_channels();
+    let mut alpha = input.has_alpha();
+    if args.no_alpha || !format.has_alpha() {
+        alpha = false;
+    }
+    if args.gray {
+        colour = 1;
+    }
+    let sample = match args.depth.as_deref() {
+        Some("8") => SampleType::U8,
+        Some("16") => SampleType::U16,
+        Some("32") => SampleType::F32,
+        _ => input.sample,
+    };
+    PixelFormat::new(colour + alpha as u8, sample)
+}
