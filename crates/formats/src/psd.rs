@@ -261,9 +261,8 @@ impl Source for PsdReader {
     }
 }
 
-/// The header and empty sections of a flat, uncompressed PSD/PSB.
-pub fn header_bytes(info: &ImageInfo) -> Vec<u8> {
-    let psb = info.width > PSD_MAX_SIDE || info.height > PSD_MAX_SIDE;
+/// The header and empty sections of a flat, uncompressed PSD (or PSB if `psb`).
+pub fn header_bytes(info: &ImageInfo, psb: bool) -> Vec<u8> {
     let mut h = Vec::new();
     h.extend_from_slice(b"8BPS");
     h.extend_from_slice(&(if psb { 2u16 } else { 1 }).to_be_bytes());
@@ -285,8 +284,11 @@ pub fn header_bytes(info: &ImageInfo) -> Vec<u8> {
 }
 
 pub(crate) fn create(path: &Path, info: &ImageInfo) -> Result<Box<dyn Sink>> {
+    // PSB when asked for by name, or when PSD can't hold the size.
+    let named_psb = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("psb"));
+    let psb = named_psb || info.width > PSD_MAX_SIDE || info.height > PSD_MAX_SIDE;
     let out = AtomicFile::create(path)?;
-    let header = header_bytes(info);
+    let header = header_bytes(info, psb);
     out.file().write_all_at(&header, 0).map_err(|e| out.err(e))?;
     Ok(Box::new(PsdWriter { out, info: *info, data_start: header.len() as u64 }))
 }
@@ -339,7 +341,7 @@ mod tests {
     #[test]
     fn header_round_trip() {
         let info = ImageInfo { width: 40_000, height: 3, format: PixelFormat::new(4, SampleType::U16) };
-        let h = header_bytes(&info);
+        let h = header_bytes(&info, true);
         let l = parse(&h).unwrap();
         assert!(l.psb);
         assert_eq!((l.width, l.height, l.channels, l.sample, l.rle), (40_000, 3, 4, SampleType::U16, false));
@@ -349,7 +351,7 @@ mod tests {
     #[test]
     fn refuses_bad_headers() {
         let info = ImageInfo { width: 5, height: 3, format: PixelFormat::new(3, SampleType::U8) };
-        let good = header_bytes(&info);
+        let good = header_bytes(&info, false);
         let mut b = good.clone();
         b[0] = b'X';
         assert!(parse(&b).unwrap_err().contains("8BPS"));
