@@ -94,18 +94,21 @@ def main():
         runs = {k: [] for k in tools}
         for _ in range(a.reps):
             for name, cmd in tools.items():
-                runs[name].append(measure(cmd))
+                t, m = measure(cmd)
+                runs[name].append((t, m, out.stat().st_size))
                 out.unlink(missing_ok=True)
         print(f"\n{title}  (median of {a.reps}, {os.cpu_count()} cores)")
-        print(f"{'tool':<34} {'wall s':>8} {'peak RSS MB':>12} {'MP/s':>8} {'giga time ratio':>16}")
-        giga_t = statistics.median(t for t, _ in runs["giga"])
+        print(f"{'tool':<34} {'wall s':>8} {'peak RSS MB':>12} {'output MB':>10} {'MP/s':>8} {'giga time ratio':>16}")
+        giga_t = statistics.median(t for t, _, _ in runs["giga"])
         for name, r in runs.items():
-            t = statistics.median(v for v, _ in r)
-            m = statistics.median(v for _, v in r)
+            t = statistics.median(v[0] for v in r)
+            m = statistics.median(v[1] for v in r)
+            size = statistics.median(v[2] for v in r) / 1e6
             mps = w * h / 1e6 / t if "crop" not in title else 1.0 / t
             ratio = f"{giga_t / t:.2f}" if name != "giga" else "-"
-            print(f"{name:<34} {t:>8.3f} {m:>12.0f} {mps:>8.1f} {ratio:>16}")
-        print("(ratio = giga's time / the tool's time: below 1 means giga is faster; MP/s for the crop is crops per second)")
+            print(f"{name:<34} {t:>8.3f} {m:>12.0f} {size:>10.1f} {mps:>8.1f} {ratio:>16}")
+        print("(ratio = giga's time / the tool's time: below 1 means giga is faster; MP/s for the crop is crops per second;", flush=True)
+        print(" peak RSS includes mapped file pages: pyvips' rawload maps the whole input)", flush=True)
     if not a.keep:
         src.unlink()
         shutil.rmtree(d, ignore_errors=True)

@@ -2,7 +2,6 @@
 //! read with one positioned read per row.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +9,7 @@ use ::kro::{Depth, Header, LengthCheck, HEADER_LEN};
 use raster::{Error, ImageInfo, PixelFormat, Rect, Result, SampleType, Samples, Sink, Source, Strip};
 
 use crate::output::AtomicFile;
-use crate::STRIP_BYTES;
+use crate::io::{next_rows, read_up_to, RawWriter};
 
 fn sample_type(d: Depth) -> SampleType {
     match d {
@@ -66,19 +65,6 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Vec<(&'s
     Ok((Box::new(reader), details))
 }
 
-fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read_at(&mut buf[n..], offset + n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 struct KroReader {
     path: PathBuf,
     file: File,
@@ -106,10 +92,7 @@ impl Source for KroReader {
 
     fn next_strip(&mut self) -> Result<Option<Strip>> {
         let info = self.info();
-        if self.next >= info.height {
-            return Ok(None);
-        }
-        let rows = info.rows_for_bytes(STRIP_BYTES).min(info.height - self.next);
+        let Some(rows) = next_rows(&info, self.next) else { return Ok(None) };
         let row_bytes = info.row_bytes();
         let mut samples = Samples::zeros(info.format.sample, rows as usize * info.row_samples());
         let buf = samples.as_bytes_mut();
@@ -142,30 +125,5 @@ impl Source for KroReader {
 pub(crate) fn create(path: &Path, info: &ImageInfo) -> Result<Box<dyn Sink>> {
     let header = Header::new(info.width, info.height, depth(info.format.sample), info.format.channels as u32)
         .map_err(|e| Error::invalid(path, e.to_string()))?;
-    let out = AtomicFile::create(path)?;
-    out.file().write_all(&header.to_bytes()).map_err(|e| out.err(e))?;
-    Ok(Box::new(KroWriter { out, buf: Vec::new() }))
-}
-
-struct KroWriter {
-    out: AtomicFile,
-    buf: Vec<u8>,
-}
-
-impl Sink for KroWriter {
-    fn write(&mut self, strip: Strip) -> Result<()> {
-        let bytes = match &strip.samples {
-            Samples::U8(v) => v.as_slice(),
-            other => {
-                self.buf.clear();
-                other.extend_be_bytes(&mut self.buf);
-                &self.buf
-            }
-        };
-        self.out.file().write_all(bytes).map_err(|e| self.out.err(e))
-    }
-
-    fn finish(self: Box<Self>) -> Result<()> {
-        self.out.commit()
-    }
+    Ok(Box::new(RawWriter::new(AtomicFile::create(path)?, &header.to_bytes())?))
 }

@@ -6,6 +6,7 @@
 //! Each format lives in its own module; [`Format`] says what each can hold.
 
 mod guard;
+mod io;
 mod jpeg;
 mod kro;
 pub mod output;

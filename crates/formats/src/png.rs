@@ -12,7 +12,7 @@ use raster::{Error, ImageInfo, PixelFormat, Result, SampleType, Samples, Sink, S
 
 use crate::guard::guard;
 use crate::output::AtomicFile;
-use crate::STRIP_BYTES;
+use crate::io::next_rows;
 
 type Details = Vec<(&'static str, String)>;
 
@@ -72,10 +72,7 @@ impl Source for PngReader {
 
     fn next_strip(&mut self) -> Result<Option<Strip>> {
         let info = self.info;
-        if self.next >= info.height {
-            return Ok(None);
-        }
-        let rows = info.rows_for_bytes(STRIP_BYTES).min(info.height - self.next);
+        let Some(rows) = next_rows(&info, self.next) else { return Ok(None) };
         let row_bytes = info.row_bytes();
         let mut bytes = Vec::with_capacity(rows as usize * row_bytes);
         if let Some(whole) = &self.whole {

@@ -2,13 +2,13 @@
 //! piping into other tools. 8 or 16-bit (maxval 255 or 65535), big-endian.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use raster::{Error, ImageInfo, PixelFormat, Result, SampleType, Samples, Sink, Source, Strip};
 
 use crate::output::AtomicFile;
-use crate::STRIP_BYTES;
+use crate::io::{next_rows, RawWriter};
 
 type Details = Vec<(&'static str, String)>;
 
@@ -98,10 +98,7 @@ impl Source for PnmReader {
     }
     fn next_strip(&mut self) -> Result<Option<Strip>> {
         let info = self.info;
-        if self.next >= info.height {
-            return Ok(None);
-        }
-        let rows = info.rows_for_bytes(STRIP_BYTES).min(info.height - self.next);
+        let Some(rows) = next_rows(&info, self.next) else { return Ok(None) };
         let mut samples = Samples::zeros(info.format.sample, rows as usize * info.row_samples());
         self.r.read_exact(samples.as_bytes_mut()).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => Error::invalid(&self.path, format!("truncated PNM: ends before row {}", self.next + rows)),
@@ -126,22 +123,5 @@ pub(crate) fn create(path: &Path, info: &ImageInfo) -> Result<Box<dyn Sink>> {
             format!("P7\nWIDTH {w}\nHEIGHT {h}\nDEPTH {c}\nMAXVAL {maxval}\nTUPLTYPE {t}\nENDHDR\n")
         }
     };
-    out.file().write_all(header.as_bytes()).map_err(|e| out.err(e))?;
-    Ok(Box::new(PnmWriter { out, buf: Vec::new() }))
-}
-
-struct PnmWriter {
-    out: AtomicFile,
-    buf: Vec<u8>,
-}
-
-impl Sink for PnmWriter {
-    fn write(&mut self, strip: Strip) -> Result<()> {
-        self.buf.clear();
-        strip.samples.extend_be_bytes(&mut self.buf);
-        self.out.file().write_all(&self.buf).map_err(|e| self.out.err(e))
-    }
-    fn finish(self: Box<Self>) -> Result<()> {
-        self.out.commit()
-    }
+    Ok(Box::new(RawWriter::new(out, header.as_bytes())?))
 }

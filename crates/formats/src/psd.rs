@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use raster::{Error, ImageInfo, PixelFormat, Result, SampleType, Samples, Sink, Source, Strip};
 
 use crate::output::AtomicFile;
-use crate::STRIP_BYTES;
+use crate::io::{next_rows, read_up_to};
 
 /// PSD allows at most 30,000 px a side; PSB 300,000.
 pub const PSD_MAX_SIDE: u32 = 30_000;
@@ -155,19 +155,6 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
     Ok((Box::new(PsdReader { path: path.to_path_buf(), file, layout, info, rows, next: 0 }), details))
 }
 
-fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read_at(&mut buf[n..], offset + n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 struct PsdReader {
     path: PathBuf,
     file: File,
@@ -213,10 +200,7 @@ impl Source for PsdReader {
 
     fn next_strip(&mut self) -> Result<Option<Strip>> {
         let info = self.info;
-        if self.next >= info.height {
-            return Ok(None);
-        }
-        let rows = info.rows_for_bytes(STRIP_BYTES).min(info.height - self.next);
+        let Some(rows) = next_rows(&info, self.next) else { return Ok(None) };
         let (y0, h) = (self.next as u64, info.height as u64);
         let sz = info.format.sample.bytes();
         let row_bytes = info.width as usize * sz;

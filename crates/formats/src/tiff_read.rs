@@ -74,7 +74,10 @@ fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
     let info = ImageInfo { width, height, format: PixelFormat::new(channels, sample) };
     let chunk = dec.get_chunk_type();
     let (cw, ch) = dec.chunk_dimensions();
+    let mut magic = [0u8; 4];
+    let big = crate::io::read_up_to(&raw, &mut magic, 0).is_ok() && (magic[2] == 43 || magic[3] == 43);
     let mut details = vec![
+        ("container", if big { "BigTIFF" } else { "TIFF" }.to_string()),
         ("compression", compression_name(compression).to_string()),
         ("layout", match chunk { ChunkType::Tile => format!("tiles of {cw}x{ch}"), ChunkType::Strip => format!("strips of {ch} rows") }),
     ];
