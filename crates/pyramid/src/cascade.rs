@@ -1,0 +1,214 @@
+//! The level cascade: full-resolution strips come in top to bottom; each
+//! level keeps a band of rows just tall enough for its next row of tiles,
+//! cuts the tiles once the band is complete, and feeds pairs of rows,
+//! reduced 2x2, to the level below. Memory is a band per level, so it
+//! depends on the width, never the height.
+
+use std::path::{Path, PathBuf};
+
+use raster::{Color, Error, ImageInfo, PixelFormat, Result, SampleType, Samples, Sink, Strip};
+
+use crate::geometry::Rounding;
+use crate::layout::Layout;
+use crate::reduce::reduce_band;
+use crate::tiles::{TileFormat, TileJob, TileWriter};
+
+struct Level {
+    width: u32,
+    height: u32,
+    /// Rows `[band_y, band_y + band.len() / row_len)` of this level.
+    band: Vec<u8>,
+    band_y: u32,
+    rows_in: u32,
+    next_tile_row: u32,
+    /// A row waiting for its partner before the reduction.
+    pending: Option<Vec<u8>>,
+    /// Whole-level images being written as the rows arrive.
+    wholes: Vec<(Box<dyn Sink>, PixelFormat)>,
+}
+
+pub struct Cascade {
+    layout: Layout,
+    outdir: PathBuf,
+    channels: usize,
+    levels: Vec<Level>,
+    tiles: Option<TileWriter>,
+    background: Color,
+    resume: bool,
+}
+
+impl Cascade {
+    /// `channels` is 3 (RGB) or 4 (RGBA); `format` decides how whole-level images are written.
+    pub fn new(
+        layout: Layout,
+        outdir: &Path,
+        channels: usize,
+        tiles: TileWriter,
+        format: TileFormat,
+        background: Color,
+        resume: bool,
+    ) -> Result<Cascade> {
+        let mut levels = Vec::new();
+        for plan in &layout.levels {
+            let mut wholes = Vec::new();
+            for rel in &plan.wholes {
+                let path = outdir.join(rel);
+                let (fmt, pf) = match format {
+                    TileFormat::Jpeg { .. } => (formats::Format::Jpeg, PixelFormat::new(3, SampleType::U8)),
+                    TileFormat::Png => (formats::Format::Png, PixelFormat::new(channels as u8, SampleType::U8)),
+                };
+                let info = ImageInfo { width: plan.width, height: plan.height, format: pf };
+                let quality = match format {
+                    TileFormat::Jpeg { quality } => quality,
+                    _ => 90,
+                };
+                let opts = formats::WriteOptions { quality, ..Default::default() };
+                wholes.push((formats::create(&path, fmt, &info, &opts)?, pf));
+            }
+            levels.push(Level {
+                width: plan.width,
+                height: plan.height,
+                band: Vec::new(),
+                band_y: 0,
+                rows_in: 0,
+                next_tile_row: 0,
+                pending: None,
+                wholes,
+            });
+        }
+        Ok(Cascade { layout, outdir: outdir.to_path_buf(), channels, levels, tiles: Some(tiles), background, resume })
+    }
+
+    fn row_len(&self, i: usize) -> usize {
+        self.levels[i].width as usize * self.channels
+    }
+
+    /// Adds full rows to level `i`, then cascades.
+    fn push(&mut self, i: usize, rows: Vec<u8>) -> Result<()> {
+        let row_len = self.row_len(i);
+        let n = (rows.len() / row_len) as u32;
+        if n == 0 {
+            return Ok(());
+        }
+        let (ch, bg) = (self.channels as u8, self.background);
+        let has_next = i + 1 < self.levels.len();
+        let level = &mut self.levels[i];
+        let y = level.rows_in;
+        for (sink, pf) in &mut level.wholes {
+            let strip = Strip::new(y, level.width, n, ch, Samples::U8(rows.clone()));
+            sink.write(raster::ops::convert_strip(strip, *pf, bg))?;
+        }
+        level.rows_in += n;
+        // Rows for the reduction: a pending row first, then these, an odd one left pending.
+        let reduce_input = if has_next {
+            let mut all = level.pending.take().unwrap_or_default();
+            all.extend_from_slice(&rows);
+            let pairs = all.len() / row_len / 2;
+            if all.len() > pairs * 2 * row_len {
+                level.pending = Some(all[pairs * 2 * row_len..].to_vec());
+                all.truncate(pairs * 2 * row_len);
+            }
+            Some(all)
+        } else {
+            None
+        };
+        if self.layout.levels[i].grid.is_some() {
+            let level = &mut self.levels[i];
+            level.band.extend_from_slice(&rows);
+            self.emit_tiles(i, false)?;
+        }
+        drop(rows);
+        if let Some(all) = reduce_input {
+            if !all.is_empty() {
+                let out_w = self.levels[i + 1].width as usize;
+                let reduced = reduce_band(&all, self.levels[i].width as usize, self.channels, out_w, false);
+                self.push(i + 1, reduced)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts every complete row of tiles out of level `i`'s band.
+    fn emit_tiles(&mut self, i: usize, last: bool) -> Result<()> {
+        let Some(grid) = self.layout.levels[i].grid else { return Ok(()) };
+        let row_len = self.row_len(i);
+        let ch = self.channels;
+        while self.levels[i].next_tile_row < grid.rows() {
+            let r = self.levels[i].next_tile_row;
+            let (top, bottom) = grid.y_span(r);
+            let level = &self.levels[i];
+            if level.rows_in < bottom && !last {
+                break;
+            }
+            for c in 0..grid.cols() {
+                let (x0, x1) = grid.x_span(c);
+                let rel = self.layout.tile_path(i, c, r);
+                let path = self.outdir.join(&rel);
+                if self.resume && path.exists() {
+                    self.tiles.as_ref().unwrap().counts.kept.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+                let (w, h) = (x1 - x0, bottom - top);
+                let (tw, th) = if self.layout.pad_tiles { (grid.tile, grid.tile) } else { (w, h) };
+                let mut pixels = vec![0u8; tw as usize * th as usize * ch];
+                for y in 0..h as usize {
+                    let src = (top - level.band_y) as usize + y;
+                    let s = &level.band[src * row_len + x0 as usize * ch..src * row_len + x1 as usize * ch];
+                    pixels[y * tw as usize * ch..y * tw as usize * ch + s.len()].copy_from_slice(s);
+                }
+                let job = TileJob { path, width: tw, height: th, channels: ch, pixels };
+                self.tiles.as_ref().unwrap().submit(job)?;
+            }
+            let level = &mut self.levels[i];
+            level.next_tile_row += 1;
+            // Keep only what the next row of tiles needs (its overlap reaches up).
+            let keep_from = if r + 1 < grid.rows() { grid.y_span(r + 1).0 } else { level.rows_in };
+            let drop_rows = (keep_from - level.band_y) as usize;
+            level.band.drain(..drop_rows * row_len);
+            level.band_y = keep_from;
+        }
+        Ok(())
+    }
+
+    /// Completes level `i` (and below): pairs a last odd row with itself
+    /// where the rounding keeps it, writes the last tiles and whole images.
+    fn finish_level(&mut self, i: usize) -> Result<()> {
+        let has_next = i + 1 < self.levels.len();
+        if has_next {
+            if let Some(row) = self.levels[i].pending.take() {
+                let next = &self.levels[i + 1];
+                if self.layout.rounding == Rounding::Ceil || next.rows_in < next.height {
+                    let out_w = next.width as usize;
+                    let reduced = reduce_band(&row, self.levels[i].width as usize, self.channels, out_w, true);
+                    self.push(i + 1, reduced)?;
+                }
+            }
+        }
+        let level = &self.levels[i];
+        if level.rows_in != level.height {
+            return Err(Error::Other(format!("internal error: level {i} got {} of {} rows", level.rows_in, level.height)));
+        }
+        self.emit_tiles(i, true)?;
+        for (sink, _) in std::mem::take(&mut self.levels[i].wholes) {
+            sink.finish()?;
+        }
+        if has_next {
+            self.finish_level(i + 1)?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for Cascade {
+    fn write(&mut self, strip: Strip) -> Result<()> {
+        let Samples::U8(v) = strip.samples else {
+            return Err(Error::Other("internal error: the cascade takes 8-bit strips".into()));
+        };
+        self.push(0, v)
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        self.finish_level(0)?;
+        self.tiles.take().unwrap().finish()
+    }
+}

@@ -1,0 +1,69 @@
+//! Tile pyramids for OpenSeadragon from one streaming pass.
+//!
+//! [`build`] takes any [`raster::Source`], plans the levels of a
+//! [`layout::Layout`], streams the image once through the level
+//! [`cascade`] (2x2 alpha-weighted reductions, one band of rows per level),
+//! encodes tiles on all cores ([`tiles`]) and writes the description files
+//! and the viewer page last, so a folder with a description is complete.
+
+pub mod cascade;
+pub mod geometry;
+pub mod layout;
+pub mod reduce;
+pub mod tiles;
+pub mod viewer;
+mod assets;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use raster::{Color, Error, PixelFormat, Result, SampleType, Source};
+
+pub use layout::{Kind, Layout, Settings};
+pub use tiles::{Counts, TileFormat};
+
+pub struct Options {
+    pub format: TileFormat,
+    pub background: Color,
+    pub skip_blank: bool,
+    pub resume: bool,
+    pub viewer: bool,
+    pub threads: usize,
+}
+
+/// The pixel format the cascade works in: 8-bit RGB, or RGBA when there is alpha.
+pub fn working_format(input: PixelFormat) -> PixelFormat {
+    PixelFormat::new(if input.has_alpha() { 4 } else { 3 }, SampleType::U8)
+}
+
+/// Builds the pyramid of `layout` from `source` into `outdir` (which must exist).
+/// `progress(rows)` is called as full-resolution rows are consumed; tile
+/// counts can be read from `counts` meanwhile.
+pub fn build(source: Box<dyn Source>, outdir: &Path, layout: Layout, opts: &Options, counts: Arc<Counts>, progress: impl FnMut(u32)) -> Result<()> {
+    let info = source.info();
+    if (info.width, info.height) != (layout.width, layout.height) {
+        return Err(Error::Other("internal error: layout planned for another size".into()));
+    }
+    let work = working_format(info.format);
+    let source = raster::ops::convert(source, work, opts.background);
+    for dir in layout.dirs() {
+        let p = outdir.join(dir);
+        match std::fs::create_dir(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+    }
+    let enc = tiles::Encoding { format: opts.format, background: opts.background, skip_blank: opts.skip_blank };
+    let writer = tiles::TileWriter::new(enc, opts.threads, counts);
+    let cascade = cascade::Cascade::new(layout.clone(), outdir, work.channels as usize, writer, opts.format, opts.background, opts.resume)?;
+    raster::run(source, Box::new(cascade), progress)?;
+    // Descriptions last: their presence says the pyramid is complete.
+    for (rel, text) in layout.descriptions() {
+        tiles::write_atomic(&outdir.join(rel), text.as_bytes())?;
+    }
+    if opts.viewer {
+        viewer::write(outdir, &layout, opts.background)?;
+    }
+    Ok(())
+}

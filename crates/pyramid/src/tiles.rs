@@ -1,0 +1,223 @@
+//! Encoding and writing tiles on all cores. The cascade cuts tiles and
+//! queues them; worker threads flatten, encode and write each one under a
+//! temporary name, then rename it, so a tile file is always complete.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Sender};
+use raster::{Color, Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TileFormat {
+    Jpeg { quality: u8 },
+    Png,
+}
+
+impl TileFormat {
+    pub fn ext(self) -> &'static str {
+        match self {
+            TileFormat::Jpeg { .. } => "jpg",
+            TileFormat::Png => "png",
+        }
+    }
+}
+
+/// One tile's pixels (8-bit RGB or RGBA, straight alpha) and where it goes.
+pub struct TileJob {
+    pub path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub channels: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// Counters shared with the workers, readable while the pyramid is built.
+#[derive(Default)]
+pub struct Counts {
+    pub written: AtomicU64,
+    /// Left out by --skip-blank.
+    pub blank: AtomicU64,
+    /// Already there (--resume).
+    pub kept: AtomicU64,
+}
+
+#[derive(Clone, Copy)]
+pub struct Encoding {
+    pub format: TileFormat,
+    pub background: Color,
+    pub skip_blank: bool,
+}
+
+pub struct TileWriter {
+    tx: Option<Sender<TileJob>>,
+    workers: Vec<JoinHandle<()>>,
+    error: Arc<Mutex<Option<Error>>>,
+    pub counts: Arc<Counts>,
+}
+
+impl TileWriter {
+    pub fn new(enc: Encoding, threads: usize, counts: Arc<Counts>) -> TileWriter {
+        let (tx, rx) = bounded::<TileJob>(256);
+        let error = Arc::new(Mutex::new(None));
+        let workers = (0..threads.max(1))
+            .map(|_| {
+                let (rx, error, counts) = (rx.clone(), error.clone(), counts.clone());
+                std::thread::spawn(move || {
+                    for job in rx {
+                        if error.lock().unwrap().is_some() {
+                            continue; // drain quietly after a failure
+                        }
+                        match write_tile(&job, &enc) {
+                            Ok(true) => counts.written.fetch_add(1, Ordering::Relaxed),
+                            Ok(false) => counts.blank.fetch_add(1, Ordering::Relaxed),
+                            Err(e) => {
+                                error.lock().unwrap().get_or_insert(e);
+                                0
+                            }
+                        };
+                    }
+                })
+            })
+            .collect();
+        TileWriter { tx: Some(tx), workers, error, counts }
+    }
+
+    fn failed(&self) -> Option<Error> {
+        self.error.lock().unwrap().take()
+    }
+
+    pub fn submit(&self, job: TileJob) -> Result<()> {
+        if let Some(e) = self.failed() {
+            return Err(e);
+        }
+        self.tx.as_ref().expect("open").send(job).map_err(|_| Error::Other("tile writers stopped".into()))
+    }
+
+    /// Waits for every queued tile.
+    pub fn finish(mut self) -> Result<()> {
+        self.tx.take();
+        for w in self.workers.drain(..) {
+            if w.join().is_err() {
+                return Err(Error::Other("a tile writer crashed".into()));
+            }
+        }
+        match self.failed() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TileWriter {
+    fn drop(&mut self) {
+        self.tx.take();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Whether every pixel is transparent, or the background colour.
+pub fn is_blank(pixels: &[u8], channels: usize, background: Color) -> bool {
+    if channels == 4 && pixels.chunks_exact(4).all(|p| p[3] == 0) {
+        return true;
+    }
+    let bg = background.0.map(|c| (c * 255.0 + 0.5) as u8);
+    pixels.chunks_exact(channels).all(|p| p[..3] == bg && (channels == 3 || p[3] == 255))
+}
+
+/// RGBA flattened onto `background` as RGB.
+pub fn flatten(pixels: &[u8], background: Color) -> Vec<u8> {
+    let bg = background.0.map(|c| c * 255.0);
+    let mut out = Vec::with_capacity(pixels.len() / 4 * 3);
+    for p in pixels.chunks_exact(4) {
+        let a = p[3] as u32;
+        if a == 255 {
+            out.extend_from_slice(&p[..3]);
+        } else {
+            for c in 0..3 {
+                let v = p[c] as f32 * a as f32 + bg[c] * (255 - a) as f32;
+                out.push((v / 255.0 + 0.5) as u8);
+            }
+        }
+    }
+    out
+}
+
+pub fn encode_jpeg(rgb: &[u8], width: u32, height: u32, quality: u8) -> std::result::Result<Vec<u8>, String> {
+    std::panic::catch_unwind(|| {
+        let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+        c.set_size(width as usize, height as usize);
+        c.set_fastest_defaults();
+        c.set_quality(quality as f32);
+        let mut s = c.start_compress(Vec::with_capacity(rgb.len() / 8)).map_err(|e| e.to_string())?;
+        s.write_scanlines(rgb).map_err(|e| e.to_string())?;
+        s.finish().map_err(|e| e.to_string())
+    })
+    .unwrap_or_else(|_| Err("JPEG encoder failed".into()))
+}
+
+pub fn encode_png(pixels: &[u8], width: u32, height: u32, channels: usize) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(pixels.len() / 2);
+    {
+        let mut enc = png::Encoder::new(&mut out, width, height);
+        enc.set_color(if channels == 4 { png::ColorType::Rgba } else { png::ColorType::Rgb });
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Fast);
+        let mut w = enc.write_header().map_err(|e| e.to_string())?;
+        w.write_image_data(pixels).map_err(|e| e.to_string())?;
+        w.finish().map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+/// Encodes and writes one tile; false if it was left out as blank.
+fn write_tile(job: &TileJob, enc: &Encoding) -> Result<bool> {
+    if enc.skip_blank && is_blank(&job.pixels, job.channels, enc.background) {
+        return Ok(false);
+    }
+    let bytes = match enc.format {
+        TileFormat::Jpeg { quality } => {
+            let flat;
+            let rgb = if job.channels == 4 {
+                flat = flatten(&job.pixels, enc.background);
+                &flat
+            } else {
+                &job.pixels
+            };
+            encode_jpeg(rgb, job.width, job.height, quality)
+        }
+        TileFormat::Png => encode_png(&job.pixels, job.width, job.height, job.channels),
+    }
+    .map_err(|m| Error::invalid(&job.path, m))?;
+    write_atomic(&job.path, &bytes)?;
+    Ok(true)
+}
+
+/// Writes `bytes` to `path` through a temporary name in the same folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = formats::output::temporary_path(path);
+    let r = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes)).and_then(|_| std::fs::rename(&tmp, path));
+    r.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_and_flatten() {
+        assert!(is_blank(&[9, 9, 9, 0, 1, 2, 3, 0], 4, Color::WHITE));
+        assert!(is_blank(&[255, 255, 255, 255], 4, Color::WHITE));
+        assert!(!is_blank(&[255, 255, 254, 255], 4, Color::WHITE));
+        assert!(is_blank(&[0, 0, 0], 3, Color([0.0; 3])));
+        assert_eq!(flatten(&[255, 0, 0, 128, 0, 0, 0, 0], Color::WHITE), vec![255, 127, 127, 255, 255, 255]);
+    }
+}
