@@ -45,6 +45,14 @@ pub enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// Cut an image into a tile pyramid and a viewer page for OpenSeadragon
+    #[command(after_help = "Layouts (what OpenSeadragon opens):\n  dzi      NAME.dzi + NAME_files/LEVEL/COL_ROW.jpg (default; 254-px tiles, overlap 1)\n  iiif3    NAME/info.json + NAME/REGION/SIZE/0/default.jpg, IIIF Image API 3 level 0 (512-px tiles)\n  iiif2    the same for IIIF Image API 2.1\n  zoomify  NAME/ImageProperties.xml + NAME/TileGroupN/L-X-Y.jpg\n  xyz      NAME/Z/X/Y.png, OpenSeadragon's openstreetmaps source (256-px PNG)\n  tms      NAME/L/X/Y.png, rows counted from the bottom, the tiledmapservice source\n  legacy   NAME/WxH.jpg, one image per level up to 8192 px a side\n  custom   NAME/{z}/{x}_{y}.jpg (see --template) + NAME.json for a custom getTileUrl\n\nOUTDIR also gets index.html and openseadragon/ (OpenSeadragon 6.1.1): open index.html,\nor serve OUTDIR with any static web server. Description files are written last.\n\nExamples:\n  giga tile pano.kro site/\n  giga tile pano.kro site/ --layout iiif3 --id https://example.org/iiif\n  giga tile pano.kro site/ --layout xyz --skip-blank\n  giga tile pano.kro site/ --resume        # after an interruption")]
+    Tile {
+        input: PathBuf,
+        outdir: PathBuf,
+        #[command(flatten)]
+        tile: TileArgs,
+    },
     /// Convert an image to another format, depth or channel layout
     #[command(after_help = "Examples:\n  giga convert pano.kro pano.tif                  # tiled, deflate\n  giga convert pano.kro pano.tif --compression none --bigtiff\n  giga convert pano16.tif pano.jpg --depth 8 --quality 92 --background black\n\nPixels are copied exactly where both formats can hold them. Alpha is flattened onto\n--background only when the output format has no alpha (JPEG) or with --no-alpha.")]
     Convert {
@@ -85,6 +93,49 @@ pub struct OutputArgs {
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: u8,
     /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct TileArgs {
+    /// Pyramid layout
+    #[arg(long, default_value = "dzi", value_parser = ["dzi", "iiif3", "iiif2", "zoomify", "xyz", "tms", "legacy", "custom"])]
+    pub layout: String,
+    /// Tile format; default jpg (png for xyz and tms, which OpenSeadragon requests as .png)
+    #[arg(long, value_parser = ["jpg", "png"])]
+    pub format: Option<String>,
+    /// Tile side in pixels (1-8192); default 254 for dzi, 512 for iiif, 256 otherwise
+    #[arg(long, value_name = "PIXELS")]
+    pub tile_size: Option<u32>,
+    /// Pixels each tile shares with its neighbours (dzi and custom only); default 1 for dzi
+    #[arg(long, value_name = "PIXELS")]
+    pub overlap: Option<u32>,
+    /// JPEG quality, 1-100
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+    /// Colour behind transparent pixels in JPEG tiles and the viewer: white, black, #rrggbb or r,g,b
+    #[arg(long, default_value = "white", value_name = "COLOR")]
+    pub background: String,
+    /// Leave out tiles that are fully transparent or entirely the background colour
+    #[arg(long)]
+    pub skip_blank: bool,
+    /// Base name of the pyramid's files; default: the input's file stem
+    #[arg(long)]
+    pub name: Option<String>,
+    /// IIIF: base URL written into info.json as id = BASE_URL/NAME
+    #[arg(long, value_name = "BASE_URL", default_value = "http://localhost:8000")]
+    pub id: String,
+    /// custom: tile path template under OUTDIR/NAME/, with {z}, {x} and {y}
+    #[arg(long, value_name = "TEMPLATE")]
+    pub template: Option<String>,
+    /// Don't write index.html and openseadragon/
+    #[arg(long)]
+    pub no_viewer: bool,
+    /// Keep tiles already written by an interrupted run
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar or summary
     #[arg(long, short)]
     pub quiet: bool,
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod progress;
+mod tile;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use raster::{Color, ImageInfo, PixelFormat, Rect, SampleType};
 use cli::{Cli, Command, OutputArgs};
 
 /// Why giga stopped: bad usage (exit 2) or a problem with the files (exit 1).
-enum Failure {
+pub(crate) enum Failure {
     Usage(String),
     Run(raster::Error),
 }
@@ -25,7 +26,7 @@ impl From<raster::Error> for Failure {
     }
 }
 
-type Result<T> = std::result::Result<T, Failure>;
+pub(crate) type Result<T> = std::result::Result<T, Failure>;
 
 fn main() -> ExitCode {
     formats::set_quiet_panics();
@@ -60,6 +61,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             transform(&input, &output, window, &out)
         }
         Command::Convert { input, output, out } => transform(&input, &output, None, &out),
+        Command::Tile { input, outdir, tile } => tile::run(&input, &outdir, &tile),
     }
 }
 

@@ -18,3 +18,17 @@ pub fn bar(total_bytes: u64, quiet: bool, label: &str) -> ProgressBar {
     pb.set_message(label.to_string());
     pb
 }
+
+/// A bar counting rows of the input, with a message (tiles done, rate).
+pub fn rows_bar(total_rows: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(Some(total_rows), ProgressDrawTarget::hidden());
+    }
+    let pb = ProgressBar::new(total_rows);
+    pb.set_style(
+        ProgressStyle::with_template("tiling [{bar:30}] {percent:>3}% {human_pos}/{human_len} rows, {msg}, ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb
+}

@@ -141,6 +141,9 @@ impl Cascade {
                 break;
             }
             for c in 0..grid.cols() {
+                if self.layout.shadowed.contains(&(i, c, r)) {
+                    continue;
+                }
                 let (x0, x1) = grid.x_span(c);
                 let rel = self.layout.tile_path(i, c, r);
                 let path = self.outdir.join(&rel);

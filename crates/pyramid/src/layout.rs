@@ -85,6 +85,11 @@ pub struct Layout {
     /// Custom layout tile template, relative to OUTDIR.
     pub template: String,
     pub rounding: Rounding,
+    /// IIIF: the sizes written as whole images (`full/SIZE/0/default.EXT`), largest first.
+    pub iiif_sizes: Vec<(u32, u32)>,
+    /// Tiles not written because a larger level already wrote the same path
+    /// (IIIF 2 names tiles by width alone, so different levels can collide).
+    pub shadowed: std::collections::HashSet<(usize, u32, u32)>,
     /// TMS tiles are always full 256x256, padded past the image.
     pub pad_tiles: bool,
     /// Cascade levels, full resolution first.
@@ -107,6 +112,7 @@ impl Layout {
         let max_side = width.max(height);
         let mut rounding = Rounding::Ceil;
         let mut pad_tiles = false;
+        let mut iiif_sizes = Vec::new();
         let grid = |w, h| Some(Grid { width: w, height: h, tile, overlap });
         let levels: Vec<LevelPlan> = match kind {
             Kind::Dzi | Kind::Custom => {
@@ -118,17 +124,24 @@ impl Layout {
                 let sizes = level_sizes(width, height, rounding, |w, h| w <= tile && h <= tile);
                 let top = sizes.len() as u32 - 1;
                 let overview = sizes.iter().position(|&(w, h)| w.max(h) <= IIIF_MAX_SIDE).unwrap_or(sizes.len() - 1);
+                let mut used = std::collections::HashSet::new();
                 sizes
                     .iter()
                     .enumerate()
                     .map(|(i, &(w, h))| {
                         let mut wholes = vec![];
-                        if i >= overview {
-                            wholes.push(iiif_size_path(kind, &s.name, w, h, width, height, &s.ext));
+                        // v2 names sizes by width alone: of levels sharing a width, the largest keeps the name.
+                        let p = iiif_size_path(kind, &s.name, w, h, width, height, &s.ext);
+                        if i >= overview && used.insert(p.clone()) {
+                            wholes.push(p);
+                            iiif_sizes.push((w, h));
                         }
                         if i == overview {
                             let full = if kind == Kind::Iiif3 { "max" } else { "full" };
-                            wholes.push(format!("{}/full/{full}/0/default.{}", s.name, s.ext));
+                            let p = format!("{}/full/{full}/0/default.{}", s.name, s.ext);
+                            if used.insert(p.clone()) {
+                                wholes.push(p);
+                            }
                         }
                         LevelPlan { width: w, height: h, number: top - i as u32, grid: grid(w, h), wholes }
                     })
@@ -138,7 +151,14 @@ impl Layout {
                 rounding = Rounding::Floor;
                 let sizes = level_sizes(width, height, rounding, |w, h| w <= tile && h <= tile);
                 let top = sizes.len() as u32 - 1;
-                sizes.iter().enumerate().map(|(i, &(w, h))| LevelPlan { width: w, height: h, number: top - i as u32, grid: grid(w, h), wholes: vec![] }).collect()
+                // OpenSeadragon halves without a floor of 1 px: a tier with a zero side has no tiles.
+                let zero_from = |full: u32| (0..sizes.len()).find(|&i| full >> i == 0).unwrap_or(usize::MAX);
+                let zero = zero_from(width).min(zero_from(height));
+                sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(w, h))| LevelPlan { width: w, height: h, number: top - i as u32, grid: if i >= zero { None } else { grid(w, h) }, wholes: vec![] })
+                    .collect()
             }
             Kind::Xyz => {
                 if tile != 256 {
@@ -209,6 +229,8 @@ impl Layout {
             id: s.id.trim_end_matches('/').to_string(),
             template,
             rounding,
+            iiif_sizes,
+            shadowed: Default::default(),
             pad_tiles,
             levels,
         };
@@ -218,6 +240,33 @@ impl Layout {
                 let p = layout.tile_path(i, 0, 0);
                 layout.levels[i].wholes.retain(|w| *w != p);
             }
+        }
+        if kind == Kind::Iiif2 {
+            // Tiles first (OpenSeadragon needs them), larger levels first; then whole sizes.
+            let mut seen = std::collections::HashSet::new();
+            for i in 0..layout.levels.len() {
+                let g = layout.levels[i].grid.unwrap();
+                for row in 0..g.rows() {
+                    for col in 0..g.cols() {
+                        if !seen.insert(layout.tile_path(i, col, row)) {
+                            layout.shadowed.insert((i, col, row));
+                        }
+                    }
+                }
+            }
+            for level in &mut layout.levels {
+                level.wholes.retain(|w| seen.insert(w.clone()));
+            }
+            // A size is listed only if its file holds that level.
+            let valid: Vec<(u32, u32)> = (0..layout.levels.len())
+                .filter(|&i| {
+                    let l = &layout.levels[i];
+                    let p = iiif_size_path(kind, &layout.name, l.width, l.height, width, height, &layout.ext);
+                    l.wholes.contains(&p) || (layout.tile_path(i, 0, 0) == p && !layout.shadowed.contains(&(i, 0, 0)))
+                })
+                .map(|i| (layout.levels[i].width, layout.levels[i].height))
+                .collect();
+            layout.iiif_sizes.retain(|s| valid.contains(s));
         }
         Ok(layout)
     }
@@ -315,7 +364,7 @@ impl Layout {
 
     /// Number of tiles in the whole pyramid.
     pub fn tile_count(&self) -> u64 {
-        self.levels.iter().filter_map(|l| l.grid).map(|g| g.cols() as u64 * g.rows() as u64).sum()
+        self.levels.iter().filter_map(|l| l.grid).map(|g| g.cols() as u64 * g.rows() as u64).sum::<u64>() - self.shadowed.len() as u64
     }
 
     /// The description files (path relative to OUTDIR, contents), written last.
@@ -345,9 +394,7 @@ impl Layout {
         let (w, h) = (self.width, self.height);
         let scale_factors: Vec<u64> = (0..self.levels.len()).map(|i| 1u64 << i).collect();
         // Sizes that exist as whole images, smallest first.
-        let mut sizes: Vec<serde_json::Value> =
-            self.levels.iter().filter(|l| l.width.max(l.height) <= IIIF_MAX_SIDE).map(|l| json!({"width": l.width, "height": l.height})).collect();
-        sizes.reverse();
+        let sizes: Vec<serde_json::Value> = self.iiif_sizes.iter().rev().map(|&(w, h)| json!({"width": w, "height": h})).collect();
         let overview = self.levels.iter().find(|l| l.width.max(l.height) <= IIIF_MAX_SIDE).unwrap_or(self.levels.last().unwrap());
         let limit = (w, h) != (overview.width, overview.height);
         let tiles = json!([{"width": self.tile, "height": self.tile, "scaleFactors": scale_factors}]);

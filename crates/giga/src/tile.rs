@@ -1,0 +1,103 @@
+//! `giga tile`: checks the arguments, plans the layout, runs the pyramid
+//! build with a progress bar, and reports.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pyramid::{Counts, Kind, Layout, Options, Settings, TileFormat};
+use raster::Color;
+
+use crate::cli::TileArgs;
+use crate::{Failure, Result};
+
+pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
+    let usage = |m: String| Failure::Usage(m);
+    let kind = Kind::parse(&args.layout).ok_or_else(|| usage(format!("unknown layout {:?}", args.layout)))?;
+    let (default_tile, default_overlap) = kind.defaults();
+    let tile = args.tile_size.unwrap_or(default_tile);
+    let overlap = args.overlap.unwrap_or(default_overlap);
+    if tile == 0 || tile > 8192 {
+        return Err(usage(format!("--tile-size {tile} must be between 1 and 8192")));
+    }
+    if overlap >= tile {
+        return Err(usage(format!("--overlap {overlap} must be smaller than the tile size {tile}")));
+    }
+    if overlap > 0 && !matches!(kind, Kind::Dzi | Kind::Custom) {
+        return Err(usage(format!("--overlap is for the dzi and custom layouts; {} tiles don't overlap", args.layout)));
+    }
+    let ext = args.format.clone().unwrap_or_else(|| kind.default_format().to_string());
+    if matches!(kind, Kind::Xyz | Kind::Tms) && ext != "png" {
+        return Err(usage(format!("the {} layout needs --format png: OpenSeadragon requests its tiles as .png", args.layout)));
+    }
+    let format = match ext.as_str() {
+        "png" => TileFormat::Png,
+        _ => TileFormat::Jpeg { quality: args.quality },
+    };
+    let background = Color::parse(&args.background)
+        .ok_or_else(|| usage(format!("--background {:?} is not a colour (white, black, #rrggbb or r,g,b)", args.background)))?;
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into()),
+    };
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(usage(format!("--name {name:?} must be a plain file name")));
+    }
+
+    let opened = formats::open(input)?;
+    for w in opened.source.warnings() {
+        eprintln!("giga: warning: {w}");
+    }
+    let info = opened.source.info();
+    let settings = Settings { name: name.clone(), tile, overlap, ext: ext.clone(), id: args.id.clone(), template: args.template.clone() };
+    let layout = Layout::plan(kind, info.width, info.height, &settings).map_err(|m| raster::Error::invalid(input, m))?;
+    prepare_outdir(outdir)?;
+
+    let counts = Arc::new(Counts::default());
+    let total_tiles = layout.tile_count();
+    let levels = layout.levels.len();
+    let pb = crate::progress::rows_bar(info.height as u64, args.quiet);
+    let start = Instant::now();
+    let c = counts.clone();
+    let opts = Options {
+        format,
+        background,
+        skip_blank: args.skip_blank,
+        resume: args.resume,
+        viewer: !args.no_viewer,
+        threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+    };
+    pyramid::build(opened.source, outdir, layout, &opts, counts.clone(), |rows| {
+        pb.inc(rows as u64);
+        let done = c.written.load(Ordering::Relaxed) + c.blank.load(Ordering::Relaxed) + c.kept.load(Ordering::Relaxed);
+        let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-3);
+        pb.set_message(format!("{done}/{total_tiles} tiles, {rate:.0} tiles/s"));
+    })?;
+    pb.finish_and_clear();
+    if !args.quiet {
+        let secs = start.elapsed().as_secs_f64();
+        let (w, b, k) = (counts.written.load(Ordering::Relaxed), counts.blank.load(Ordering::Relaxed), counts.kept.load(Ordering::Relaxed));
+        let mut extra = String::new();
+        if b > 0 {
+            extra += &format!(", {b} blank left out");
+        }
+        if k > 0 {
+            extra += &format!(", {k} kept from before");
+        }
+        eprintln!("giga: {w} tiles in {levels} levels{extra}, {secs:.1} s ({:.0} tiles/s) -> {}", w as f64 / secs.max(1e-3), outdir.display());
+        if !args.no_viewer {
+            eprintln!("giga: open {}", outdir.join("index.html").display());
+        }
+    }
+    Ok(())
+}
+
+/// Creates OUTDIR if needed and checks that it can be written, before any tile is.
+fn prepare_outdir(outdir: &Path) -> Result<()> {
+    std::fs::create_dir_all(outdir).map_err(|e| raster::Error::io(outdir, e))?;
+    let probe = outdir.join(format!(".giga-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| raster::Error::io(outdir, e))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
