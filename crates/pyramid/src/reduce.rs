@@ -18,6 +18,13 @@ pub fn reduce_rows(top: &[u8], bottom: &[u8], width: usize, channels: usize, out
             let a = channels - 1;
             let weights = px.map(|p| p[a] as u32);
             let total: u32 = weights.iter().sum();
+            if total == 4 * 255 {
+                // Opaque, the common case: a plain average, no division.
+                for c in 0..channels {
+                    o[c] = ((px[0][c] as u32 + px[1][c] as u32 + px[2][c] as u32 + px[3][c] as u32 + 2) >> 2) as u8;
+                }
+                continue;
+            }
             o[a] = ((total + 2) / 4) as u8;
             for c in 0..a {
                 o[c] = if total == 0 {

@@ -132,16 +132,15 @@ pub fn is_blank(pixels: &[u8], channels: usize, background: Color) -> bool {
 
 /// RGBA flattened onto `background` as RGB.
 pub fn flatten(pixels: &[u8], background: Color) -> Vec<u8> {
-    let bg = background.0.map(|c| c * 255.0);
-    let mut out = Vec::with_capacity(pixels.len() / 4 * 3);
-    for p in pixels.chunks_exact(4) {
+    let bg = background.0.map(|c| (c * 255.0 + 0.5) as u32);
+    let mut out = vec![0u8; pixels.len() / 4 * 3];
+    for (o, p) in out.chunks_exact_mut(3).zip(pixels.chunks_exact(4)) {
         let a = p[3] as u32;
         if a == 255 {
-            out.extend_from_slice(&p[..3]);
+            o.copy_from_slice(&p[..3]);
         } else {
             for c in 0..3 {
-                let v = p[c] as f32 * a as f32 + bg[c] * (255 - a) as f32;
-                out.push((v / 255.0 + 0.5) as u8);
+                o[c] = ((p[c] as u32 * a + bg[c] * (255 - a) + 127) / 255) as u8;
             }
         }
     }
@@ -198,8 +197,43 @@ fn write_tile(job: &TileJob, enc: &Encoding) -> Result<bool> {
     Ok(true)
 }
 
-/// Writes `bytes` to `path` through a temporary name in the same folder.
+/// Writes `bytes` to `path` so that the name appears only with the whole
+/// file behind it: an unnamed file (O_TMPFILE) linked in when complete, one
+/// directory operation per tile; where the file system lacks O_TMPFILE, a
+/// temporary name and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    match write_linked(path, bytes) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // linkat won't replace: fall back to the rename, which does.
+            write_renamed(path, bytes)
+        }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)) => {
+            write_renamed(path, bytes)
+        }
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn write_linked(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut f = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_TMPFILE).mode(0o644).open(dir)?;
+    f.write_all(bytes)?;
+    let src = CString::new(format!("/proc/self/fd/{}", f.as_raw_fd())).unwrap();
+    let dst = CString::new(path.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    // SAFETY: both are valid NUL-terminated paths; linkat only reads them.
+    let r = unsafe { libc::linkat(libc::AT_FDCWD, src.as_ptr(), libc::AT_FDCWD, dst.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn write_renamed(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = formats::output::temporary_path(path);
     let r = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes)).and_then(|_| std::fs::rename(&tmp, path));
     r.map_err(|e| {
