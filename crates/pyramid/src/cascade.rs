@@ -99,33 +99,48 @@ impl Cascade {
             sink.write(raster::ops::convert_strip(strip, *pf, bg))?;
         }
         level.rows_in += n;
-        // Rows for the reduction: a pending row first, then these, an odd one left pending.
-        let reduce_input = if has_next {
-            let mut all = level.pending.take().unwrap_or_default();
-            all.extend_from_slice(&rows);
-            let pairs = all.len() / row_len / 2;
-            if all.len() > pairs * 2 * row_len {
-                level.pending = Some(all[pairs * 2 * row_len..].to_vec());
-                all.truncate(pairs * 2 * row_len);
-            }
-            Some(all)
-        } else {
-            None
-        };
         if self.layout.levels[i].grid.is_some() {
-            let level = &mut self.levels[i];
             level.band.extend_from_slice(&rows);
             self.emit_tiles(i, false)?;
         }
-        drop(rows);
-        if let Some(all) = reduce_input {
-            if !all.is_empty() {
-                let out_w = self.levels[i + 1].width as usize;
-                let reduced = reduce_band(&all, self.levels[i].width as usize, self.channels, out_w, false);
+        if has_next {
+            let reduced = self.reduce_into_next(i, &rows);
+            drop(rows);
+            if !reduced.is_empty() {
                 self.push(i + 1, reduced)?;
             }
         }
         Ok(())
+    }
+
+    /// Reduces `rows` of level `i` (after any row left pending) into rows of
+    /// level `i + 1`, leaving a last unpaired row pending. Copies only that
+    /// one pending row, never the strip.
+    fn reduce_into_next(&mut self, i: usize, rows: &[u8]) -> Vec<u8> {
+        let row_len = self.row_len(i);
+        let (w, ch) = (self.levels[i].width as usize, self.channels);
+        let out_w = self.levels[i + 1].width as usize;
+        let mut rows = rows;
+        let mut out = Vec::new();
+        if let Some(mut first) = self.levels[i].pending.take() {
+            first.extend_from_slice(&rows[..row_len]);
+            out = reduce_band(&first, w, ch, out_w, false);
+            rows = &rows[row_len..];
+        }
+        let n = rows.len() / row_len;
+        if n % 2 == 1 {
+            self.levels[i].pending = Some(rows[(n - 1) * row_len..].to_vec());
+            rows = &rows[..(n - 1) * row_len];
+        }
+        if !rows.is_empty() {
+            let more = reduce_band(rows, w, ch, out_w, false);
+            if out.is_empty() {
+                out = more;
+            } else {
+                out.extend_from_slice(&more);
+            }
+        }
+        out
     }
 
     /// Cuts every complete row of tiles out of level `i`'s band.
@@ -153,12 +168,14 @@ impl Cascade {
                 }
                 let (w, h) = (x1 - x0, bottom - top);
                 let (tw, th) = if self.layout.pad_tiles { (grid.tile, grid.tile) } else { (w, h) };
-                let mut pixels = vec![0u8; tw as usize * th as usize * ch];
+                let mut pixels = Vec::with_capacity(tw as usize * th as usize * ch);
                 for y in 0..h as usize {
                     let src = (top - level.band_y) as usize + y;
-                    let s = &level.band[src * row_len + x0 as usize * ch..src * row_len + x1 as usize * ch];
-                    pixels[y * tw as usize * ch..y * tw as usize * ch + s.len()].copy_from_slice(s);
+                    pixels.extend_from_slice(&level.band[src * row_len + x0 as usize * ch..src * row_len + x1 as usize * ch]);
+                    // Padded tiles (TMS) are transparent past the image.
+                    pixels.resize((y + 1) * tw as usize * ch, 0);
                 }
+                pixels.resize(tw as usize * th as usize * ch, 0);
                 let job = TileJob { path, width: tw, height: th, channels: ch, pixels };
                 self.tiles.as_ref().unwrap().submit(job)?;
             }

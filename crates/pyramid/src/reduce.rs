@@ -8,6 +8,26 @@ use rayon::prelude::*;
 /// holds `out_width` pixels. A last odd column is paired with itself.
 pub fn reduce_rows(top: &[u8], bottom: &[u8], width: usize, channels: usize, out: &mut [u8]) {
     let out_width = out.len() / channels;
+    if channels == 4 {
+        // The common case, RGBA: whole opaque pixel pairs take a fast path.
+        let full = (width / 2).min(out_width);
+        for ((o, t), b) in out.chunks_exact_mut(4).zip(top.chunks_exact(8)).zip(bottom.chunks_exact(8)).take(full) {
+            if t[3] & t[7] & b[3] & b[7] == 255 {
+                for c in 0..3 {
+                    o[c] = ((t[c] as u32 + t[c + 4] as u32 + b[c] as u32 + b[c + 4] as u32 + 2) >> 2) as u8;
+                }
+                o[3] = 255;
+            } else {
+                reduce_pixel(&[&t[..4], &t[4..], &b[..4], &b[4..]], 4, o);
+            }
+        }
+        if out_width > full {
+            let x = 2 * full;
+            let (t, b) = (&top[x * 4..x * 4 + 4], &bottom[x * 4..x * 4 + 4]);
+            reduce_pixel(&[t, t, b, b], 4, &mut out[full * 4..full * 4 + 4]);
+        }
+        return;
+    }
     let alpha = channels == 2 || channels == 4;
     for ox in 0..out_width {
         let x0 = 2 * ox;
@@ -40,6 +60,22 @@ pub fn reduce_rows(top: &[u8], bottom: &[u8], width: usize, channels: usize, out
                 o[c] = ((sum + 2) / 4) as u8;
             }
         }
+    }
+}
+
+/// One output pixel from four input pixels, alpha last.
+fn reduce_pixel(px: &[&[u8]; 4], channels: usize, o: &mut [u8]) {
+    let a = channels - 1;
+    let weights = px.map(|p| p[a] as u32);
+    let total: u32 = weights.iter().sum();
+    o[a] = ((total + 2) / 4) as u8;
+    for c in 0..a {
+        o[c] = if total == 0 {
+            0
+        } else {
+            let sum: u32 = px.iter().zip(weights).map(|(p, w)| p[c] as u32 * w).sum();
+            ((sum + total / 2) / total) as u8
+        };
     }
 }
 

@@ -61,7 +61,8 @@ pub struct TileWriter {
 
 impl TileWriter {
     pub fn new(enc: Encoding, threads: usize, counts: Arc<Counts>) -> TileWriter {
-        let (tx, rx) = bounded::<TileJob>(256);
+        // A few tiles per worker keep the cores busy; more would only hold memory.
+        let (tx, rx) = bounded::<TileJob>(8 * threads.max(1));
         let error = Arc::new(Mutex::new(None));
         let workers = (0..threads.max(1))
             .map(|_| {
@@ -71,7 +72,7 @@ impl TileWriter {
                         if error.lock().unwrap().is_some() {
                             continue; // drain quietly after a failure
                         }
-                        match write_tile(&job, &enc) {
+                        match write_tile(job, &enc) {
                             Ok(true) => counts.written.fetch_add(1, Ordering::Relaxed),
                             Ok(false) => counts.blank.fetch_add(1, Ordering::Relaxed),
                             Err(e) => {
@@ -147,14 +148,33 @@ pub fn flatten(pixels: &[u8], background: Color) -> Vec<u8> {
     out
 }
 
+/// Composites RGBA onto `background` in place (alpha is left as it was).
+pub fn flatten_in_place(pixels: &mut [u8], background: Color) {
+    let bg = background.0.map(|c| (c * 255.0 + 0.5) as u32);
+    for p in pixels.chunks_exact_mut(4) {
+        let a = p[3] as u32;
+        if a != 255 {
+            for c in 0..3 {
+                p[c] = ((p[c] as u32 * a + bg[c] * (255 - a) + 127) / 255) as u8;
+            }
+        }
+    }
+}
+
 pub fn encode_jpeg(rgb: &[u8], width: u32, height: u32, quality: u8) -> std::result::Result<Vec<u8>, String> {
+    encode_jpeg_with(rgb, width, height, quality, mozjpeg::ColorSpace::JCS_RGB)
+}
+
+/// JPEG from RGB (`JCS_RGB`) or RGBA whose alpha is ignored (`JCS_EXT_RGBA`).
+pub fn encode_jpeg_with(pixels: &[u8], width: u32, height: u32, quality: u8, space: mozjpeg::ColorSpace) -> std::result::Result<Vec<u8>, String> {
     std::panic::catch_unwind(|| {
-        let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+        let mut c = mozjpeg::Compress::new(space);
         c.set_size(width as usize, height as usize);
         c.set_fastest_defaults();
         c.set_quality(quality as f32);
-        let mut s = c.start_compress(Vec::with_capacity(rgb.len() / 8)).map_err(|e| e.to_string())?;
-        s.write_scanlines(rgb).map_err(|e| e.to_string())?;
+        c.set_color_space(mozjpeg::ColorSpace::JCS_YCbCr);
+        let mut s = c.start_compress(Vec::with_capacity(pixels.len() / 8)).map_err(|e| e.to_string())?;
+        s.write_scanlines(pixels).map_err(|e| e.to_string())?;
         s.finish().map_err(|e| e.to_string())
     })
     .unwrap_or_else(|_| Err("JPEG encoder failed".into()))
@@ -175,21 +195,18 @@ pub fn encode_png(pixels: &[u8], width: u32, height: u32, channels: usize) -> st
 }
 
 /// Encodes and writes one tile; false if it was left out as blank.
-fn write_tile(job: &TileJob, enc: &Encoding) -> Result<bool> {
+fn write_tile(mut job: TileJob, enc: &Encoding) -> Result<bool> {
     if enc.skip_blank && is_blank(&job.pixels, job.channels, enc.background) {
         return Ok(false);
     }
     let bytes = match enc.format {
-        TileFormat::Jpeg { quality } => {
-            let flat;
-            let rgb = if job.channels == 4 {
-                flat = flatten(&job.pixels, enc.background);
-                &flat
-            } else {
-                &job.pixels
-            };
-            encode_jpeg(rgb, job.width, job.height, quality)
+        TileFormat::Jpeg { quality } if job.channels == 4 => {
+            // libjpeg reads RGBA directly (ignoring alpha): flatten in place, no copy.
+            let mut px = std::mem::take(&mut job.pixels);
+            flatten_in_place(&mut px, enc.background);
+            encode_jpeg_with(&px, job.width, job.height, quality, mozjpeg::ColorSpace::JCS_EXT_RGBA)
         }
+        TileFormat::Jpeg { quality } => encode_jpeg(&job.pixels, job.width, job.height, quality),
         TileFormat::Png => encode_png(&job.pixels, job.width, job.height, job.channels),
     }
     .map_err(|m| Error::invalid(&job.path, m))?;

@@ -1,0 +1,102 @@
+"""Benchmark: `giga tile` beside libvips' dzsave on the same generated
+400-megapixel RGBA KRO, in one run, tools alternating: DZI 254/1 and 256/0,
+JPEG quality 85, alpha flattened onto white (the Debian vips CLI can't
+flatten on the fly and gets black; see docs/benchmarks.md). Prints median
+wall time, peak RSS, tiles per second and giga's time ratio to each peer,
+and the floor (read once + JPEG-encode every tile / cores, + creating the
+tile files) measured by crates/pyramid/examples/floor.rs."""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+GIGA = str(ROOT / "target" / "release" / "giga")
+FLOOR = str(ROOT / "target" / "release" / "examples" / "floor")
+PY = sys.executable
+
+PYVIPS = """
+import sys, pyvips
+src, out, w, h, t, o = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
+im = pyvips.Image.rawload(src, w, h, 4, offset=20).copy(interpretation="srgb")
+im.dzsave(out, tile_size=t, overlap=o, Q=85)
+"""
+
+
+def measure(cmd):
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    dt = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{p.stderr.read().decode()}")
+    return dt, usage.ru_maxrss / 1024
+
+
+def count_tiles(d):
+    return sum(1 for p in Path(d).rglob("*") if p.suffix in (".jpg", ".jpeg"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--width", type=int, default=20000)
+    ap.add_argument("--height", type=int, default=20000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--dir", default=str(ROOT / "bench-out"))
+    ap.add_argument("--keep", action="store_true")
+    a = ap.parse_args()
+    d = Path(a.dir)
+    d.mkdir(parents=True, exist_ok=True)
+    w, h = a.width, a.height
+    src = d / f"pano-{w}x{h}.kro"
+    if not src.exists():
+        print(f"generating {src.name} ({w * h / 1e6:.0f} MP RGBA) from real photos ...", flush=True)
+        subprocess.run([PY, str(HERE / "mosaic.py"), str(src), "--width", str(w), "--height", str(h)], check=True)
+    subprocess.run(["cat", str(src)], stdout=subprocess.DEVNULL, check=True)
+    out = d / "tiles"
+    vips_v = subprocess.run(["vips", "--version"], capture_output=True, text=True).stdout.strip()
+    try:
+        pyv = subprocess.run([PY, "-c", "import pyvips; print('%d.%d' % (pyvips.version(0), pyvips.version(1)))"], capture_output=True, text=True, check=True).stdout.strip()
+    except subprocess.CalledProcessError:
+        pyv = None
+
+    for tile, overlap in [(254, 1), (256, 0)]:
+        floor = json.loads(subprocess.run([FLOOR, str(src), str(tile), "85"], capture_output=True, text=True, check=True).stdout)
+        tools = {
+            "giga": [GIGA, "tile", str(src), str(out), "--tile-size", str(tile), "--overlap", str(overlap), "--quality", "85", "--no-viewer", "--quiet"],
+            f"vips CLI ({vips_v})": ["vips", "rawload", str(src), f"{out}/pano.dz[container=fs,tile-size={tile},overlap={overlap},suffix=.jpg[Q=85]]", str(w), str(h), "4", "--offset", "20", "--interpretation", "srgb"],
+        }
+        if pyv:
+            tools[f"pyvips (libvips {pyv})"] = [PY, "-c", PYVIPS, str(src), str(out / "pano"), str(w), str(h), str(tile), str(overlap)]
+        runs = {k: [] for k in tools}
+        for _ in range(a.reps):
+            for name, cmd in tools.items():
+                shutil.rmtree(out, ignore_errors=True)
+                out.mkdir()
+                t, m = measure(cmd)
+                runs[name].append((t, m, count_tiles(out)))
+        shutil.rmtree(out, ignore_errors=True)
+        print(f"\nDZI {tile}/{overlap}, JPEG Q85, {w}x{h} RGBA  (median of {a.reps}, {os.cpu_count()} cores)")
+        print(f"{'tool':<30} {'wall s':>8} {'peak RSS MB':>12} {'tiles':>7} {'tiles/s':>8} {'giga time / tool':>17}")
+        g = statistics.median(r[0] for r in runs["giga"])
+        for name, r in runs.items():
+            t = statistics.median(x[0] for x in r)
+            m = statistics.median(x[1] for x in r)
+            n = r[0][2]
+            print(f"{name:<30} {t:>8.2f} {m:>12.0f} {n:>7} {n / t:>8.0f} {('-' if name == 'giga' else f'{g / t:.2f}'):>17}")
+        print(f"{'floor: read + encode / cores':<30} {floor['floor_s']:>8.2f}   (read {floor['read_s']:.2f} s, encode {floor['encode_all_s']:.2f} s at {floor['encode_mp_per_s']} MP/s/core)")
+        print(f"{'floor + creating the files':<30} {floor['floor_with_files_s']:>8.2f}   (creating {floor['tiles']} files: {floor['create_files_s']:.2f} s)")
+        print(f"giga / floor: {g / floor['floor_s']:.2f}, giga / floor with files: {g / floor['floor_with_files_s']:.2f}", flush=True)
+    print("(peak RSS includes mapped file pages: pyvips' rawload maps the whole input)")
+    if not a.keep:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
