@@ -37,3 +37,12 @@ def test_rss_independent_of_height(tmp_path, ext):
     # 8x the pixels; allow 25% + 16 MB of noise, far below the 8x a whole-image tool needs.
     assert tall < short * 1.25 + 16, f"short {short:.0f} MB, tall {tall:.0f} MB"
     assert tall < 300
+
+
+def test_tile_rss_independent_of_height(tmp_path):
+    w = 8000
+    sparse_kro(tmp_path / "short.kro", w, 1000)
+    sparse_kro(tmp_path / "tall.kro", w, 8000)
+    short = peak_rss_mb(["tile", tmp_path / "short.kro", tmp_path / "a", "--quiet", "--no-viewer"])
+    tall = peak_rss_mb(["tile", tmp_path / "tall.kro", tmp_path / "b", "--quiet", "--no-viewer"])
+    assert tall < short * 1.25 + 16, f"short {short:.0f} MB, tall {tall:.0f} MB"
