@@ -228,6 +228,7 @@ def test_resume_gives_the_same_files(tmp_path):
         (["--tile-size", "64", "--overlap", "64"], "smaller than the tile size"),
         (["--layout", "mosaic"], "invalid value"),
         (["--format", "gif"], "invalid value"),
+        (["--layout", "legacy", "--format", "webp"], "offered for the dzi"),
         (["--layout", "xyz", "--format", "jpg"], "needs --format png"),
         (["--layout", "tms", "--format", "jpg"], "needs --format png"),
         (["--layout", "zoomify", "--overlap", "1"], "don't overlap"),
@@ -247,3 +248,15 @@ def test_unwritable_outdir(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     r = giga("tile", tmp_path / "in.kro", tmp_path / "file" / "out", check=False)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "file/out" in r.stderr
+
+
+def test_webp_tiles_keep_alpha(tmp_path):
+    a = source_image(300, 200)
+    a[:, :100, 3] = 0
+    write_kro(tmp_path / "in.kro", a)
+    giga("tile", tmp_path / "in.kro", tmp_path / "w", "--format", "webp", "--quality", "95", "--quiet")
+    assert 'Format="webp"' in (tmp_path / "w/in.dzi").read_text()
+    t = Image.open(tmp_path / "w/in_files/9/0_0.webp")
+    assert t.format == "WEBP" and t.mode == "RGBA" and t.size == (255, 200)
+    px = np.asarray(t)
+    assert (px[:, :95, 3] == 0).all() and (px[:, 110:, 3] > 0).any()

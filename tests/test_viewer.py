@@ -114,6 +114,20 @@ def test_viewer_draws_the_image(tmp_path, panorama, layout):
     assert d_zoom < 6, f"zoomed view differs by {d_zoom:.1f}"
 
 
+def test_viewer_with_webp_tiles(tmp_path, panorama):
+    kro, flat = panorama
+    out = tmp_path / "site"
+    giga("tile", kro, out, "--format", "webp", "--quiet")
+    server = Server(out)
+    try:
+        info = view(server.url + "/index.html", tmp_path / "webp")
+    finally:
+        server.close()
+    assert info["errors"] == []
+    assert compare(tmp_path / "webp-home.png", info["home"], flat, (0, 0, W, H)) < 6
+    assert compare(tmp_path / "webp-zoomed.png", info["zoomed"], flat, (0, 0, W, H)) < 6
+
+
 def test_viewer_from_a_local_folder(tmp_path, panorama):
     kro, flat = panorama
     out = tmp_path / "site"

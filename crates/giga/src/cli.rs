@@ -102,8 +102,9 @@ pub struct TileArgs {
     /// Pyramid layout
     #[arg(long, default_value = "dzi", value_parser = ["dzi", "iiif3", "iiif2", "zoomify", "xyz", "tms", "legacy", "custom"])]
     pub layout: String,
-    /// Tile format; default jpg (png for xyz and tms, which OpenSeadragon requests as .png)
-    #[arg(long, value_parser = ["jpg", "png"])]
+    /// Tile format: jpg (flattened onto --background), png or webp (lossy, keeping alpha; dzi, zoomify
+    /// and custom only); default jpg, png for xyz and tms (OpenSeadragon requests .png there)
+    #[arg(long, value_parser = ["jpg", "png", "webp"])]
     pub format: Option<String>,
     /// Tile side in pixels (1-8192); default 254 for dzi, 512 for iiif, 256 otherwise
     #[arg(long, value_name = "PIXELS")]
@@ -111,7 +112,7 @@ pub struct TileArgs {
     /// Pixels each tile shares with its neighbours (dzi and custom only); default 1 for dzi
     #[arg(long, value_name = "PIXELS")]
     pub overlap: Option<u32>,
-    /// JPEG quality, 1-100
+    /// JPEG and WebP quality, 1-100
     #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: u8,
     /// Colour behind transparent pixels in JPEG tiles and the viewer: white, black, #rrggbb or r,g,b

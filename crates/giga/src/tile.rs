@@ -31,8 +31,12 @@ pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
     if matches!(kind, Kind::Xyz | Kind::Tms) && ext != "png" {
         return Err(usage(format!("the {} layout needs --format png: OpenSeadragon requests its tiles as .png", args.layout)));
     }
+    if ext == "webp" && !matches!(kind, Kind::Dzi | Kind::Zoomify | Kind::Custom) {
+        return Err(usage(format!("--format webp is offered for the dzi, zoomify and custom layouts; {} needs jpg or png", args.layout)));
+    }
     let format = match ext.as_str() {
         "png" => TileFormat::Png,
+        "webp" => TileFormat::Webp { quality: args.quality },
         _ => TileFormat::Jpeg { quality: args.quality },
     };
     let background = Color::parse(&args.background)

@@ -53,9 +53,10 @@ impl Cascade {
             let mut wholes = Vec::new();
             for rel in &plan.wholes {
                 let path = outdir.join(rel);
+                // Whole-level images have no WebP writer: they are PNG then (keeping alpha).
                 let (fmt, pf) = match format {
                     TileFormat::Jpeg { .. } => (formats::Format::Jpeg, PixelFormat::new(3, SampleType::U8)),
-                    TileFormat::Png => (formats::Format::Png, PixelFormat::new(channels as u8, SampleType::U8)),
+                    TileFormat::Png | TileFormat::Webp { .. } => (formats::Format::Png, PixelFormat::new(channels as u8, SampleType::U8)),
                 };
                 let info = ImageInfo { width: plan.width, height: plan.height, format: pf };
                 let quality = match format {
