@@ -53,6 +53,25 @@ pub enum Command {
         #[command(flatten)]
         tile: TileArgs,
     },
+    /// Crop to the largest rectangle without transparent pixels
+    #[command(after_help = "Examples:\n  giga autocrop pano.kro pano-cropped.tif\n  giga autocrop pano.kro --print                 # prints X,Y,W,H for giga crop --rect\n  giga autocrop pano.kro print.tif --aspect 3:2 --threshold 0.5\n\nOne streaming pass finds the rectangle (memory: a few bytes per column), a second writes it\n(from KRO, reading only the window). Ties: the larger area, then the topmost, then the\nleftmost rectangle; with --aspect the rectangle is exactly that ratio.")]
+    Autocrop {
+        input: PathBuf,
+        /// Where to write the crop (not needed with --print)
+        #[arg(required_unless_present = "print")]
+        output: Option<PathBuf>,
+        /// Pixels count as opaque when alpha >= this fraction of full (0..1; default: fully opaque only)
+        #[arg(long, default_value_t = 1.0, value_name = "FRACTION")]
+        threshold: f64,
+        /// Only rectangles of this width:height ratio, e.g. 16:9
+        #[arg(long, value_name = "W:H")]
+        aspect: Option<String>,
+        /// Print the rectangle as X,Y,W,H instead of writing a crop
+        #[arg(long)]
+        print: bool,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
     /// Convert an image to another format, depth or channel layout
     #[command(after_help = "Examples:\n  giga convert pano.kro pano.tif                  # tiled, deflate\n  giga convert pano.kro pano.tif --compression none --bigtiff\n  giga convert pano16.tif pano.jpg --depth 8 --quality 92 --background black\n\nPixels are copied exactly where both formats can hold them. Alpha is flattened onto\n--background only when the output format has no alpha (JPEG) or with --no-alpha.")]
     Convert {

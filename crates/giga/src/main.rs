@@ -62,6 +62,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Convert { input, output, out } => transform(&input, &output, None, &out),
         Command::Tile { input, outdir, tile } => tile::run(&input, &outdir, &tile),
+        Command::Autocrop { input, output, threshold, aspect, print, out } => autocrop(&input, output.as_deref(), threshold, aspect.as_deref(), print, &out),
     }
 }
 
@@ -103,6 +104,39 @@ fn info(path: &Path, json: bool) -> Result<()> {
         eprintln!("giga: warning: {w}");
     }
     Ok(())
+}
+
+fn autocrop(input: &Path, output: Option<&Path>, threshold: f64, aspect: Option<&str>, print: bool, args: &OutputArgs) -> Result<()> {
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(Failure::Usage(format!("--threshold {threshold} must be between 0 and 1")));
+    }
+    let aspect = match aspect {
+        Some(a) => Some(fill::Aspect::parse(a).ok_or_else(|| Failure::Usage(format!("--aspect {a:?} must be W:H, e.g. 16:9")))?),
+        None => None,
+    };
+    if let Some(out) = output {
+        if same_file(input, out) {
+            return Err(Failure::Usage(format!("{}: the output is the input; giga never overwrites its input", out.display())));
+        }
+    }
+    let opened = formats::open(input)?;
+    let info = opened.source.info();
+    if !info.format.has_alpha() {
+        eprintln!("giga: note: {} has no alpha channel: the whole image is opaque", input.display());
+    }
+    let pb = progress::bar(info.height as u64 * info.row_bytes() as u64, args.quiet || print, "finding the rectangle");
+    let row_bytes = info.row_bytes() as u64;
+    let rect = fill::largest_rectangle(opened.source, threshold, aspect, |rows| pb.inc(rows as u64 * row_bytes))?;
+    pb.finish_and_clear();
+    let rect = rect.ok_or_else(|| raster::Error::invalid(input, "no pixel is opaque enough: there is nothing to keep"))?;
+    if print {
+        println!("{rect}");
+        if output.is_none() {
+            return Ok(());
+        }
+    }
+    let window = Window::Pixels([rect.x as f64, rect.y as f64, rect.width as f64, rect.height as f64]);
+    transform(input, output.expect("required without --print"), Some(window), args)
 }
 
 fn human_bytes(n: u64) -> String {

@@ -1,0 +1,290 @@
+//! The largest axis-aligned rectangle without transparent pixels, found row
+//! by row: each column's count of opaque pixels ending at the current row is
+//! a histogram, and the largest rectangle under a histogram takes one stack
+//! pass. Every rectangle inside the opaque area lies inside one of the
+//! maximal rectangles the stack pass visits, so fitting an aspect ratio into
+//! each of those finds the largest rectangle of that ratio too.
+//!
+//! Ties: the larger area wins; among equal areas the topmost, then the
+//! leftmost. With an aspect ratio the rectangle sits at the top-left of the
+//! maximal rectangle it was fitted into.
+
+use raster::{Rect, Result, Samples, Source, Strip};
+
+/// A width:height ratio, reduced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Aspect {
+    pub w: u32,
+    pub h: u32,
+}
+
+impl Aspect {
+    pub fn parse(s: &str) -> Option<Aspect> {
+        let (a, b) = s.split_once(':')?;
+        let (w, h): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        if w == 0 || h == 0 {
+            return None;
+        }
+        let g = gcd(w, h);
+        Some(Aspect { w: w / g, h: h / g })
+    }
+
+    /// The largest rectangle of this ratio inside `w` x `h`.
+    fn fit(self, w: u32, h: u32) -> (u32, u32) {
+        let k = (w / self.w).min(h / self.h);
+        (k * self.w, k * self.h)
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Tracks the best rectangle as rows arrive.
+pub struct Finder {
+    width: u32,
+    heights: Vec<u32>,
+    y: u32,
+    aspect: Option<Aspect>,
+    best: Option<Rect>,
+    stack: Vec<(u32, u32)>,
+}
+
+fn better(a: &Rect, b: &Option<Rect>) -> bool {
+    match b {
+        None => true,
+        Some(b) => {
+            let (aa, ba) = (a.width as u64 * a.height as u64, b.width as u64 * b.height as u64);
+            aa > ba || (aa == ba && (a.y, a.x) < (b.y, b.x))
+        }
+    }
+}
+
+impl Finder {
+    pub fn new(width: u32, aspect: Option<Aspect>) -> Finder {
+        Finder { width, heights: vec![0; width as usize], y: 0, aspect, best: None, stack: Vec::new() }
+    }
+
+    /// Adds one row: `opaque[x]` says whether pixel x counts as opaque.
+    pub fn push_row(&mut self, opaque: impl Iterator<Item = bool>) {
+        for (h, o) in self.heights.iter_mut().zip(opaque) {
+            *h = if o { *h + 1 } else { 0 };
+        }
+        let bottom = self.y;
+        self.y += 1;
+        // Stack of (start column, height), heights increasing.
+        let mut stack = std::mem::take(&mut self.stack);
+        stack.clear();
+        for x in 0..=self.width {
+            let h = if x < self.width { self.heights[x as usize] } else { 0 };
+            let mut start = x;
+            while let Some(&(s, sh)) = stack.last() {
+                if sh < h {
+                    break;
+                }
+                stack.pop();
+                // Maximal rectangle: columns s..x, height sh, bottom row `bottom`
+                // (skipped when it can't beat the best: its area only shrinks with an aspect).
+                if sh > 0 && (sh as u64 * (x - s) as u64) >= self.best_area() {
+                    self.consider(s, x - s, sh, bottom);
+                }
+                start = s;
+            }
+            if stack.last().is_none_or(|&(_, sh)| sh < h) {
+                stack.push((start, h));
+            }
+        }
+        self.stack = stack;
+    }
+
+    /// A maximal rectangle: columns `x..x + w`, rows `bottom + 1 - h..=bottom`.
+    fn consider(&mut self, x: u32, w: u32, h: u32, bottom: u32) {
+        let top = bottom + 1 - h;
+        let (w, h) = match self.aspect {
+            Some(a) => a.fit(w, h),
+            None => (w, h),
+        };
+        if w == 0 || h == 0 {
+            return;
+        }
+        let r = Rect { x, y: top, width: w, height: h };
+        if better(&r, &self.best) {
+            self.best = Some(r);
+        }
+    }
+
+    fn best_area(&self) -> u64 {
+        self.best.map_or(1, |b| b.width as u64 * b.height as u64)
+    }
+
+    /// The best rectangle so far, or `None` if no pixel is opaque.
+    pub fn best(&self) -> Option<Rect> {
+        self.best
+    }
+}
+
+/// Pushes every row of `strip` into `f`: a pixel counts as opaque when its
+/// alpha is at least `threshold` (0..1) of full.
+fn push_strip(f: &mut Finder, strip: &Strip, threshold: f64) {
+    let c = strip.channels as usize;
+    let n = strip.width as usize;
+    let alpha = strip.format().has_alpha();
+    for row in 0..strip.height as usize {
+        let start = row * n * c;
+        let a = start + c - 1;
+        match &strip.samples {
+            _ if !alpha => f.push_row(std::iter::repeat_n(true, n)),
+            Samples::U8(v) => {
+                let t = (threshold * 255.0).ceil() as u8;
+                f.push_row(v[a..].iter().step_by(c).take(n).map(|&x| x >= t))
+            }
+            Samples::U16(v) => {
+                let t = (threshold * 65535.0).ceil() as u16;
+                f.push_row(v[a..].iter().step_by(c).take(n).map(|&x| x >= t))
+            }
+            Samples::F32(v) => f.push_row(v[a..].iter().step_by(c).take(n).map(|&x| x as f64 >= threshold)),
+        }
+    }
+}
+
+/// Streams `source` and returns the largest rectangle whose alpha is at
+/// least `threshold` (1.0: fully opaque only). Images without alpha are
+/// opaque everywhere. Reading runs on its own thread, beside the search.
+pub fn largest_rectangle(source: Box<dyn Source>, threshold: f64, aspect: Option<Aspect>, mut progress: impl FnMut(u32)) -> Result<Option<Rect>> {
+    let info = source.info();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Strip>>(2);
+    let reader = std::thread::spawn(move || {
+        let mut source = source;
+        loop {
+            match source.next_strip() {
+                Ok(Some(s)) => {
+                    if tx.send(Ok(s)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    let mut f = Finder::new(info.width, aspect);
+    let mut result = Ok(());
+    for item in rx.iter() {
+        match item {
+            Ok(strip) => {
+                push_strip(&mut f, &strip, threshold);
+                progress(strip.height);
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    drop(rx);
+    let _ = reader.join();
+    result.map(|_| f.best())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn run(mask: &[Vec<bool>], aspect: Option<Aspect>) -> Option<Rect> {
+        let mut f = Finder::new(mask[0].len() as u32, aspect);
+        for row in mask {
+            f.push_row(row.iter().copied());
+        }
+        f.best()
+    }
+
+    /// Every rectangle, checked pixel by pixel, same tie rule.
+    fn brute(mask: &[Vec<bool>], aspect: Option<Aspect>) -> Option<Rect> {
+        let (h, w) = (mask.len() as u32, mask[0].len() as u32);
+        let mut best: Option<Rect> = None;
+        for y in 0..h {
+            for x in 0..w {
+                for rh in 1..=h - y {
+                    for rw in 1..=w - x {
+                        if let Some(a) = aspect {
+                            if rw * a.h != rh * a.w {
+                                continue;
+                            }
+                        }
+                        let ok = (y..y + rh).all(|yy| (x..x + rw).all(|xx| mask[yy as usize][xx as usize]));
+                        let r = Rect { x, y, width: rw, height: rh };
+                        if ok && better(&r, &best) {
+                            best = Some(r);
+                        }
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    fn area(r: Option<Rect>) -> u64 {
+        r.map_or(0, |r| r.width as u64 * r.height as u64)
+    }
+
+    fn mask_from(s: &[&str]) -> Vec<Vec<bool>> {
+        s.iter().map(|r| r.chars().map(|c| c == '#').collect()).collect()
+    }
+
+    #[test]
+    fn classic_shapes() {
+        let l = mask_from(&["#...", "#...", "####", "####"]);
+        assert_eq!(run(&l, None), Some(Rect { x: 0, y: 2, width: 4, height: 2 }));
+        let ring = mask_from(&["#####", "#...#", "#...#", "#####"]);
+        assert_eq!(run(&ring, None), Some(Rect { x: 0, y: 0, width: 5, height: 1 }));
+        let empty = mask_from(&["...", "..."]);
+        assert_eq!(run(&empty, None), None);
+        let full = mask_from(&["###", "###"]);
+        assert_eq!(run(&full, Some(Aspect::parse("1:1").unwrap())), Some(Rect { x: 0, y: 0, width: 2, height: 2 }));
+    }
+
+    #[test]
+    fn wavy_border() {
+        // A panorama-like mask: opaque between two sine curves.
+        let (w, h) = (60, 30);
+        let mask: Vec<Vec<bool>> = (0..h)
+            .map(|y| (0..w).map(|x| {
+                let top = 4.0 + 3.0 * (x as f64 / 7.0).sin();
+                let bottom = 25.0 + 3.0 * (x as f64 / 5.0).cos();
+                (y as f64) >= top && (y as f64) < bottom && x > 2 && x < 57
+            }).collect())
+            .collect();
+        assert_eq!(run(&mask, None), brute(&mask, None));
+    }
+
+    proptest! {
+        #[test]
+        fn matches_brute_force(w in 1usize..9, h in 1usize..9, bits in proptest::collection::vec(prop::bool::weighted(0.75), 81)) {
+            let mask: Vec<Vec<bool>> = (0..h).map(|y| (0..w).map(|x| bits[y * 9 + x]).collect()).collect();
+            prop_assert_eq!(run(&mask, None), brute(&mask, None));
+        }
+
+        #[test]
+        fn aspect_area_matches_brute_force(w in 1usize..9, h in 1usize..9, aw in 1u32..4, ah in 1u32..4,
+                                           bits in proptest::collection::vec(prop::bool::weighted(0.8), 81)) {
+            let mask: Vec<Vec<bool>> = (0..h).map(|y| (0..w).map(|x| bits[y * 9 + x]).collect()).collect();
+            let a = Aspect::parse(&format!("{aw}:{ah}"));
+            let got = run(&mask, a);
+            // The area is optimal and the rectangle really is opaque and of that ratio.
+            prop_assert_eq!(area(got), area(brute(&mask, a)));
+            if let Some(r) = got {
+                let a = a.unwrap();
+                prop_assert_eq!(r.width * a.h, r.height * a.w);
+                for y in r.y..r.y + r.height {
+                    for x in r.x..r.x + r.width {
+                        prop_assert!(mask[y as usize][x as usize]);
+                    }
+                }
+            }
+        }
+    }
+}
