@@ -53,6 +53,17 @@ pub enum Command {
         #[command(flatten)]
         tile: TileArgs,
     },
+    /// Paint transparent areas with a smooth continuation of the colour around them
+    #[command(after_help = "Examples:\n  giga fill pano.kro pano-filled.tif\n  giga fill pano.kro pano-filled.png --keep-alpha\n\nPush-pull in premultiplied colour: holes of any size get the surrounding colour, smoothly.\nOpaque pixels are copied bit for bit; partly transparent ones are blended with the fill by\ntheir alpha. The input is read twice (once to analyse, once to write); memory stays bounded,\nno temporary files are needed.")]
+    Fill {
+        input: PathBuf,
+        output: PathBuf,
+        /// Keep the original alpha (only the colour under it changes); default: opaque output
+        #[arg(long)]
+        keep_alpha: bool,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
     /// Crop to the largest rectangle without transparent pixels
     #[command(after_help = "Examples:\n  giga autocrop pano.kro pano-cropped.tif\n  giga autocrop pano.kro --print                 # prints X,Y,W,H for giga crop --rect\n  giga autocrop pano.kro print.tif --aspect 3:2 --threshold 0.5\n\nOne streaming pass finds the rectangle (memory: a few bytes per column), a second writes it\n(from KRO, reading only the window). Ties: the larger area, then the topmost, then the\nleftmost rectangle; with --aspect the rectangle is exactly that ratio.")]
     Autocrop {
@@ -155,6 +166,9 @@ pub struct TileArgs {
     /// Keep tiles already written by an interrupted run
     #[arg(long)]
     pub resume: bool,
+    /// Fill transparent areas first (as `giga fill`, streamed straight into the tiles)
+    #[arg(long)]
+    pub fill: bool,
     /// No progress bar or summary
     #[arg(long, short)]
     pub quiet: bool,

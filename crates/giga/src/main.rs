@@ -62,6 +62,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Convert { input, output, out } => transform(&input, &output, None, &out),
         Command::Tile { input, outdir, tile } => tile::run(&input, &outdir, &tile),
+        Command::Fill { input, output, keep_alpha, out } => fill_command(&input, &output, keep_alpha, &out),
         Command::Autocrop { input, output, threshold, aspect, print, out } => autocrop(&input, output.as_deref(), threshold, aspect.as_deref(), print, &out),
     }
 }
@@ -104,6 +105,36 @@ fn info(path: &Path, json: bool) -> Result<()> {
         eprintln!("giga: warning: {w}");
     }
     Ok(())
+}
+
+/// Opens `input` for filling: the filled stream, or the input itself (with a note) when there is nothing to fill.
+pub(crate) fn open_filled(input: &Path, keep_alpha: bool, quiet: bool) -> Result<Box<dyn raster::Source>> {
+    let first = formats::open(input)?.source;
+    let second = formats::open(input)?.source;
+    let info = first.info();
+    let pb = progress::bar(info.height as u64 * info.row_bytes() as u64, quiet, "analysing");
+    let row_bytes = info.row_bytes() as u64;
+    let outcome = fill::fill(first, second, keep_alpha, |rows| pb.inc(rows as u64 * row_bytes)).map_err(|e| match e {
+        raster::Error::Other(m) => raster::Error::invalid(input, m),
+        e => e,
+    })?;
+    pb.finish_and_clear();
+    Ok(match outcome {
+        fill::Outcome::Filled(s) => s,
+        fill::Outcome::Opaque => {
+            let why = if info.format.has_alpha() { "no transparent pixel" } else { "no alpha channel" };
+            eprintln!("giga: note: {} has {why}: nothing to fill, copied unchanged", input.display());
+            formats::open(input)?.source
+        }
+    })
+}
+
+fn fill_command(input: &Path, output: &Path, keep_alpha: bool, args: &OutputArgs) -> Result<()> {
+    if same_file(input, output) {
+        return Err(Failure::Usage(format!("{}: the output is the input; giga never overwrites its input", output.display())));
+    }
+    let source = open_filled(input, keep_alpha, args.quiet)?;
+    write_source(input, source, output, args)
 }
 
 fn autocrop(input: &Path, output: Option<&Path>, threshold: f64, aspect: Option<&str>, print: bool, args: &OutputArgs) -> Result<()> {
@@ -224,6 +255,21 @@ fn transform(input: &Path, output: &Path, window: Option<Window>, args: &OutputA
         })?;
         source = raster::crop(source, rect);
     }
+    let _ = (format, background); // checked above, before any reading
+    write_source(input, source, output, args)
+}
+
+/// Converts `source` to what the output format and options ask for, and writes it.
+fn write_source(input: &Path, mut source: Box<dyn raster::Source>, output: &Path, args: &OutputArgs) -> Result<()> {
+    let format = match &args.format {
+        Some(name) => Format::from_name(name).ok_or_else(|| Failure::Usage(format!("unknown --format {name:?} (kro, tif, psd, psb, png, jpg, ppm)")))?,
+        None => Format::from_path(output).ok_or_else(|| {
+            Failure::Usage(format!("{}: can't tell the output format from the extension; use .kro .tif .psd .psb .png .jpg .ppm or --format", output.display()))
+        })?,
+    };
+    let background = Color::parse(&args.background)
+        .ok_or_else(|| Failure::Usage(format!("--background {:?} is not a colour (white, black, #rrggbb or r,g,b)", args.background)))?;
+    let in_name = formats::open(input).map(|o| o.format.name()).unwrap_or("image");
     let info = source.info();
     let target = target_format(info.format, format, args);
     source = raster::ops::convert(source, target, background);
@@ -243,7 +289,7 @@ fn transform(input: &Path, output: &Path, window: Option<Window>, args: &OutputA
     };
     let sink = formats::create(output, format, &out_info, &opts)?;
     let total = out_info.height as u64 * out_info.row_bytes() as u64;
-    let pb = progress::bar(total, args.quiet, &format!("{} -> {}", opened.format.name(), format.name()));
+    let pb = progress::bar(total, args.quiet, &format!("{in_name} -> {}", format.name()));
     let row_bytes = out_info.row_bytes() as u64;
     raster::run(source, sink, |rows| pb.inc(rows as u64 * row_bytes))?;
     pb.finish_and_clear();

@@ -54,6 +54,8 @@ pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
         eprintln!("giga: warning: {w}");
     }
     let info = opened.source.info();
+    // --fill: analyse first (one read), then the filled stream feeds the tiles (a second read).
+    let source = if args.fill { crate::open_filled(input, false, args.quiet)? } else { opened.source };
     let settings = Settings { name: name.clone(), tile, overlap, ext: ext.clone(), id: args.id.clone(), template: args.template.clone() };
     let layout = Layout::plan(kind, info.width, info.height, &settings).map_err(|m| raster::Error::invalid(input, m))?;
     prepare_outdir(outdir)?;
@@ -72,7 +74,7 @@ pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
         viewer: !args.no_viewer,
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
     };
-    pyramid::build(opened.source, outdir, layout, &opts, counts.clone(), |rows| {
+    pyramid::build(source, outdir, layout, &opts, counts.clone(), |rows| {
         pb.inc(rows as u64);
         let done = c.written.load(Ordering::Relaxed) + c.blank.load(Ordering::Relaxed) + c.kept.load(Ordering::Relaxed);
         let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-3);
