@@ -70,6 +70,17 @@ impl Finder {
         for (h, o) in self.heights.iter_mut().zip(opaque) {
             *h = if o { *h + 1 } else { 0 };
         }
+        self.scan_row();
+    }
+
+    /// Adds one row given as its column heights (opaque run lengths ending at this row).
+    pub fn push_heights(&mut self, heights: &[u32]) {
+        self.heights.copy_from_slice(heights);
+        self.scan_row();
+    }
+
+    /// The stack pass over the current heights.
+    fn scan_row(&mut self) {
         let bottom = self.y;
         self.y += 1;
         // Stack of (start column, height), heights increasing.
@@ -123,42 +134,54 @@ impl Finder {
     }
 }
 
-/// Pushes every row of `strip` into `f`: a pixel counts as opaque when its
-/// alpha is at least `threshold` (0..1) of full.
-fn push_strip(f: &mut Finder, strip: &Strip, threshold: f64) {
+/// Updates the column heights with every row of `strip` (a pixel counts as
+/// opaque when its alpha is at least `threshold` of full) and hands each
+/// row's heights to `emit`.
+fn heights_of_strip(heights: &mut [u32], strip: &Strip, threshold: f64, mut emit: impl FnMut(&[u32])) {
     let c = strip.channels as usize;
     let n = strip.width as usize;
     let alpha = strip.format().has_alpha();
     for row in 0..strip.height as usize {
-        let start = row * n * c;
-        let a = start + c - 1;
+        let px = row * n * c..(row + 1) * n * c;
+        fn update<T: Copy>(heights: &mut [u32], px: &[T], c: usize, opaque: impl Fn(T) -> bool) {
+            for (h, p) in heights.iter_mut().zip(px.chunks_exact(c)) {
+                *h = if opaque(p[c - 1]) { *h + 1 } else { 0 };
+            }
+        }
         match &strip.samples {
-            _ if !alpha => f.push_row(std::iter::repeat_n(true, n)),
+            _ if !alpha => heights.iter_mut().for_each(|h| *h += 1),
             Samples::U8(v) => {
                 let t = (threshold * 255.0).ceil() as u8;
-                f.push_row(v[a..].iter().step_by(c).take(n).map(|&x| x >= t))
+                update(heights, &v[px], c, |a| a >= t)
             }
             Samples::U16(v) => {
                 let t = (threshold * 65535.0).ceil() as u16;
-                f.push_row(v[a..].iter().step_by(c).take(n).map(|&x| x >= t))
+                update(heights, &v[px], c, |a| a >= t)
             }
-            Samples::F32(v) => f.push_row(v[a..].iter().step_by(c).take(n).map(|&x| x as f64 >= threshold)),
+            Samples::F32(v) => update(heights, &v[px], c, |a| a as f64 >= threshold),
         }
+        emit(heights);
     }
 }
 
 /// Streams `source` and returns the largest rectangle whose alpha is at
 /// least `threshold` (1.0: fully opaque only). Images without alpha are
-/// opaque everywhere. Reading runs on its own thread, beside the search.
+/// opaque everywhere. Two threads: one reads and updates the column
+/// heights, the other runs the stack search over each row's heights.
 pub fn largest_rectangle(source: Box<dyn Source>, threshold: f64, aspect: Option<Aspect>, mut progress: impl FnMut(u32)) -> Result<Option<Rect>> {
     let info = source.info();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Strip>>(2);
+    let width = info.width as usize;
+    // Batches of rows' heights, so the channel isn't touched per row.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Vec<u32>, u32)>>(4);
     let reader = std::thread::spawn(move || {
         let mut source = source;
+        let mut heights = vec![0u32; width];
         loop {
             match source.next_strip() {
                 Ok(Some(s)) => {
-                    if tx.send(Ok(s)).is_err() {
+                    let mut batch = Vec::with_capacity(width * s.height as usize);
+                    heights_of_strip(&mut heights, &s, threshold, |h| batch.extend_from_slice(h));
+                    if tx.send(Ok((batch, s.height))).is_err() {
                         return;
                     }
                 }
@@ -174,9 +197,11 @@ pub fn largest_rectangle(source: Box<dyn Source>, threshold: f64, aspect: Option
     let mut result = Ok(());
     for item in rx.iter() {
         match item {
-            Ok(strip) => {
-                push_strip(&mut f, &strip, threshold);
-                progress(strip.height);
+            Ok((batch, rows)) => {
+                for h in batch.chunks_exact(width) {
+                    f.push_heights(h);
+                }
+                progress(rows);
             }
             Err(e) => {
                 result = Err(e);
