@@ -5,31 +5,12 @@ the newest libvips from PyPI) on the same generated panorama, in one run.
 Tools alternate within each repetition; the figures are the median wall time
 and the median peak RSS (wait4's ru_maxrss, which counts the file pages a
 tool maps: vips' rawload maps the input). Run it with scripts/bench."""
-import argparse
 import os
 import shutil
 import statistics
 import subprocess
-import sys
-import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-GIGA = str(ROOT / "target" / "release" / "giga")
-PY = sys.executable
-
-
-def measure(cmd, env=None):
-    """Runs cmd; returns (seconds, peak RSS in MB)."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(p.pid, 0)
-    dt = time.perf_counter() - t
-    err = p.stderr.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{err}")
-    return dt, usage.ru_maxrss / 1024
+from common import GIGA, PY, measure, panorama, parser
 
 
 def have_pyvips():
@@ -54,26 +35,12 @@ pyvips.Image.rawload(src, w, h, 4, offset=20).crop(x, y, 1000, 1000).tiffsave(ou
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--width", type=int, default=20000)
-    ap.add_argument("--height", type=int, default=20000)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--dir", default=str(ROOT / "bench-out"))
-    ap.add_argument("--keep", action="store_true", help="keep the generated panorama")
-    a = ap.parse_args()
-
-    d = Path(a.dir)
-    d.mkdir(parents=True, exist_ok=True)
-    src = d / f"pano-{a.width}x{a.height}.kro"
-    if not src.exists():
-        print(f"generating {src.name} ({a.width * a.height / 1e6:.0f} MP RGBA, {a.width * a.height * 4 / 1e9:.1f} GB) from real photos ...", flush=True)
-        subprocess.run([PY, str(HERE / "mosaic.py"), str(src), "--width", str(a.width), "--height", str(a.height)], check=True)
+    a = parser(__doc__).parse_args()
+    d, src = panorama(a)
     w, h = a.width, a.height
     out = d / "out.tif"
     vips_version = subprocess.run(["vips", "--version"], capture_output=True, text=True).stdout.strip()
     gdal_version = subprocess.run(["gdal_translate", "--version"], capture_output=True, text=True).stdout.strip().split(",")[0]
-    # Read the input once so every tool starts from the page cache.
-    subprocess.run(["cat", str(src)], stdout=subprocess.DEVNULL, check=True)
 
     convert = {
         "giga": [GIGA, "convert", str(src), str(out), "--bigtiff", "--quiet"],

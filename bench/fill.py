@@ -4,47 +4,19 @@ megapixels per second. There is no streaming peer for either (libvips and
 GDAL hold or re-read regions; GDAL's FillNodata is an inverse-distance fill
 in memory), so the figures stand against the issue's targets: fill >= 40
 MP/s, autocrop at disk read speed, peak RSS < 500 MB."""
-import argparse
 import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-GIGA = str(ROOT / "target" / "release" / "giga")
-PY = sys.executable
-
-
-def measure(cmd):
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    dt = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{p.stderr.read().decode()}")
-    return dt, usage.ru_maxrss / 1024
+from common import GIGA, measure, panorama, parser
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--width", type=int, default=20000)
-    ap.add_argument("--height", type=int, default=20000)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--dir", default=str(ROOT / "bench-out"))
-    ap.add_argument("--keep", action="store_true")
-    a = ap.parse_args()
-    d = Path(a.dir)
-    d.mkdir(parents=True, exist_ok=True)
+    a = parser(__doc__).parse_args()
+    d, src = panorama(a)
     w, h = a.width, a.height
-    src = d / f"pano-{w}x{h}.kro"
-    if not src.exists():
-        print(f"generating {src.name} ({w * h / 1e6:.0f} MP RGBA) from real photos ...", flush=True)
-        subprocess.run([PY, str(HERE / "mosaic.py"), str(src), "--width", str(w), "--height", str(h)], check=True)
-    subprocess.run(["cat", str(src)], stdout=subprocess.DEVNULL, check=True)
     t0 = time.perf_counter()
     subprocess.run(["cat", str(src)], stdout=subprocess.DEVNULL, check=True)
     read = time.perf_counter() - t0

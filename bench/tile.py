@@ -5,21 +5,16 @@ flatten on the fly and gets black; see docs/benchmarks.md). Prints median
 wall time, peak RSS, tiles per second and giga's time ratio to each peer,
 and the floor (read once + JPEG-encode every tile / cores, + creating the
 tile files) measured by crates/pyramid/examples/floor.rs."""
-import argparse
 import json
 import os
 import shutil
 import statistics
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-GIGA = str(ROOT / "target" / "release" / "giga")
+from common import GIGA, PY, ROOT, measure, panorama, parser
+
 FLOOR = str(ROOT / "target" / "release" / "examples" / "floor")
-PY = sys.executable
 
 PYVIPS = """
 import sys, pyvips
@@ -29,36 +24,14 @@ im.dzsave(out, tile_size=t, overlap=o, Q=85)
 """
 
 
-def measure(cmd):
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    dt = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{p.stderr.read().decode()}")
-    return dt, usage.ru_maxrss / 1024
-
-
 def count_tiles(d):
     return sum(1 for p in Path(d).rglob("*") if p.suffix in (".jpg", ".jpeg"))
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--width", type=int, default=20000)
-    ap.add_argument("--height", type=int, default=20000)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--dir", default=str(ROOT / "bench-out"))
-    ap.add_argument("--keep", action="store_true")
-    a = ap.parse_args()
-    d = Path(a.dir)
-    d.mkdir(parents=True, exist_ok=True)
+    a = parser(__doc__).parse_args()
+    d, src = panorama(a)
     w, h = a.width, a.height
-    src = d / f"pano-{w}x{h}.kro"
-    if not src.exists():
-        print(f"generating {src.name} ({w * h / 1e6:.0f} MP RGBA) from real photos ...", flush=True)
-        subprocess.run([PY, str(HERE / "mosaic.py"), str(src), "--width", str(w), "--height", str(h)], check=True)
-    subprocess.run(["cat", str(src)], stdout=subprocess.DEVNULL, check=True)
     out = d / "tiles"
     vips_v = subprocess.run(["vips", "--version"], capture_output=True, text=True).stdout.strip()
     try:

@@ -130,11 +130,9 @@ pub(crate) fn open_filled(input: &Path, keep_alpha: bool, quiet: bool) -> Result
 }
 
 fn fill_command(input: &Path, output: &Path, keep_alpha: bool, args: &OutputArgs) -> Result<()> {
-    if same_file(input, output) {
-        return Err(Failure::Usage(format!("{}: the output is the input; giga never overwrites its input", output.display())));
-    }
+    let choice = output_choice(input, output, args)?;
     let source = open_filled(input, keep_alpha, args.quiet)?;
-    write_source(input, source, output, args)
+    write_source("filled", source, output, choice, args)
 }
 
 fn autocrop(input: &Path, output: Option<&Path>, threshold: f64, aspect: Option<&str>, print: bool, args: &OutputArgs) -> Result<()> {
@@ -146,9 +144,7 @@ fn autocrop(input: &Path, output: Option<&Path>, threshold: f64, aspect: Option<
         None => None,
     };
     if let Some(out) = output {
-        if same_file(input, out) {
-            return Err(Failure::Usage(format!("{}: the output is the input; giga never overwrites its input", out.display())));
-        }
+        output_choice(input, out, args)?;
     }
     let opened = formats::open(input)?;
     let info = opened.source.info();
@@ -230,8 +226,9 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Reads `input`, optionally crops it, converts it to what the output wants and writes `output`.
-fn transform(input: &Path, output: &Path, window: Option<Window>, args: &OutputArgs) -> Result<()> {
+/// The output format and background colour the options ask for, checked
+/// (with the output not being the input) before anything is read.
+fn output_choice(input: &Path, output: &Path, args: &OutputArgs) -> Result<(Format, Color)> {
     let format = match &args.format {
         Some(name) => Format::from_name(name).ok_or_else(|| Failure::Usage(format!("unknown --format {name:?} (kro, tif, psd, psb, png, jpg, ppm)")))?,
         None => Format::from_path(output).ok_or_else(|| {
@@ -243,6 +240,12 @@ fn transform(input: &Path, output: &Path, window: Option<Window>, args: &OutputA
     if same_file(input, output) {
         return Err(Failure::Usage(format!("{}: the output is the input; giga never overwrites its input", output.display())));
     }
+    Ok((format, background))
+}
+
+/// Reads `input`, optionally crops it, converts it to what the output wants and writes `output`.
+fn transform(input: &Path, output: &Path, window: Option<Window>, args: &OutputArgs) -> Result<()> {
+    let choice = output_choice(input, output, args)?;
     let opened = formats::open(input)?;
     let mut source = opened.source;
     for w in source.warnings() {
@@ -255,21 +258,11 @@ fn transform(input: &Path, output: &Path, window: Option<Window>, args: &OutputA
         })?;
         source = raster::crop(source, rect);
     }
-    let _ = (format, background); // checked above, before any reading
-    write_source(input, source, output, args)
+    write_source(opened.format.name(), source, output, choice, args)
 }
 
 /// Converts `source` to what the output format and options ask for, and writes it.
-fn write_source(input: &Path, mut source: Box<dyn raster::Source>, output: &Path, args: &OutputArgs) -> Result<()> {
-    let format = match &args.format {
-        Some(name) => Format::from_name(name).ok_or_else(|| Failure::Usage(format!("unknown --format {name:?} (kro, tif, psd, psb, png, jpg, ppm)")))?,
-        None => Format::from_path(output).ok_or_else(|| {
-            Failure::Usage(format!("{}: can't tell the output format from the extension; use .kro .tif .psd .psb .png .jpg .ppm or --format", output.display()))
-        })?,
-    };
-    let background = Color::parse(&args.background)
-        .ok_or_else(|| Failure::Usage(format!("--background {:?} is not a colour (white, black, #rrggbb or r,g,b)", args.background)))?;
-    let in_name = formats::open(input).map(|o| o.format.name()).unwrap_or("image");
+fn write_source(from: &str, mut source: Box<dyn raster::Source>, output: &Path, (format, background): (Format, Color), args: &OutputArgs) -> Result<()> {
     let info = source.info();
     let target = target_format(info.format, format, args);
     source = raster::ops::convert(source, target, background);
@@ -289,7 +282,7 @@ fn write_source(input: &Path, mut source: Box<dyn raster::Source>, output: &Path
     };
     let sink = formats::create(output, format, &out_info, &opts)?;
     let total = out_info.height as u64 * out_info.row_bytes() as u64;
-    let pb = progress::bar(total, args.quiet, &format!("{in_name} -> {}", format.name()));
+    let pb = progress::bar(total, args.quiet, &format!("{from} -> {}", format.name()));
     let row_bytes = out_info.row_bytes() as u64;
     raster::run(source, sink, |rows| pb.inc(rows as u64 * row_bytes))?;
     pb.finish_and_clear();

@@ -35,25 +35,7 @@ pub fn reduce_rows(top: &[u8], bottom: &[u8], width: usize, channels: usize, out
         let px = [&top[x0 * channels..], &top[x1 * channels..], &bottom[x0 * channels..], &bottom[x1 * channels..]];
         let o = &mut out[ox * channels..(ox + 1) * channels];
         if alpha {
-            let a = channels - 1;
-            let weights = px.map(|p| p[a] as u32);
-            let total: u32 = weights.iter().sum();
-            if total == 4 * 255 {
-                // Opaque, the common case: a plain average, no division.
-                for c in 0..channels {
-                    o[c] = ((px[0][c] as u32 + px[1][c] as u32 + px[2][c] as u32 + px[3][c] as u32 + 2) >> 2) as u8;
-                }
-                continue;
-            }
-            o[a] = ((total + 2) / 4) as u8;
-            for c in 0..a {
-                o[c] = if total == 0 {
-                    0
-                } else {
-                    let sum: u32 = px.iter().zip(weights).map(|(p, w)| p[c] as u32 * w).sum();
-                    ((sum + total / 2) / total) as u8
-                };
-            }
+            reduce_pixel(&[px[0], px[1], px[2], px[3]], channels, o);
         } else {
             for c in 0..channels {
                 let sum: u32 = px.iter().map(|p| p[c] as u32).sum();
@@ -68,6 +50,13 @@ fn reduce_pixel(px: &[&[u8]; 4], channels: usize, o: &mut [u8]) {
     let a = channels - 1;
     let weights = px.map(|p| p[a] as u32);
     let total: u32 = weights.iter().sum();
+    if total == 4 * 255 {
+        // Opaque: a plain average, no division.
+        for c in 0..channels {
+            o[c] = ((px[0][c] as u32 + px[1][c] as u32 + px[2][c] as u32 + px[3][c] as u32 + 2) >> 2) as u8;
+        }
+        return;
+    }
     o[a] = ((total + 2) / 4) as u8;
     for c in 0..a {
         o[c] = if total == 0 {

@@ -1,0 +1,46 @@
+"""What the benchmarks share: arguments, the generated panorama, and running
+a command while measuring its wall time and peak RSS (wait4's ru_maxrss)."""
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+GIGA = str(ROOT / "target" / "release" / "giga")
+PY = sys.executable
+
+
+def parser(doc):
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--width", type=int, default=20000)
+    ap.add_argument("--height", type=int, default=20000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--dir", default=str(ROOT / "bench-out"))
+    ap.add_argument("--keep", action="store_true", help="keep the generated panorama")
+    return ap
+
+
+def panorama(a):
+    """The generated RGBA KRO for the arguments (made once), read once so it sits in the page cache."""
+    d = Path(a.dir)
+    d.mkdir(parents=True, exist_ok=True)
+    src = d / f"pano-{a.width}x{a.height}.kro"
+    if not src.exists():
+        print(f"generating {src.name} ({a.width * a.height / 1e6:.0f} MP RGBA, {a.width * a.height * 4 / 1e9:.1f} GB) from real photos ...", flush=True)
+        subprocess.run([PY, str(HERE / "mosaic.py"), str(src), "--width", str(a.width), "--height", str(a.height)], check=True)
+    subprocess.run(["cat", str(src)], stdout=subprocess.DEVNULL, check=True)
+    return d, src
+
+
+def measure(cmd):
+    """Runs cmd; returns (seconds, peak RSS in MB). Exits with its stderr if it fails."""
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    dt = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{p.stderr.read().decode()}")
+    return dt, usage.ru_maxrss / 1024
