@@ -52,21 +52,23 @@ def main():
             for name, cmd in tools.items():
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir()
-                t, m = measure(cmd)
-                runs[name].append((t, m, count_tiles(out)))
+                anon = []
+                t, m = measure(cmd, anon)
+                runs[name].append((t, m, count_tiles(out), anon[0]))
         shutil.rmtree(out, ignore_errors=True)
         print(f"\nDZI {tile}/{overlap}, JPEG Q85, {w}x{h} RGBA  (median of {a.reps}, {os.cpu_count()} cores)")
-        print(f"{'tool':<30} {'wall s':>8} {'peak RSS MB':>12} {'tiles':>7} {'tiles/s':>8} {'giga time / tool':>17}")
+        print(f"{'tool':<30} {'wall s':>8} {'peak RSS MB':>12} {'anon MB':>8} {'tiles':>7} {'tiles/s':>8} {'giga time / tool':>17}")
         g = statistics.median(r[0] for r in runs["giga"])
         for name, r in runs.items():
             t = statistics.median(x[0] for x in r)
             m = statistics.median(x[1] for x in r)
             n = r[0][2]
-            print(f"{name:<30} {t:>8.2f} {m:>12.0f} {n:>7} {n / t:>8.0f} {('-' if name == 'giga' else f'{g / t:.2f}'):>17}")
+            an = statistics.median(x[3] for x in r)
+            print(f"{name:<30} {t:>8.2f} {m:>12.0f} {an:>8.0f} {n:>7} {n / t:>8.0f} {('-' if name == 'giga' else f'{g / t:.2f}'):>17}")
         print(f"{'floor: read + encode / cores':<30} {floor['floor_s']:>8.2f}   (read {floor['read_s']:.2f} s, encode {floor['encode_all_s']:.2f} s at {floor['encode_mp_per_s']} MP/s/core)")
         print(f"{'floor + creating the files':<30} {floor['floor_with_files_s']:>8.2f}   (creating {floor['tiles']} files: {floor['create_files_s']:.2f} s)")
         print(f"giga / floor: {g / floor['floor_s']:.2f}, giga / floor with files: {g / floor['floor_with_files_s']:.2f}", flush=True)
-    print("(peak RSS includes mapped file pages: pyvips' rawload maps the whole input)")
+    print("(peak RSS includes mapped file pages: pyvips' rawload maps the whole input; anon is RssAnon sampled every 10 ms)")
     if not a.keep:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -26,7 +26,7 @@ pub use guard::set_quiet_panics;
 
 /// Strips are about this many bytes: large enough for fast I/O and parallel
 /// work, small enough that a few of them stay well under the memory budget.
-pub const STRIP_BYTES: usize = 8 << 20;
+pub const STRIP_BYTES: usize = 2 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
