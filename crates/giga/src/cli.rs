@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 MB of memory: every command streams the image top to bottom in strips.\n\n\
 Formats: KRO, TIFF/BigTIFF, PSD/PSB, PNG, JPEG, PNM (PPM/PGM/PAM). Input formats are \
 recognised by content; output formats by extension (or --format).",
-    after_help = "Examples:\n  giga info pano.kro\n  giga convert pano.kro pano.tif           # tiled deflate BigTIFF when needed\n  giga crop pano.kro detail.jpg --rel 0.4,0.3,0.1,0.1\n  giga convert pano.tif pano8.psb --depth 8\n\nExit status: 0 success, 1 an error with the input or output, 2 bad usage."
+    after_help = "Examples:\n  giga info pano.kro\n  giga convert pano.kro pano.tif           # tiled deflate BigTIFF when needed\n  giga crop pano.kro detail.jpg --rel 0.4,0.3,0.1,0.1\n  giga convert pano.tif pano8.psb --depth 8\n  giga tile pano.kro site/                 # DZI + index.html for OpenSeadragon\n  giga fill pano.kro filled.tif            # paint the transparent border\n  giga autocrop pano.kro --print           # largest rectangle without transparency\n\n`giga help COMMAND` explains each command with examples.\n\nExit status: 0 success, 1 an error with the input or output, 2 bad usage."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -34,7 +34,9 @@ pub enum Command {
     /// Cut a rectangle out of an image (KRO input reads only that window)
     #[command(after_help = "Examples:\n  giga crop pano.kro face.png --rect 120000,40000,2000,1500\n  giga crop pano.kro middle.tif --rel 0.25,0.25,0.5,0.5\n\n--rel uses fractions of the width and height: x0 = floor(X*width), y0 = floor(Y*height),\nw = floor(W*width), h = floor(H*height). Either way the window is clamped to the image;\na window with nothing left is an error.")]
     Crop {
+        /// The image to crop
         input: PathBuf,
+        /// Where to write the window (format from the extension, or --format)
         output: PathBuf,
         /// The window in pixels: X,Y,WIDTH,HEIGHT
         #[arg(long, value_name = "X,Y,W,H", conflicts_with = "rel", required_unless_present = "rel")]
@@ -48,7 +50,9 @@ pub enum Command {
     /// Cut an image into a tile pyramid and a viewer page for OpenSeadragon
     #[command(after_help = "Layouts (what OpenSeadragon opens):\n  dzi      NAME.dzi + NAME_files/LEVEL/COL_ROW.jpg (default; 254-px tiles, overlap 1)\n  iiif3    NAME/info.json + NAME/REGION/SIZE/0/default.jpg, IIIF Image API 3 level 0 (512-px tiles)\n  iiif2    the same for IIIF Image API 2.1\n  zoomify  NAME/ImageProperties.xml + NAME/TileGroupN/L-X-Y.jpg\n  xyz      NAME/Z/X/Y.png, OpenSeadragon's openstreetmaps source (256-px PNG)\n  tms      NAME/L/X/Y.png, rows counted from the bottom, the tiledmapservice source\n  legacy   NAME/WxH.jpg, one image per level up to 8192 px a side\n  custom   NAME/{z}/{x}_{y}.jpg (see --template) + NAME.json for a custom getTileUrl\n\nOUTDIR also gets index.html and openseadragon/ (OpenSeadragon 6.1.1): open index.html,\nor serve OUTDIR with any static web server. Description files are written last.\n\nExamples:\n  giga tile pano.kro site/\n  giga tile pano.kro site/ --layout iiif3 --id https://example.org/iiif\n  giga tile pano.kro site/ --layout xyz --skip-blank\n  giga tile pano.kro site/ --resume        # after an interruption")]
     Tile {
+        /// The image to tile (any format giga reads)
         input: PathBuf,
+        /// The folder to write the pyramid and viewer into (created if missing)
         outdir: PathBuf,
         #[command(flatten)]
         tile: TileArgs,
@@ -56,7 +60,9 @@ pub enum Command {
     /// Paint transparent areas with a smooth continuation of the colour around them
     #[command(after_help = "Examples:\n  giga fill pano.kro pano-filled.tif\n  giga fill pano.kro pano-filled.png --keep-alpha\n\nPush-pull in premultiplied colour: holes of any size get the surrounding colour, smoothly.\nOpaque pixels are copied bit for bit; partly transparent ones are blended with the fill by\ntheir alpha. The input is read twice (once to analyse, once to write); memory stays bounded,\nno temporary files are needed.")]
     Fill {
+        /// The image to fill (gray+alpha or RGBA)
         input: PathBuf,
+        /// Where to write the result (format from the extension, or --format)
         output: PathBuf,
         /// Keep the original alpha (only the colour under it changes); default: opaque output
         #[arg(long)]
@@ -67,6 +73,7 @@ pub enum Command {
     /// Crop to the largest rectangle without transparent pixels
     #[command(after_help = "Examples:\n  giga autocrop pano.kro pano-cropped.tif\n  giga autocrop pano.kro --print                 # prints X,Y,W,H for giga crop --rect\n  giga autocrop pano.kro print.tif --aspect 3:2 --threshold 0.5\n\nOne streaming pass finds the rectangle (memory: a few bytes per column), a second writes it\n(from KRO, reading only the window). Ties: the larger area, then the topmost, then the\nleftmost rectangle; with --aspect the rectangle is exactly that ratio.")]
     Autocrop {
+        /// The image to crop (its alpha decides what is kept)
         input: PathBuf,
         /// Where to write the crop (not needed with --print)
         #[arg(required_unless_present = "print")]
@@ -86,7 +93,9 @@ pub enum Command {
     /// Convert an image to another format, depth or channel layout
     #[command(after_help = "Examples:\n  giga convert pano.kro pano.tif                  # tiled, deflate\n  giga convert pano.kro pano.tif --compression none --bigtiff\n  giga convert pano16.tif pano.jpg --depth 8 --quality 92 --background black\n\nPixels are copied exactly where both formats can hold them. Alpha is flattened onto\n--background only when the output format has no alpha (JPEG) or with --no-alpha.")]
     Convert {
+        /// The image to convert
         input: PathBuf,
+        /// Where to write it (format from the extension, or --format)
         output: PathBuf,
         #[command(flatten)]
         out: OutputArgs,
