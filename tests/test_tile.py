@@ -260,3 +260,34 @@ def test_webp_tiles_keep_alpha(tmp_path):
     assert t.format == "WEBP" and t.mode == "RGBA" and t.size == (255, 200)
     px = np.asarray(t)
     assert (px[:, :95, 3] == 0).all() and (px[:, 110:, 3] > 0).any()
+
+
+def test_interrupted_tiling_resumes_to_the_same_files(tmp_path):
+    """Ctrl-C in the middle: no description, no temporary file; --resume then
+    finishes with exactly the files of an uninterrupted run."""
+    import signal
+    import subprocess
+    import time
+
+    from conftest import GIGA
+
+    a = source_image(6000, 4000)
+    write_kro(tmp_path / "in.kro", a)
+    giga("tile", tmp_path / "in.kro", tmp_path / "full", "--quiet")
+    out = tmp_path / "cut"
+    p = subprocess.Popen([GIGA, "tile", str(tmp_path / "in.kro"), str(out), "--quiet"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    while time.time() < deadline and not (out / "in_files" / "13").exists():
+        time.sleep(0.005)
+    time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    if p.returncode == 0:
+        pytest.skip("the run finished before the interrupt landed")
+    assert "interrupted" in err
+    assert not (out / "in.dzi").exists() and not (out / "index.html").exists()
+    assert not [f for f in files_under(out) if f.endswith(".tmp") or "/." in f]
+    giga("tile", tmp_path / "in.kro", out, "--quiet", "--resume")
+    assert files_under(out) == files_under(tmp_path / "full")
+    for f in files_under(out):
+        assert (out / f).read_bytes() == (tmp_path / "full" / f).read_bytes(), f

@@ -23,6 +23,23 @@ fn register(path: &Path, add: bool) {
     }
 }
 
+/// Registers a temporary file written outside [`AtomicFile`] (e.g. a tile),
+/// so an interruption removes it; it is forgotten when the guard drops.
+pub struct TemporaryGuard(PathBuf);
+
+impl TemporaryGuard {
+    pub fn new(path: &Path) -> TemporaryGuard {
+        register(path, true);
+        TemporaryGuard(path.to_path_buf())
+    }
+}
+
+impl Drop for TemporaryGuard {
+    fn drop(&mut self) {
+        register(&self.0, false);
+    }
+}
+
 /// Deletes every temporary output still being written. Call from a signal handler before exiting.
 pub fn remove_temporaries() {
     let set = PENDING.lock().unwrap_or_else(|e| e.into_inner());

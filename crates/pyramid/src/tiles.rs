@@ -265,6 +265,7 @@ fn write_linked(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 fn write_renamed(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = formats::output::temporary_path(path);
+    let _guard = formats::output::TemporaryGuard::new(&tmp);
     let r = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes)).and_then(|_| std::fs::rename(&tmp, path));
     r.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
