@@ -7,6 +7,9 @@ use std::fs::File;
 use std::io::BufReader;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
 
 use tiff::decoder::{ChunkType, Decoder, DecodingResult, Limits};
 use tiff::tags::Tag;
@@ -33,10 +36,7 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
 fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
     let raw = file.try_clone().map_err(|e| Error::io(path, e))?;
     let err = |e| corrupt(path, e);
-    let mut dec = Decoder::new(BufReader::with_capacity(1 << 20, file)).map_err(err)?;
-    let mut limits = Limits::unlimited();
-    limits.ifd_value_size = 1 << 30;
-    dec = dec.with_limits(limits);
+    let mut dec = decoder(path, file)?;
     let (width, height) = dec.dimensions().map_err(err)?;
     if width == 0 || height == 0 {
         return Err(Error::invalid(path, format!("invalid TIFF: size {width}x{height} has a zero side")));
@@ -90,8 +90,15 @@ fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
     } else {
         None
     };
-    let reader = TiffReader { path: path.to_path_buf(), dec, info, chunk, chunk_w: cw, chunk_h: ch, next: 0, raw_rows };
+    let reader = TiffReader { path: path.to_path_buf(), pool: Mutex::new(vec![dec]), info, chunk, chunk_w: cw, chunk_h: ch, next: 0, raw_rows };
     Ok((Box::new(reader), details))
+}
+
+fn decoder(path: &Path, file: File) -> Result<Decoder<BufReader<File>>> {
+    let dec = Decoder::new(BufReader::with_capacity(1 << 20, file)).map_err(|e| corrupt(path, e))?;
+    let mut limits = Limits::unlimited();
+    limits.ifd_value_size = 1 << 30;
+    Ok(dec.with_limits(limits))
 }
 
 fn compression_name(c: u16) -> &'static str {
@@ -116,7 +123,9 @@ struct RawRows {
 
 struct TiffReader {
     path: PathBuf,
-    dec: Decoder<BufReader<File>>,
+    /// Decoders for the worker threads: chunks are decoded in parallel, each
+    /// thread taking a decoder of its own (they don't share state).
+    pool: Mutex<Vec<Decoder<BufReader<File>>>>,
     info: ImageInfo,
     chunk: ChunkType,
     chunk_w: u32,
@@ -159,40 +168,69 @@ impl TiffReader {
         Ok(Strip::new(self.next, info.width, rows, info.format.channels, samples))
     }
 
+    /// Decodes chunks `indices` on all cores; returns each one's data size and samples.
+    fn decode(&self, indices: &[u32]) -> Result<Vec<((u32, u32), Samples)>> {
+        indices
+            .par_iter()
+            .map(|&i| {
+                let popped = self.pool.lock().unwrap().pop();
+                let mut dec = match popped {
+                    Some(d) => d,
+                    None => decoder(&self.path, File::open(&self.path).map_err(|e| Error::io(&self.path, e))?)?,
+                };
+                let r = guard(&self.path, "corrupt TIFF", || {
+                    let dims = dec.chunk_data_dimensions(i);
+                    let s = into_samples(&self.path, dec.read_chunk(i).map_err(|e| corrupt(&self.path, e))?)?;
+                    Ok((dims, s))
+                });
+                self.pool.lock().unwrap().push(dec);
+                r
+            })
+            .collect()
+    }
+
     fn read_chunks(&mut self) -> Result<Strip> {
         let info = self.info;
         let c = info.format.channels as usize;
+        let sz = info.format.sample.bytes();
         let chunk_row = self.next / self.chunk_h;
         let across = info.width.div_ceil(self.chunk_w);
-        let rows = self.chunk_h.min(info.height - self.next);
         let path = self.path.clone();
         match self.chunk {
             ChunkType::Strip => {
-                let r = self.dec.read_chunk(chunk_row).map_err(|e| corrupt(&path, e))?;
-                let s = into_samples(&path, r)?;
-                if s.len() < rows as usize * info.row_samples() {
-                    return Err(Error::invalid(&path, format!("corrupt TIFF: strip {chunk_row} is short")));
+                // Enough whole strips for one of giga's strips, decoded together.
+                let per = (info.rows_for_bytes(STRIP_BYTES) / self.chunk_h).max(1);
+                let last = info.height.div_ceil(self.chunk_h);
+                let indices: Vec<u32> = (chunk_row..(chunk_row + per).min(last)).collect();
+                let rows = (indices.len() as u32 * self.chunk_h).min(info.height - self.next);
+                let want = rows as usize * info.row_samples();
+                let mut out = Samples::with_capacity(info.format.sample, want);
+                for (k, (_, s)) in self.decode(&indices)?.into_iter().enumerate() {
+                    let strip_rows = self.chunk_h.min(info.height - self.next - k as u32 * self.chunk_h) as usize;
+                    let n = strip_rows * info.row_samples();
+                    if s.len() < n {
+                        return Err(Error::invalid(&path, format!("corrupt TIFF: strip {} is short", indices[k])));
+                    }
+                    out.extend_from(&s, 0, n);
                 }
-                let s = if s.len() > rows as usize * info.row_samples() { s.slice(0, rows as usize * info.row_samples()) } else { s };
-                Ok(Strip::new(self.next, info.width, rows, info.format.channels, s))
+                Ok(Strip::new(self.next, info.width, rows, info.format.channels, out))
             }
             ChunkType::Tile => {
+                let rows = self.chunk_h.min(info.height - self.next);
+                let indices: Vec<u32> = (0..across).map(|col| chunk_row * across + col).collect();
+                let tiles = self.decode(&indices)?;
                 let mut out = Samples::zeros(info.format.sample, rows as usize * info.row_samples());
-                for col in 0..across {
-                    let index = chunk_row * across + col;
-                    let (tw, th) = self.dec.chunk_data_dimensions(index);
-                    let tile = into_samples(&path, self.dec.read_chunk(index).map_err(|e| corrupt(&path, e))?)?;
+                let stride = info.row_samples() * sz;
+                for (col, ((tw, th), tile)) in tiles.into_iter().enumerate() {
                     let (tw, th) = (tw as usize, th.min(rows) as usize);
                     if tile.len() < tw * th * c {
-                        return Err(Error::invalid(&path, format!("corrupt TIFF: tile {index} is short")));
+                        return Err(Error::invalid(&path, format!("corrupt TIFF: tile {} is short", indices[col])));
                     }
-                    let sz = info.format.sample.bytes();
                     let src = tile.as_bytes();
                     let dst = out.as_bytes_mut();
-                    let x0 = col as usize * self.chunk_w as usize * c * sz;
-                    let stride = info.row_samples() * sz;
+                    let x0 = col * self.chunk_w as usize * c * sz;
+                    let n = tw * c * sz;
                     for r in 0..th {
-                        let n = tw * c * sz;
                         dst[r * stride + x0..r * stride + x0 + n].copy_from_slice(&src[r * n..r * n + n]);
                     }
                 }
@@ -215,8 +253,7 @@ impl Source for TiffReader {
             let rows = self.info.rows_for_bytes(STRIP_BYTES).min(self.info.height - self.next);
             self.read_raw(rows)?
         } else {
-            let path = self.path.clone();
-            guard(&path, "corrupt TIFF", || self.read_chunks())?
+            self.read_chunks()?
         };
         self.next += strip.height;
         Ok(Some(strip))
