@@ -241,3 +241,30 @@ def test_reads_lzw_written_by_gdal(tmp_path, tiled):
     subprocess.run(["gdal_translate", "-q", "-co", "COMPRESS=LZW", "-co", f"TILED={tiled}", str(tmp_path / "in.kro"), str(tmp_path / "lzw.tif")], check=True)
     giga("convert", tmp_path / "lzw.tif", tmp_path / "out.tif")
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), a)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_pyramidal_tiff_read_by_tifffile_and_vips(tmp_path, bits):
+    """--pyramid: reduced pages down to one tile, each an alpha-weighted 2x2 reduction of the one above."""
+    import subprocess
+
+    from pyramid_ref import reduce2x2
+
+    a = sample_image(301, 517, 4, bits)
+    write_kro(tmp_path / "in.kro", a)
+    giga("convert", tmp_path / "in.kro", tmp_path / "p.tif", "--pyramid", "--tile-size", "64")
+    with tifffile.TiffFile(tmp_path / "p.tif") as t:
+        shapes = [p.shape for p in t.pages]
+        # Halved until one 64-px tile holds the page.
+        assert shapes == [(301, 517, 4), (151, 259, 4), (76, 130, 4), (38, 65, 4), (19, 33, 4)]
+        assert [p.subfiletype for p in t.pages] == [0, 1, 1, 1, 1]
+        np.testing.assert_array_equal(t.pages[0].asarray(), a)
+        if bits == 8:
+            ref = a
+            for p in t.pages[1:]:
+                ref = reduce2x2(ref)
+                assert np.abs(p.asarray().astype(int) - ref).max() <= 1
+    r = subprocess.run(["vipsheader", "-f", "n-pages", str(tmp_path / "p.tif")], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "5"
+    r = giga("convert", tmp_path / "in.kro", tmp_path / "p.png", "--pyramid", check=False)
+    assert r.returncode == 2 and "--pyramid is for TIFF" in r.stderr

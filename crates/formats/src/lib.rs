@@ -150,11 +150,13 @@ pub struct WriteOptions {
     pub tile_size: u32,
     /// JPEG quality, 1..=100.
     pub quality: u8,
+    /// TIFF: add reduced-resolution pages (a multi-resolution TIFF).
+    pub pyramid: bool,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { bigtiff: None, compression: Compression::Deflate, tile_size: 256, quality: 90 }
+        WriteOptions { bigtiff: None, compression: Compression::Deflate, tile_size: 256, quality: 90, pyramid: false }
     }
 }
 

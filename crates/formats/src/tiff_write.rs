@@ -1,9 +1,13 @@
-//! A tiled TIFF / BigTIFF writer.
+//! A tiled TIFF / BigTIFF writer, optionally pyramidal.
 //!
 //! Strips are regrouped into rows of tiles; the tiles of each row are
 //! compressed in parallel and appended in order. Offsets are kept in memory
-//! (16 bytes a tile: 15 MB for 62 gigapixels) and the directory is written
-//! at the end, after which the header is patched to point at it.
+//! (16 bytes a tile: 15 MB for 62 gigapixels) and the directories are
+//! written at the end, after which the header is patched to point at them.
+//! A pyramid (`--pyramid`) adds reduced levels as further pages (halved,
+//! 2x2 average weighted by alpha, until one tile holds the level), each
+//! streamed from the level above as its rows arrive: what IIPImage,
+//! Cantaloupe and libvips read as a multi-resolution TIFF.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -30,33 +34,46 @@ pub(crate) fn create(path: &Path, info: &ImageInfo, opts: &WriteOptions) -> Resu
     let tile_bytes = tile as u64 * tile as u64 * info.format.pixel_bytes() as u64;
     // Worst case: incompressible data grows by 1/128 with PackBits, less with deflate.
     let worst = (across * down * tile_bytes).saturating_mul(130) / 128 + across * down * 16 + (1 << 20);
-    let bigtiff = opts.bigtiff.unwrap_or(worst > u32::MAX as u64);
+    let bigtiff = opts.bigtiff.unwrap_or(worst.saturating_mul(if opts.pyramid { 4 } else { 3 }) / 3 > u32::MAX as u64);
     let out = AtomicFile::create(path)?;
     let header: &[u8] = if bigtiff { b"II\x2b\x00\x08\x00\x00\x00\0\0\0\0\0\0\0\0" } else { b"II\x2a\x00\0\0\0\0" };
     out.file().write_all(header).map_err(|e| out.err(e))?;
-    Ok(Box::new(TiffWriter {
-        out,
-        info: *info,
-        tile,
-        bigtiff,
-        compression: opts.compression,
-        blocks: RowBlocks::new(tile),
-        pos: header.len() as u64,
-        offsets: Vec::with_capacity((across * down) as usize),
-        counts: Vec::with_capacity((across * down) as usize),
-    }))
+    let mut levels = vec![Level::new(*info, tile)];
+    while opts.pyramid {
+        let last = levels.last().unwrap().info;
+        if last.width <= tile && last.height <= tile {
+            break;
+        }
+        let info = ImageInfo { width: last.width.div_ceil(2), height: last.height.div_ceil(2), ..last };
+        levels.push(Level::new(info, tile));
+    }
+    Ok(Box::new(TiffWriter { out, tile, bigtiff, compression: opts.compression, pos: header.len() as u64, levels }))
+}
+
+/// One page of the file: its tiles' offsets and the rows waiting for a full row of tiles.
+struct Level {
+    info: ImageInfo,
+    blocks: RowBlocks,
+    offsets: Vec<u64>,
+    counts: Vec<u64>,
+    /// A row waiting for its partner before the reduction into the next level.
+    pending: Option<Strip>,
+}
+
+impl Level {
+    fn new(info: ImageInfo, tile: u32) -> Level {
+        let n = (info.width.div_ceil(tile) as usize) * (info.height.div_ceil(tile) as usize);
+        Level { info, blocks: RowBlocks::new(tile), offsets: Vec::with_capacity(n), counts: Vec::with_capacity(n), pending: None }
+    }
 }
 
 struct TiffWriter {
     out: AtomicFile,
-    info: ImageInfo,
     tile: u32,
     bigtiff: bool,
     compression: Compression,
-    blocks: RowBlocks,
     pos: u64,
-    offsets: Vec<u64>,
-    counts: Vec<u64>,
+    levels: Vec<Level>,
 }
 
 thread_local! {
@@ -66,10 +83,11 @@ thread_local! {
 impl TiffWriter {
     /// Cuts one row of tiles out of `block` (up to `tile` rows), compresses
     /// them in parallel and appends them to the file.
-    fn write_tile_row(&mut self, block: &Strip) -> Result<()> {
+    fn write_tile_row(&mut self, level: usize, block: &Strip) -> Result<()> {
         let tile = self.tile as usize;
-        let px = self.info.format.pixel_bytes();
-        let across = self.info.width.div_ceil(self.tile) as usize;
+        let info = self.levels[level].info;
+        let px = info.format.pixel_bytes();
+        let across = info.width.div_ceil(self.tile) as usize;
         let compression = self.compression;
         let mut le = Vec::new();
         let bytes: &[u8] = if cfg!(target_endian = "little") {
@@ -98,9 +116,10 @@ impl TiffWriter {
             })
             .collect();
         let mut joined = Vec::with_capacity(tiles.iter().map(|t| t.len()).sum());
+        let l = &mut self.levels[level];
         for t in &tiles {
-            self.offsets.push(self.pos + joined.len() as u64);
-            self.counts.push(t.len() as u64);
+            l.offsets.push(self.pos + joined.len() as u64);
+            l.counts.push(t.len() as u64);
             joined.extend_from_slice(t);
         }
         self.out.file().write_all(&joined).map_err(|e| self.out.err(e))?;
@@ -111,8 +130,11 @@ impl TiffWriter {
         Ok(())
     }
 
-    fn directory(&self) -> (Vec<u8>, u64) {
-        let info = &self.info;
+    /// The directory of page `level` written at `data_start` (values first,
+    /// then the IFD), pointing to the next page's IFD at `next` (0: last page).
+    fn directory(&self, level: usize, data_start: u64, next: u64) -> (Vec<u8>, u64) {
+        let l = &self.levels[level];
+        let info = &l.info;
         let spp = info.format.channels as u64;
         let bits = info.format.sample.bits() as u64;
         let sample_format = if info.format.sample == SampleType::F32 { 3 } else { 1 };
@@ -124,7 +146,6 @@ impl TiffWriter {
         };
         // Values too large for an entry go into `data`, written before the directory.
         let mut data = Vec::new();
-        let data_start = self.pos;
         let mut entries: Vec<(u16, u16, u64, Vec<u8>)> = Vec::new();
         let (long_type, long_size) = if self.bigtiff { (16u16, 8) } else { (4u16, 4) };
         let shorts = |v: &[u64]| v.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect::<Vec<u8>>();
@@ -132,6 +153,9 @@ impl TiffWriter {
         let offs = |v: &[u64]| -> Vec<u8> {
             if self.bigtiff { v.iter().flat_map(|&x| x.to_le_bytes()).collect() } else { longs(v) }
         };
+        if level > 0 {
+            entries.push((254, 4, 1, longs(&[1]))); // NewSubfileType: a reduced-resolution page
+        }
         entries.push((256, 4, 1, longs(&[info.width as u64])));
         entries.push((257, 4, 1, longs(&[info.height as u64])));
         entries.push((258, 3, spp, shorts(&vec![bits; spp as usize])));
@@ -142,8 +166,8 @@ impl TiffWriter {
         entries.push((305, 2, 5, b"giga\0".to_vec()));
         entries.push((322, 4, 1, longs(&[self.tile as u64])));
         entries.push((323, 4, 1, longs(&[self.tile as u64])));
-        entries.push((324, long_type, self.offsets.len() as u64, offs(&self.offsets)));
-        entries.push((325, long_type, self.counts.len() as u64, offs(&self.counts)));
+        entries.push((324, long_type, l.offsets.len() as u64, offs(&l.offsets)));
+        entries.push((325, long_type, l.counts.len() as u64, offs(&l.counts)));
         if info.format.has_alpha() {
             entries.push((338, 3, 1, shorts(&[2]))); // unassociated alpha
         }
@@ -185,7 +209,12 @@ impl TiffWriter {
             }
             ifd.extend_from_slice(&field);
         }
-        ifd.extend_from_slice(&vec![0u8; long_size]); // no next directory
+        if self.bigtiff {
+            ifd.extend_from_slice(&next.to_le_bytes());
+        } else {
+            ifd.extend_from_slice(&(next as u32).to_le_bytes());
+        }
+        let _ = long_size;
         data.extend_from_slice(&ifd);
         (data, ifd_at)
     }
@@ -233,27 +262,93 @@ pub(crate) fn packbits(data: &[u8], row_len: usize) -> Vec<u8> {
     out
 }
 
-impl Sink for TiffWriter {
-    fn write(&mut self, strip: Strip) -> Result<()> {
-        for block in self.blocks.push(strip) {
-            self.write_tile_row(&block)?;
+impl TiffWriter {
+    /// Adds rows to page `level`: writes its completed rows of tiles and
+    /// reduces pairs of rows into the next page.
+    fn push(&mut self, level: usize, strip: Strip) -> Result<()> {
+        if level + 1 < self.levels.len() {
+            let reduced = self.reduce(level, &strip, false);
+            if let Some(r) = reduced {
+                self.push(level + 1, r)?;
+            }
+        }
+        for block in self.levels[level].blocks.push(strip) {
+            self.write_tile_row(level, &block)?;
         }
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>) -> Result<()> {
-        if let Some(block) = self.blocks.finish() {
-            self.write_tile_row(&block)?;
+    /// Pairs the rows of `strip` (after any pending row) into half as many
+    /// rows of the next page; with `last`, an odd row pairs with itself.
+    fn reduce(&mut self, level: usize, strip: &Strip, last: bool) -> Option<Strip> {
+        let l = &mut self.levels[level];
+        let mut rows = match l.pending.take() {
+            Some(mut p) => {
+                p.samples.extend_from(&strip.samples, 0, strip.samples.len());
+                p.height += strip.height;
+                p
+            }
+            None => strip.clone(),
+        };
+        if rows.height % 2 == 1 && !last {
+            let keep = rows.window(0, rows.width, rows.height - 1, 1, rows.y + rows.height - 1);
+            rows = rows.window(0, rows.width, 0, rows.height - 1, rows.y);
+            l.pending = Some(keep);
         }
-        let (dir, ifd_at) = self.directory();
-        if !self.bigtiff && ifd_at + dir.len() as u64 > u32::MAX as u64 {
+        if rows.height == 0 {
+            return None;
+        }
+        let out_w = self.levels[level + 1].info.width;
+        Some(raster::ops::reduce_2x2(&rows, out_w, rows.y / 2))
+    }
+}
+
+impl Sink for TiffWriter {
+    fn write(&mut self, strip: Strip) -> Result<()> {
+        self.push(0, strip)
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        for level in 0..self.levels.len() {
+            if level + 1 < self.levels.len() {
+                if let Some(p) = self.levels[level].pending.take() {
+                    let r = self.reduce_pending(level, p);
+                    self.push(level + 1, r)?;
+                }
+            }
+            if let Some(block) = self.levels[level].blocks.finish() {
+                self.write_tile_row(level, &block)?;
+            }
+        }
+        // Directories from the last page back, so each can point to the next.
+        let mut next = 0u64;
+        let mut all = Vec::new();
+        let mut at = self.pos;
+        let mut ifds = Vec::new();
+        for level in (0..self.levels.len()).rev() {
+            let (dir, ifd_at) = self.directory(level, at, next);
+            at += dir.len() as u64;
+            next = ifd_at;
+            ifds.push(ifd_at);
+            all.extend_from_slice(&dir);
+        }
+        if !self.bigtiff && at > u32::MAX as u64 {
             return Err(Error::invalid(self.out.dest(), "the file passed 4 GiB: write it as BigTIFF (--bigtiff)"));
         }
         let mut file = self.out.file();
-        file.write_all(&dir).map_err(|e| self.out.err(e))?;
-        let patch = if self.bigtiff { (8, ifd_at.to_le_bytes().to_vec()) } else { (4, (ifd_at as u32).to_le_bytes().to_vec()) };
+        file.write_all(&all).map_err(|e| self.out.err(e))?;
+        let first = next; // level 0's IFD, written last
+        let patch = if self.bigtiff { (8, first.to_le_bytes().to_vec()) } else { (4, (first as u32).to_le_bytes().to_vec()) };
         file.write_all_at(&patch.1, patch.0).map_err(|e| self.out.err(e))?;
         self.out.commit()
+    }
+}
+
+impl TiffWriter {
+    /// The last, unpaired row of a page with an odd height, paired with itself.
+    fn reduce_pending(&self, level: usize, row: Strip) -> Strip {
+        let out_w = self.levels[level + 1].info.width;
+        raster::ops::reduce_2x2(&row, out_w, row.y / 2)
     }
 }
 

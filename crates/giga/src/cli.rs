@@ -122,6 +122,9 @@ pub struct OutputArgs {
     /// TIFF: write BigTIFF even when classic TIFF would do (default: only when the file may pass 4 GiB)
     #[arg(long)]
     pub bigtiff: bool,
+    /// TIFF: write a pyramid (reduced-resolution pages down to one tile), as IIPImage and Cantaloupe serve
+    #[arg(long)]
+    pub pyramid: bool,
     /// TIFF compression
     #[arg(long, default_value = "deflate", value_parser = ["deflate", "none", "packbits"])]
     pub compression: String,

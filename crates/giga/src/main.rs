@@ -279,7 +279,11 @@ fn write_source(from: &str, mut source: Box<dyn raster::Source>, output: &Path, 
         },
         tile_size: args.tile_size,
         quality: args.quality,
+        pyramid: args.pyramid,
     };
+    if args.pyramid && format != Format::Tiff {
+        return Err(Failure::Usage(format!("--pyramid is for TIFF output, not {}", format.name())));
+    }
     let sink = formats::create(output, format, &out_info, &opts)?;
     let total = out_info.height as u64 * out_info.row_bytes() as u64;
     let pb = progress::bar(total, args.quiet, &format!("{from} -> {}", format.name()));

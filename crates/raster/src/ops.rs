@@ -144,6 +144,46 @@ fn convert_channels<T: Sample>(src: &[T], cin: u8, cout: u8, background: Color) 
     })
 }
 
+/// Halves a strip: each output pixel averages a 2x2 block (a last odd row or
+/// column pairs with itself), weighted by alpha where there is alpha so
+/// transparent pixels don't darken edges. `out_width` is ceil(width / 2).
+pub fn reduce_2x2(strip: &Strip, out_width: u32, out_y: u32) -> Strip {
+    fn go<T: Sample>(v: &[T], w: usize, h: usize, c: usize, ow: usize) -> Vec<T> {
+        let oh = h.div_ceil(2);
+        let alpha = c == 2 || c == 4;
+        let mut out = vec![T::default(); ow * oh * c];
+        out.par_chunks_mut(ow * c).enumerate().for_each(|(oy, orow)| {
+            let (y0, y1) = (2 * oy, (2 * oy + 1).min(h - 1));
+            for ox in 0..ow {
+                let (x0, x1) = (2 * ox, (2 * ox + 1).min(w - 1));
+                let px = [(y0, x0), (y0, x1), (y1, x0), (y1, x1)].map(|(y, x)| &v[(y * w + x) * c..(y * w + x + 1) * c]);
+                let o = &mut orow[ox * c..(ox + 1) * c];
+                if alpha {
+                    let a = c - 1;
+                    let total: f32 = px.iter().map(|p| p[a].to_f()).sum();
+                    o[a] = T::from_f(total / 4.0);
+                    for ch in 0..a {
+                        let sum: f32 = px.iter().map(|p| p[ch].to_f() * p[a].to_f()).sum();
+                        o[ch] = if total > 0.0 { T::from_f(sum / total) } else { T::default() };
+                    }
+                } else {
+                    for ch in 0..c {
+                        o[ch] = T::from_f(px.iter().map(|p| p[ch].to_f()).sum::<f32>() / 4.0);
+                    }
+                }
+            }
+        });
+        out
+    }
+    let (w, h, c, ow) = (strip.width as usize, strip.height as usize, strip.channels as usize, out_width as usize);
+    let samples = match &strip.samples {
+        Samples::U8(v) => Samples::U8(go(v, w, h, c, ow)),
+        Samples::U16(v) => Samples::U16(go(v, w, h, c, ow)),
+        Samples::F32(v) => Samples::F32(go(v, w, h, c, ow)),
+    };
+    Strip::new(out_y, out_width, strip.height.div_ceil(2), strip.channels, samples)
+}
+
 /// Converts a strip to `format`: channels first (at the source depth), then depth.
 pub fn convert_strip(strip: Strip, format: PixelFormat, background: Color) -> Strip {
     let mut strip = strip;
@@ -209,6 +249,15 @@ mod tests {
         let s = Strip::new(0, 3, 1, 4, Samples::U8(vec![255, 0, 0, 128, 9, 9, 9, 0, 0, 0, 255, 255]));
         let out = convert_strip(s, PixelFormat::new(3, SampleType::U8), Color::WHITE);
         assert_eq!(out.samples, Samples::U8(vec![255, 127, 127, 255, 255, 255, 0, 0, 255]));
+    }
+
+    #[test]
+    fn reduce_weights_by_alpha() {
+        // Opaque red beside transparent black, over two rows; then an odd third row.
+        let s = Strip::new(0, 2, 3, 4, Samples::U8(vec![255, 0, 0, 255, 0, 0, 0, 0, 255, 0, 0, 255, 0, 0, 0, 0, 10, 20, 30, 255, 10, 20, 30, 255]));
+        let r = reduce_2x2(&s, 1, 0);
+        assert_eq!(r.height, 2);
+        assert_eq!(r.samples, Samples::U8(vec![255, 0, 0, 128, 10, 20, 30, 255]));
     }
 
     #[test]
