@@ -4,6 +4,7 @@
 //! reduced 2x2, to the level below. Memory is a band per level, so it
 //! depends on the width, never the height.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use raster::{Color, Error, ImageInfo, PixelFormat, Result, SampleType, Samples, Sink, Strip};
@@ -16,9 +17,9 @@ use crate::tiles::{TileFormat, TileJob, TileWriter};
 struct Level {
     width: u32,
     height: u32,
-    /// Rows `[band_y, band_y + band.len() / row_len)` of this level.
-    band: Vec<u8>,
-    band_y: u32,
+    /// Rows kept for the next row of tiles, as the chunks they arrived in
+    /// (first row, rows): moved in, never copied.
+    band: VecDeque<(u32, Vec<u8>)>,
     rows_in: u32,
     next_tile_row: u32,
     /// A row waiting for its partner before the reduction.
@@ -69,8 +70,7 @@ impl Cascade {
             levels.push(Level {
                 width: plan.width,
                 height: plan.height,
-                band: Vec::new(),
-                band_y: 0,
+                band: VecDeque::new(),
                 rows_in: 0,
                 next_tile_row: 0,
                 pending: None,
@@ -100,16 +100,13 @@ impl Cascade {
             sink.write(raster::ops::convert_strip(strip, *pf, bg))?;
         }
         level.rows_in += n;
+        let reduced = if has_next { self.reduce_into_next(i, &rows) } else { Vec::new() };
         if self.layout.levels[i].grid.is_some() {
-            level.band.extend_from_slice(&rows);
+            self.levels[i].band.push_back((y, rows));
             self.emit_tiles(i, false)?;
         }
-        if has_next {
-            let reduced = self.reduce_into_next(i, &rows);
-            drop(rows);
-            if !reduced.is_empty() {
-                self.push(i + 1, reduced)?;
-            }
+        if !reduced.is_empty() {
+            self.push(i + 1, reduced)?;
         }
         Ok(())
     }
@@ -156,6 +153,16 @@ impl Cascade {
             if level.rows_in < bottom && !last {
                 break;
             }
+            // The rows of this row of tiles, wherever their chunks are.
+            let mut rows: Vec<&[u8]> = Vec::with_capacity((bottom - top) as usize);
+            for (start, data) in &level.band {
+                let n = (data.len() / row_len) as u32;
+                for y in top.max(*start)..bottom.min(start + n) {
+                    let k = (y - start) as usize;
+                    rows.push(&data[k * row_len..(k + 1) * row_len]);
+                }
+            }
+            debug_assert_eq!(rows.len() as u32, bottom - top);
             for c in 0..grid.cols() {
                 if self.layout.shadowed.contains(&(i, c, r)) {
                     continue;
@@ -170,9 +177,8 @@ impl Cascade {
                 let (w, h) = (x1 - x0, bottom - top);
                 let (tw, th) = if self.layout.pad_tiles { (grid.tile, grid.tile) } else { (w, h) };
                 let mut pixels = Vec::with_capacity(tw as usize * th as usize * ch);
-                for y in 0..h as usize {
-                    let src = (top - level.band_y) as usize + y;
-                    pixels.extend_from_slice(&level.band[src * row_len + x0 as usize * ch..src * row_len + x1 as usize * ch]);
+                for (y, row) in rows.iter().enumerate() {
+                    pixels.extend_from_slice(&row[x0 as usize * ch..x1 as usize * ch]);
                     // Padded tiles (TMS) are transparent past the image.
                     pixels.resize((y + 1) * tw as usize * ch, 0);
                 }
@@ -184,9 +190,12 @@ impl Cascade {
             level.next_tile_row += 1;
             // Keep only what the next row of tiles needs (its overlap reaches up).
             let keep_from = if r + 1 < grid.rows() { grid.y_span(r + 1).0 } else { level.rows_in };
-            let drop_rows = (keep_from - level.band_y) as usize;
-            level.band.drain(..drop_rows * row_len);
-            level.band_y = keep_from;
+            while let Some((start, data)) = level.band.front() {
+                if start + (data.len() / row_len) as u32 > keep_from {
+                    break;
+                }
+                level.band.pop_front();
+            }
         }
         Ok(())
     }
