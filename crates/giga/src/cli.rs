@@ -90,6 +90,19 @@ pub enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// Serve images over IIIF Image API 3.0 and 2.1 (level 2), with a viewer page each
+    #[command(after_help = "Examples:\n  giga serve photos/                       # http://127.0.0.1:8080/\n  giga serve --bind 0.0.0.0:8182 pano.tif\n\nEach image is served under its file name without extension:\n  /iiif/3/ID/info.json, /iiif/3/ID/REGION/SIZE/ROTATION/QUALITY.FORMAT (and /iiif/2/...),\n  /view/ID for an OpenSeadragon page, / for the list.\nOnly the files named (or directly inside the folders named) can be reached.\nImages are held in memory, up to 256 megapixels each (multi-resolution files: not yet).")]
+    Serve {
+        /// Image files, or folders whose image files are served
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Address and port to listen on
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+        bind: String,
+        /// Largest output image, in megapixels (IIIF maxArea)
+        #[arg(long, default_value_t = 100, value_name = "MP")]
+        max_area: u64,
+    },
     /// Convert an image to another format, depth or channel layout
     #[command(after_help = "Examples:\n  giga convert pano.kro pano.tif                  # tiled, deflate\n  giga convert pano.kro pano.tif --compression none --bigtiff\n  giga convert pano16.tif pano.jpg --depth 8 --quality 92 --background black\n\nPixels are copied exactly where both formats can hold them. Alpha is flattened onto\n--background only when the output format has no alpha (JPEG) or with --no-alpha.")]
     Convert {

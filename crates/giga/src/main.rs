@@ -62,6 +62,15 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Convert { input, output, out } => transform(&input, &output, None, &out),
         Command::Tile { input, outdir, tile } => tile::run(&input, &outdir, &tile),
+        Command::Serve { paths, bind, max_area } => {
+            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+            let opts = serve::Options {
+                limits: serve::iiif::Limits { max_width: 65_500, max_height: 65_500, max_area: max_area * 1_000_000 },
+                workers: threads * 2,
+                queue: 64,
+            };
+            serve::serve(&bind, &paths, opts, |m| eprintln!("giga: {m}")).map_err(Failure::Run)
+        }
         Command::Fill { input, output, keep_alpha, out } => fill_command(&input, &output, keep_alpha, &out),
         Command::Autocrop { input, output, threshold, aspect, print, out } => autocrop(&input, output.as_deref(), threshold, aspect.as_deref(), print, &out),
     }

@@ -12,7 +12,7 @@ pub mod layout;
 pub mod reduce;
 pub mod tiles;
 pub mod viewer;
-mod assets;
+pub mod assets;
 
 use std::path::Path;
 use std::sync::Arc;

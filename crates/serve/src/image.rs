@@ -1,0 +1,185 @@
+//! A served image: its levels (full size, then halved with the tile
+//! pyramid's alpha-weighted reduction) and rendering a IIIF request from the
+//! level closest above the requested scale.
+
+use std::path::Path;
+
+use raster::{Color, Result, Samples};
+
+use crate::iiif::{Format, Quality, Request};
+
+/// Images up to this many pixels are held in memory; larger ones need a
+/// multi-resolution file (not yet served).
+pub const MEMORY_PIXELS: u64 = 256 << 20;
+
+pub struct Level {
+    pub width: u32,
+    pub height: u32,
+    /// 8-bit RGB or RGBA.
+    pub pixels: Vec<u8>,
+}
+
+pub struct Image {
+    pub width: u32,
+    pub height: u32,
+    pub channels: usize,
+    pub levels: Vec<Level>,
+    /// Changes when the file does (for ETags).
+    pub version: String,
+}
+
+impl Image {
+    /// Reads `path` into memory as 8-bit RGB(A) and builds its levels.
+    pub fn load(path: &Path) -> Result<Image> {
+        let opened = formats::open(path)?;
+        let info = opened.source.info();
+        if info.width as u64 * info.height as u64 > MEMORY_PIXELS {
+            return Err(raster::Error::invalid(
+                path,
+                format!("{}x{} is above the {} megapixels giga serve holds in memory; serving multi-resolution files is not implemented yet", info.width, info.height, MEMORY_PIXELS >> 20),
+            ));
+        }
+        let work = pyramid::working_format(info.format);
+        let mut source = raster::ops::convert(opened.source, work, Color::WHITE);
+        let mut pixels = Vec::with_capacity(info.width as usize * info.height as usize * work.channels as usize);
+        while let Some(s) = source.next_strip()? {
+            if let Samples::U8(v) = s.samples {
+                pixels.extend_from_slice(&v);
+            }
+        }
+        let channels = work.channels as usize;
+        let mut levels = vec![Level { width: info.width, height: info.height, pixels }];
+        loop {
+            let last = levels.last().unwrap();
+            if last.width <= 64 && last.height <= 64 {
+                break;
+            }
+            let (w, h) = (last.width.div_ceil(2), last.height.div_ceil(2));
+            let pixels = pyramid::reduce::reduce_band(&last.pixels, last.width as usize, channels, w as usize, true);
+            levels.push(Level { width: w, height: h, pixels });
+        }
+        let meta = std::fs::metadata(path).map_err(|e| raster::Error::io(path, e))?;
+        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        Ok(Image { width: info.width, height: info.height, channels, levels, version: format!("{:x}-{:x}", meta.len(), modified) })
+    }
+
+    /// Renders `req` into the encoded bytes of its format.
+    pub fn render(&self, req: &Request) -> std::result::Result<Vec<u8>, String> {
+        // The coarsest level still at least as detailed as the output.
+        let scale = (req.w as f64 / req.out_w as f64).min(req.h as f64 / req.out_h as f64);
+        let mut k = 0;
+        while k + 1 < self.levels.len() && (1u64 << (k + 1)) as f64 <= scale {
+            k += 1;
+        }
+        let level = &self.levels[k];
+        let f = (1u64 << k) as f64;
+        let c = self.channels;
+        // Area average of the source box under each output pixel.
+        let (sx0, sy0) = (req.x as f64 / f, req.y as f64 / f);
+        let (sw, sh) = (req.w as f64 / f, req.h as f64 / f);
+        let (ow, oh) = (req.out_w as usize, req.out_h as usize);
+        let mut out = vec![0u8; ow * oh * c];
+        let lw = level.width as usize;
+        for oy in 0..oh {
+            let ya = sy0 + sh * oy as f64 / oh as f64;
+            let yb = sy0 + sh * (oy + 1) as f64 / oh as f64;
+            let (y0, y1) = (ya.floor() as usize, (yb.ceil() as usize).max(ya.floor() as usize + 1).min(level.height as usize));
+            for ox in 0..ow {
+                let xa = sx0 + sw * ox as f64 / ow as f64;
+                let xb = sx0 + sw * (ox + 1) as f64 / ow as f64;
+                let (x0, x1) = (xa.floor() as usize, (xb.ceil() as usize).max(xa.floor() as usize + 1).min(lw));
+                let mut acc = [0u64; 4];
+                let mut wsum = 0u64;
+                for y in y0..y1 {
+                    for x in x0..x1 {
+                        let p = &level.pixels[(y * lw + x) * c..(y * lw + x + 1) * c];
+                        let a = if c == 4 { p[3] as u64 } else { 255 };
+                        for ch in 0..3 {
+                            acc[ch] += p[ch] as u64 * a;
+                        }
+                        acc[3] += a;
+                        wsum += 1;
+                    }
+                }
+                let o = &mut out[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+                for ch in 0..3 {
+                    o[ch] = if acc[3] > 0 { ((acc[ch] + acc[3] / 2) / acc[3]) as u8 } else { 0 };
+                }
+                if c == 4 {
+                    o[3] = ((acc[3] + wsum / 2) / wsum.max(1)) as u8;
+                }
+            }
+        }
+        let (mut w, mut h) = (ow, oh);
+        if req.mirror {
+            for row in out.chunks_exact_mut(w * c) {
+                for x in 0..w / 2 {
+                    for ch in 0..c {
+                        row.swap(x * c + ch, (w - 1 - x) * c + ch);
+                    }
+                }
+            }
+        }
+        if req.rotation != 0 {
+            let (rotated, nw, nh) = rotate(&out, w, h, c, req.rotation);
+            out = rotated;
+            w = nw;
+            h = nh;
+        }
+        match req.quality {
+            Quality::Gray | Quality::Bitonal => {
+                for p in out.chunks_exact_mut(c) {
+                    let l = (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32 + 0.5) as u8;
+                    let l = if req.quality == Quality::Bitonal { if l > 127 { 255 } else { 0 } } else { l };
+                    p[..3].fill(l);
+                }
+            }
+            Quality::Default | Quality::Color => {}
+        }
+        let (w, h) = (w as u32, h as u32);
+        match req.format {
+            Format::Jpg => {
+                let rgb = if c == 4 { pyramid::tiles::flatten(&out, Color::WHITE) } else { out };
+                pyramid::tiles::encode_jpeg(&rgb, w, h, 90)
+            }
+            Format::Png => pyramid::tiles::encode_png(&out, w, h, c),
+            Format::Webp => pyramid::tiles::encode_webp(&out, w, h, c, 90),
+        }
+    }
+}
+
+/// Rotates clockwise by 90, 180 or 270 degrees.
+fn rotate(src: &[u8], w: usize, h: usize, c: usize, degrees: u32) -> (Vec<u8>, usize, usize) {
+    let (nw, nh) = if degrees == 180 { (w, h) } else { (h, w) };
+    let mut out = vec![0u8; src.len()];
+    for y in 0..h {
+        for x in 0..w {
+            let (nx, ny) = match degrees {
+                90 => (h - 1 - y, x),
+                180 => (w - 1 - x, h - 1 - y),
+                _ => (y, w - 1 - x),
+            };
+            out[(ny * nw + nx) * c..(ny * nw + nx + 1) * c].copy_from_slice(&src[(y * w + x) * c..(y * w + x + 1) * c]);
+        }
+    }
+    (out, nw, nh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_moves_corners() {
+        // 2x1 image: red, blue (gray channel stand-ins).
+        let src = [1u8, 1, 1, 2, 2, 2];
+        let (r, w, h) = rotate(&src, 2, 1, 3, 90);
+        assert_eq!((w, h), (1, 2));
+        assert_eq!(r, vec![1, 1, 1, 2, 2, 2]);
+        let (r, _, _) = rotate(&src, 2, 1, 3, 180);
+        assert_eq!(r, vec![2, 2, 2, 1, 1, 1]);
+        let (r, w, h) = rotate(&src, 2, 1, 3, 270);
+        assert_eq!((w, h), (1, 2));
+        assert_eq!(r, vec![2, 2, 2, 1, 1, 1]);
+    }
+}

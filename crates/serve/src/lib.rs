@@ -1,0 +1,66 @@
+//! `giga serve`: a IIIF Image API 3.0 (and 2.1) level 2 server.
+//!
+//! [`iiif`] parses requests, [`image`] holds each image's levels and renders
+//! a request from the closest level, [`server`] answers HTTP with a bounded
+//! queue. Only the files named at start can be reached: identifiers are keys
+//! of a map built then, never paths.
+//!
+//! Current limit: images are held in memory (up to 256 Mpx); serving
+//! gigapixel images from a multi-resolution file is not implemented yet.
+
+pub mod iiif;
+pub mod image;
+pub mod server;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use raster::{Error, Result};
+
+pub use server::Options;
+
+/// The images under `paths` (files, or the image files directly inside folders), by identifier (file stem).
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p).map_err(|e| Error::io(p, e))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            entries.sort();
+            for e in entries {
+                if e.is_file() && formats::Format::from_path(&e).is_some() {
+                    out.push(e);
+                }
+            }
+        } else {
+            out.push(p.clone());
+        }
+    }
+    let mut seen = HashMap::new();
+    let mut list = Vec::new();
+    for path in out {
+        let id = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        if let Some(other) = seen.insert(id.clone(), path.clone()) {
+            return Err(Error::invalid(&path, format!("identifier {id:?} is also {}: rename one", Path::new(&other).display())));
+        }
+        list.push((id, path));
+    }
+    Ok(list)
+}
+
+/// Loads the images and serves them on `bind` until the process ends.
+pub fn serve(bind: &str, paths: &[PathBuf], opts: Options, mut log: impl FnMut(&str)) -> Result<()> {
+    let mut images = HashMap::new();
+    for (id, path) in collect(paths)? {
+        let image = image::Image::load(&path)?;
+        log(&format!("{id}: {}x{} from {}", image.width, image.height, path.display()));
+        images.insert(id, image);
+    }
+    if images.is_empty() {
+        return Err(Error::Other("no images to serve".into()));
+    }
+    let server = tiny_http::Server::http(bind).map_err(|e| Error::Other(format!("can't listen on {bind}: {e}")))?;
+    log(&format!("serving {} image(s) on http://{bind}/ (IIIF under /iiif/3/ID and /iiif/2/ID)", images.len()));
+    server::run(server, server::State { images, opts });
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! The HTTP side: routes, IIIF responses and their headers, and a bounded
+//! work queue (requests beyond it get 503 instead of piling up).
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use serde_json::json;
+use tiny_http::{Header, Method, Request as HttpRequest, Response, Server, StatusCode};
+
+use crate::iiif::{self, Limits, Refusal};
+use crate::image::Image;
+
+pub struct Options {
+    pub limits: Limits,
+    pub workers: usize,
+    pub queue: usize,
+}
+
+pub struct State {
+    pub images: HashMap<String, Image>,
+    pub opts: Options,
+}
+
+type Reply = Response<Cursor<Vec<u8>>>;
+
+fn header(k: &str, v: &str) -> Header {
+    Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header")
+}
+
+fn reply(status: u16, body: Vec<u8>, content_type: &str) -> Reply {
+    Response::from_data(body)
+        .with_status_code(StatusCode(status))
+        .with_header(header("Content-Type", content_type))
+        .with_header(header("Access-Control-Allow-Origin", "*"))
+}
+
+fn text(status: u16, msg: &str) -> Reply {
+    reply(status, format!("{msg}\n").into_bytes(), "text/plain; charset=utf-8")
+}
+
+/// Percent-decodes one path segment; None if malformed.
+fn decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Serves until the process ends.
+pub fn run(server: Server, state: State) {
+    let state = Arc::new(state);
+    let (tx, rx) = crossbeam_channel::bounded::<HttpRequest>(state.opts.queue);
+    let mut workers = Vec::new();
+    for _ in 0..state.opts.workers.max(1) {
+        let (rx, state) = (rx.clone(), state.clone());
+        workers.push(std::thread::spawn(move || {
+            for req in rx {
+                let resp = handle(&state, &req);
+                let _ = req.respond(resp);
+            }
+        }));
+    }
+    for req in server.incoming_requests() {
+        if let Err(crossbeam_channel::TrySendError::Full(req)) = tx.try_send(req) {
+            let _ = req.respond(text(503, "busy: too many requests in the queue, try again").with_header(header("Retry-After", "1")));
+        }
+    }
+}
+
+fn handle(state: &State, req: &HttpRequest) -> Reply {
+    if *req.method() == Method::Options {
+        return reply(204, Vec::new(), "text/plain")
+            .with_header(header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"))
+            .with_header(header("Access-Control-Allow-Headers", "*"));
+    }
+    if !matches!(req.method(), Method::Get | Method::Head) {
+        return text(405, "only GET, HEAD and OPTIONS");
+    }
+    let url = req.url();
+    let path = url.split(['?', '#']).next().unwrap_or("");
+    let host = req.headers().iter().find(|h| h.field.equiv("Host")).map(|h| h.value.to_string()).unwrap_or_else(|| "localhost".into());
+    let accept = req.headers().iter().find(|h| h.field.equiv("Accept")).map(|h| h.value.to_string()).unwrap_or_default();
+    let etag_in = req.headers().iter().find(|h| h.field.equiv("If-None-Match")).map(|h| h.value.to_string());
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segs.as_slice() {
+        [""] => index(state),
+        ["view", id] => match decode(id).filter(|i| state.images.contains_key(i)) {
+            Some(id) => viewer(&id),
+            None => text(404, "no such image"),
+        },
+        ["openseadragon", rest @ ..] => {
+            let rel = rest.join("/");
+            match pyramid::assets::FILES.iter().find(|(p, _)| *p == rel) {
+                Some((p, bytes)) => reply(200, bytes.to_vec(), if p.ends_with(".js") { "application/javascript" } else { "image/png" }),
+                None => text(404, "not found"),
+            }
+        }
+        ["iiif", v @ ("2" | "3"), id, rest @ ..] => {
+            let v3 = *v == "3";
+            let Some(id) = decode(id) else { return text(400, "malformed identifier") };
+            let Some(image) = state.images.get(&id) else { return text(404, &format!("no image {id:?}")) };
+            let base = format!("http://{host}/iiif/{v}/{}", encode_id(&id));
+            match rest {
+                [] | [""] => reply(303, Vec::new(), "text/plain").with_header(header("Location", &format!("{base}/info.json"))),
+                ["info.json"] => info(image, &base, v3, &accept, state.opts.limits),
+                [region, size, rotation, qf] => {
+                    let parts = [*region, *size, *rotation, *qf].map(|p| p.to_string());
+                    let decoded: Vec<String> = parts.iter().map(|p| decode(p).unwrap_or_default()).collect();
+                    let r = iiif::parse([&decoded[0], &decoded[1], &decoded[2], &decoded[3]], image.width, image.height, v3, state.opts.limits);
+                    match r {
+                        Err(Refusal::Bad(m)) => text(400, &m),
+                        Err(Refusal::Unsupported(m)) => text(501, &m),
+                        Ok(r) => {
+                            let etag = format!("\"{}-{}\"", image.version, hash(path));
+                            if etag_in.as_deref() == Some(etag.as_str()) {
+                                return reply(304, Vec::new(), r.format.mime()).with_header(header("ETag", &etag));
+                            }
+                            match image.render(&r) {
+                                Ok(bytes) => {
+                                    let profile = if v3 { "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"" } else { "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\"" };
+                                    let canonical = format!("<{base}/{}>;rel=\"canonical\"", canonical(&r, image, v3, &decoded[3]));
+                                    reply(200, bytes, r.format.mime())
+                                        .with_header(header("Link", &format!("{canonical}, {profile}")))
+                                        .with_header(header("ETag", &etag))
+                                        .with_header(header("Cache-Control", "public, max-age=86400"))
+                                }
+                                Err(m) => text(500, &m),
+                            }
+                        }
+                    }
+                }
+                _ => text(400, "expected {region}/{size}/{rotation}/{quality}.{format} or info.json"),
+            }
+        }
+        _ => text(404, "not found"),
+    }
+}
+
+fn hash(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// Percent-encodes an identifier for use in a URL path segment.
+fn encode_id(id: &str) -> String {
+    id.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+fn canonical(r: &iiif::Request, image: &Image, v3: bool, qf: &str) -> String {
+    let region = if (r.x, r.y, r.w, r.h) == (0, 0, image.width, image.height) { "full".to_string() } else { format!("{},{},{},{}", r.x, r.y, r.w, r.h) };
+    let size = if v3 {
+        if (r.out_w, r.out_h) == (r.w, r.h) { "max".to_string() } else { format!("{},{}", r.out_w, r.out_h) }
+    } else if (r.out_w, r.out_h) == (r.w, r.h) {
+        "full".to_string()
+    } else {
+        format!("{},", r.out_w)
+    };
+    let rot = format!("{}{}", if r.mirror { "!" } else { "" }, r.rotation);
+    let qf = qf.replacen("color.", "default.", 1);
+    format!("{region}/{size}/{rot}/{qf}")
+}
+
+fn info(image: &Image, base: &str, v3: bool, accept: &str, limits: Limits) -> Reply {
+    let sizes: Vec<serde_json::Value> =
+        image.levels.iter().rev().filter(|l| l.width.max(l.height) <= 4096).map(|l| json!({"width": l.width, "height": l.height})).collect();
+    let factors: Vec<u64> = (0..image.levels.len()).map(|k| 1u64 << k).collect();
+    let tiles = json!([{"width": 512, "height": 512, "scaleFactors": factors}]);
+    let body = if v3 {
+        json!({
+            "@context": "http://iiif.io/api/image/3/context.json",
+            "id": base,
+            "type": "ImageService3",
+            "protocol": "http://iiif.io/api/image",
+            "profile": "level2",
+            "width": image.width,
+            "height": image.height,
+            "maxWidth": limits.max_width,
+            "maxHeight": limits.max_height,
+            "maxArea": limits.max_area,
+            "sizes": sizes,
+            "tiles": tiles,
+            "extraQualities": ["bitonal"],
+            "extraFormats": ["webp"],
+            "extraFeatures": ["mirroring", "sizeUpscaling", "canonicalLinkHeader", "profileLinkHeader"],
+        })
+    } else {
+        json!({
+            "@context": "http://iiif.io/api/image/2/context.json",
+            "@id": base,
+            "protocol": "http://iiif.io/api/image",
+            "width": image.width,
+            "height": image.height,
+            "sizes": sizes,
+            "tiles": tiles,
+            "profile": ["http://iiif.io/api/image/2/level2.json", {
+                "formats": ["jpg", "png", "webp"],
+                "qualities": ["default", "color", "gray", "bitonal"],
+                "supports": ["mirroring", "rotationBy90s", "sizeAboveFull", "regionSquare", "canonicalLinkHeader", "profileLinkHeader", "cors", "jsonldMediaType", "baseUriRedirect"],
+                "maxWidth": limits.max_width, "maxHeight": limits.max_height, "maxArea": limits.max_area,
+            }],
+        })
+    };
+    let ld = accept.contains("application/ld+json");
+    let ctype = match (ld, v3) {
+        (true, true) => "application/ld+json;profile=\"http://iiif.io/api/image/3/context.json\"",
+        (true, false) => "application/ld+json;profile=\"http://iiif.io/api/image/2/context.json\"",
+        _ => "application/json",
+    };
+    let profile = if v3 { "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"" } else { "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\"" };
+    reply(200, format!("{body:#}\n").into_bytes(), ctype).with_header(header("Link", profile))
+}
+
+fn index(state: &State) -> Reply {
+    let mut ids: Vec<&String> = state.images.keys().collect();
+    ids.sort();
+    let items: String = ids
+        .iter()
+        .map(|id| {
+            let i = &state.images[*id];
+            let e = encode_id(id);
+            format!("<li><a href=\"/view/{e}\">{}</a> {}x{} &middot; <a href=\"/iiif/3/{e}/info.json\">IIIF 3</a> &middot; <a href=\"/iiif/2/{e}/info.json\">IIIF 2</a></li>\n", html(id), i.width, i.height)
+        })
+        .collect();
+    let page = format!("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>giga serve</title></head><body><h1>Images</h1><ul>\n{items}</ul></body></html>\n");
+    reply(200, page.into_bytes(), "text/html; charset=utf-8")
+}
+
+fn html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn viewer(id: &str) -> Reply {
+    let url = format!("/iiif/3/{}/info.json", encode_id(id));
+    let page = format!(
+        r#"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>html, body {{ margin: 0; height: 100%; background: #fff; }} #viewer {{ width: 100%; height: 100%; }}</style></head>
+<body><div id="viewer"></div>
+<script src="/openseadragon/openseadragon.min.js"></script>
+<script>
+window.viewer = OpenSeadragon({{ id: "viewer", prefixUrl: "/openseadragon/images/", tileSources: "{url}", showNavigator: true }});
+</script></body></html>
+"#,
+        title = html(id)
+    );
+    reply(200, page.into_bytes(), "text/html; charset=utf-8")
+}

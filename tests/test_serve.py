@@ -1,0 +1,121 @@
+"""giga serve: the official IIIF validator at level 2 (3.0 and 2.x), the
+viewer page through the live endpoint in Chromium, and requests that must
+not reach anything but the named images."""
+import http.client
+import json
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import GIGA, ROOT
+
+VALIDATOR_ID = "67352ccc-d1b0-11e1-89ae-279075081939"
+VALIDATOR_IMAGE = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata" / "iiif" / f"{VALIDATOR_ID}.png"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("images")
+    shutil.copy(VALIDATOR_IMAGE, d / f"{VALIDATOR_ID}.png")
+    shutil.copy(ROOT / "samples" / "aitzgorri.jpg", d / "aitzgorri.jpg")
+    (d / "secret.txt").write_text("not an image")
+    port = free_port()
+    p = subprocess.Popen([GIGA, "serve", str(d), "--bind", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"127.0.0.1:{port}", d
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def get(host, path, headers=None, method="GET"):
+    c = http.client.HTTPConnection(host, timeout=20)
+    c.request(method, path, headers=headers or {})
+    r = c.getresponse()
+    body = r.read()
+    return r.status, dict(r.getheaders()), body
+
+
+@pytest.mark.parametrize("version,prefix", [("3.0", "iiif/3"), ("2.0", "iiif/2")])
+def test_official_validator_level_2(server, version, prefix):
+    host, _ = server
+    r = subprocess.run(
+        [str(ROOT / ".venv/bin/iiif-validate.py"), "-s", host, "-p", prefix, "-i", VALIDATOR_ID, f"--version={version}", "--level=2"],
+        capture_output=True, text=True, timeout=300,
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert ", 0 failures)" in out and "(0 tests" not in out, out
+
+
+def test_info_and_headers(server):
+    host, _ = server
+    status, h, body = get(host, "/iiif/3/aitzgorri/info.json", {"Accept": "application/ld+json"})
+    assert status == 200 and h["Access-Control-Allow-Origin"] == "*"
+    assert h["Content-Type"].startswith("application/ld+json")
+    info = json.loads(body)
+    assert info["id"] == f"http://{host}/iiif/3/aitzgorri" and (info["width"], info["height"]) == (3088, 2056)
+    status, h, _ = get(host, "/iiif/3/aitzgorri")
+    assert status == 303 and h["Location"].endswith("/iiif/3/aitzgorri/info.json")
+    status, h, body = get(host, "/iiif/3/aitzgorri/0,0,512,512/256,/0/default.jpg")
+    assert status == 200 and h["Content-Type"] == "image/jpeg" and 'rel="canonical"' in h["Link"]
+    etag = h["ETag"]
+    status, _, _ = get(host, "/iiif/3/aitzgorri/0,0,512,512/256,/0/default.jpg", {"If-None-Match": etag})
+    assert status == 304
+    status, h, _ = get(host, "/iiif/3/aitzgorri/full/max/0/default.jpg", method="OPTIONS")
+    assert status == 204 and h["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    "path,status",
+    [
+        ("/iiif/3/secret/info.json", 404),
+        ("/iiif/3/..%2F..%2Fetc%2Fpasswd/info.json", 404),
+        ("/iiif/3/../../etc/passwd", 404),
+        ("/iiif/3/%2E%2E/info.json", 404),
+        ("/iiif/3/aitzgorri/full/max/0/default.gif", 400),
+        ("/iiif/3/aitzgorri/full/max/45/default.jpg", 501),
+        ("/iiif/3/aitzgorri/full/99999,/0/default.jpg", 400),
+        ("/iiif/3/aitzgorri/5000,0,10,10/max/0/default.jpg", 400),
+        ("/iiif/3/aitzgorri/full/max/0/default.jpg/extra", 400),
+        ("/iiif/3/aitzgorri/%ZZ/max/0/default.jpg", 400),
+        ("/etc/passwd", 404),
+        ("/openseadragon/../../Cargo.toml", 404),
+    ],
+)
+def test_nothing_else_is_reachable(server, path, status):
+    host, _ = server
+    got, _, body = get(host, path)
+    assert got == status, body
+    assert b"root:" not in body and b"[workspace]" not in body
+
+
+def test_viewer_through_the_live_endpoint(server, tmp_path):
+    host, _ = server
+    r = subprocess.run(["node", str(ROOT / "tests/browser/view.mjs"), f"http://{host}/view/aitzgorri", str(tmp_path / "live")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    assert info["errors"] == []
+    import numpy as np
+    from PIL import Image
+
+    from test_viewer import compare
+
+    photo = np.asarray(Image.open(ROOT / "samples" / "aitzgorri.jpg").convert("RGB"))
+    assert compare(tmp_path / "live-home.png", info["home"], photo, (0, 0, 3088, 2056)) < 6
+    assert compare(tmp_path / "live-zoomed.png", info["zoomed"], photo, (0, 0, 3088, 2056)) < 6
