@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import GIGA, ROOT
@@ -29,6 +30,13 @@ def server(tmp_path_factory):
     shutil.copy(VALIDATOR_IMAGE, d / f"{VALIDATOR_ID}.png")
     shutil.copy(ROOT / "samples" / "aitzgorri.jpg", d / "aitzgorri.jpg")
     (d / "secret.txt").write_text("not an image")
+    # A multi-resolution TIFF, served tile by tile (not decoded whole).
+    from conftest import sample_image, write_kro
+
+    a = sample_image(1500, 2300, 4, 8, seed=9)
+    write_kro(d.parent / "big.kro", a)
+    subprocess.run([GIGA, "convert", str(d.parent / "big.kro"), str(d / "big.tif"), "--pyramid", "--tile-size", "128", "--quiet"], check=True)
+    np.save(d.parent / "big.npy", a)
     port = free_port()
     p = subprocess.Popen([GIGA, "serve", str(d), "--bind", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 20
@@ -119,3 +127,28 @@ def test_viewer_through_the_live_endpoint(server, tmp_path):
     photo = np.asarray(Image.open(ROOT / "samples" / "aitzgorri.jpg").convert("RGB"))
     assert compare(tmp_path / "live-home.png", info["home"], photo, (0, 0, 3088, 2056)) < 6
     assert compare(tmp_path / "live-zoomed.png", info["zoomed"], photo, (0, 0, 3088, 2056)) < 6
+
+
+def test_multi_resolution_tiff_is_served_by_tiles(server):
+    host, d = server
+    from io import BytesIO
+
+    from PIL import Image
+
+    a = np.load(d.parent / "big.npy")
+    status, _, body = get(host, "/iiif/3/big/info.json")
+    info = json.loads(body)
+    assert (info["width"], info["height"]) == (2300, 1500)
+    # Full resolution, across tile borders: exact.
+    status, _, body = get(host, "/iiif/3/big/100,200,300,250/max/0/default.png")
+    assert status == 200
+    np.testing.assert_array_equal(np.asarray(Image.open(BytesIO(body))), a[200:450, 100:400])
+    # Half size comes from the second page: close to a 2x2 average of the source.
+    status, _, body = get(host, "/iiif/3/big/0,0,512,512/256,/0/default.png")
+    got = np.asarray(Image.open(BytesIO(body))).astype(int)
+    assert got.shape == (256, 256, 4)
+    src = a[:512, :512].astype(float)
+    alpha = src[..., 3:4]
+    blocks = lambda x: x.reshape(256, 2, 256, 2, -1).sum(axis=(1, 3))  # noqa: E731
+    want_rgb = blocks(src[..., :3] * alpha) / np.maximum(blocks(alpha), 1)
+    assert np.abs(got[..., :3] - want_rgb)[blocks(alpha)[..., 0] > 0].mean() < 1.5

@@ -91,7 +91,7 @@ pub enum Command {
         out: OutputArgs,
     },
     /// Serve images over IIIF Image API 3.0 and 2.1 (level 2), with a viewer page each
-    #[command(after_help = "Examples:\n  giga serve photos/                       # http://127.0.0.1:8080/\n  giga serve --bind 0.0.0.0:8182 pano.tif\n\nEach image is served under its file name without extension:\n  /iiif/3/ID/info.json, /iiif/3/ID/REGION/SIZE/ROTATION/QUALITY.FORMAT (and /iiif/2/...),\n  /view/ID for an OpenSeadragon page, / for the list.\nOnly the files named (or directly inside the folders named) can be reached.\nImages are held in memory, up to 256 megapixels each (multi-resolution files: not yet).")]
+    #[command(after_help = "Examples:\n  giga serve photos/                       # http://127.0.0.1:8080/\n  giga serve --bind 0.0.0.0:8182 pano.tif\n\nEach image is served under its file name without extension:\n  /iiif/3/ID/info.json, /iiif/3/ID/REGION/SIZE/ROTATION/QUALITY.FORMAT (and /iiif/2/...),\n  /view/ID for an OpenSeadragon page, / for the list.\nOnly the files named (or directly inside the folders named) can be reached.\nMulti-resolution TIFFs (giga convert IN OUT.tif --pyramid) are served tile by tile at any size;\nother images are decoded into memory, up to 256 megapixels each.")]
     Serve {
         /// Image files, or folders whose image files are served
         #[arg(required = true)]

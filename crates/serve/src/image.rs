@@ -15,7 +15,7 @@ pub const MEMORY_PIXELS: u64 = 256 << 20;
 pub struct Level {
     pub width: u32,
     pub height: u32,
-    /// 8-bit RGB or RGBA.
+    /// 8-bit RGB or RGBA, for images held in memory; empty for files read by tile.
     pub pixels: Vec<u8>,
 }
 
@@ -26,17 +26,34 @@ pub struct Image {
     pub levels: Vec<Level>,
     /// Changes when the file does (for ETags).
     pub version: String,
+    /// Set for multi-resolution TIFFs: levels are read tile by tile from their pages.
+    pub tiff: Option<crate::tiled::TiledPages>,
 }
 
 impl Image {
-    /// Reads `path` into memory as 8-bit RGB(A) and builds its levels.
+    /// Opens `path`: a multi-resolution tiled TIFF is served page by page
+    /// (any size); anything else up to `MEMORY_PIXELS` is decoded into memory
+    /// with its halved levels.
     pub fn load(path: &Path) -> Result<Image> {
+        let meta = std::fs::metadata(path).map_err(|e| raster::Error::io(path, e))?;
+        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        let version = format!("{:x}-{:x}", meta.len(), modified);
+        if let Some(pages) = crate::tiled::TiledPages::open(path)? {
+            let (width, height) = (pages.levels[0].0, pages.levels[0].1);
+            let levels = pages.levels.iter().map(|&(w, h)| Level { width: w, height: h, pixels: Vec::new() }).collect();
+            return Ok(Image { width, height, channels: pages.channels, levels, version, tiff: Some(pages) });
+        }
         let opened = formats::open(path)?;
         let info = opened.source.info();
         if info.width as u64 * info.height as u64 > MEMORY_PIXELS {
             return Err(raster::Error::invalid(
                 path,
-                format!("{}x{} is above the {} megapixels giga serve holds in memory; serving multi-resolution files is not implemented yet", info.width, info.height, MEMORY_PIXELS >> 20),
+                format!(
+                    "{}x{} is above the {} megapixels giga serve decodes into memory: make a multi-resolution TIFF first (giga convert IN OUT.tif --pyramid) and serve that",
+                    info.width,
+                    info.height,
+                    MEMORY_PIXELS >> 20
+                ),
             ));
         }
         let work = pyramid::working_format(info.format);
@@ -58,9 +75,21 @@ impl Image {
             let pixels = pyramid::reduce::reduce_band(&last.pixels, last.width as usize, channels, w as usize, true);
             levels.push(Level { width: w, height: h, pixels });
         }
-        let meta = std::fs::metadata(path).map_err(|e| raster::Error::io(path, e))?;
-        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
-        Ok(Image { width: info.width, height: info.height, channels, levels, version: format!("{:x}-{:x}", meta.len(), modified) })
+        Ok(Image { width: info.width, height: info.height, channels, levels, version, tiff: None })
+    }
+
+    /// Pixels `[x0, x1) x [y0, y1)` of level `k`, 8-bit RGB(A), row-major.
+    fn window(&self, k: usize, x0: usize, y0: usize, x1: usize, y1: usize) -> std::result::Result<Vec<u8>, String> {
+        if let Some(t) = &self.tiff {
+            return t.window(k, x0 as u32, y0 as u32, x1 as u32, y1 as u32);
+        }
+        let (l, c) = (&self.levels[k], self.channels);
+        let lw = l.width as usize;
+        let mut out = Vec::with_capacity((x1 - x0) * (y1 - y0) * c);
+        for y in y0..y1 {
+            out.extend_from_slice(&l.pixels[(y * lw + x0) * c..(y * lw + x1) * c]);
+        }
+        Ok(out)
     }
 
     /// Renders `req` into the encoded bytes of its format.
@@ -72,41 +101,53 @@ impl Image {
             k += 1;
         }
         let level = &self.levels[k];
-        let f = (1u64 << k) as f64;
+        // Level k of a file may not be exactly half of k-1: scale by the true ratio.
+        let (fx, fy) = (self.width as f64 / level.width as f64, self.height as f64 / level.height as f64);
         let c = self.channels;
-        // Area average of the source box under each output pixel.
-        let (sx0, sy0) = (req.x as f64 / f, req.y as f64 / f);
-        let (sw, sh) = (req.w as f64 / f, req.h as f64 / f);
+        let (sx0, sy0) = (req.x as f64 / fx, req.y as f64 / fy);
+        let (sw, sh) = (req.w as f64 / fx, req.h as f64 / fy);
         let (ow, oh) = (req.out_w as usize, req.out_h as usize);
+        // The level's pixels under the region, fetched once.
+        let (wx0, wy0) = (sx0.floor() as usize, sy0.floor() as usize);
+        let wx1 = ((sx0 + sw).ceil() as usize).clamp(wx0 + 1, level.width as usize);
+        let wy1 = ((sy0 + sh).ceil() as usize).clamp(wy0 + 1, level.height as usize);
+        let win = self.window(k, wx0, wy0, wx1, wy1)?;
+        let ww = wx1 - wx0;
+        // Area average of the source box under each output pixel.
         let mut out = vec![0u8; ow * oh * c];
-        let lw = level.width as usize;
         for oy in 0..oh {
             let ya = sy0 + sh * oy as f64 / oh as f64;
             let yb = sy0 + sh * (oy + 1) as f64 / oh as f64;
-            let (y0, y1) = (ya.floor() as usize, (yb.ceil() as usize).max(ya.floor() as usize + 1).min(level.height as usize));
+            let y0 = (ya.floor() as usize).clamp(wy0, wy1 - 1);
+            let y1 = (yb.ceil() as usize).clamp(y0 + 1, wy1);
             for ox in 0..ow {
                 let xa = sx0 + sw * ox as f64 / ow as f64;
                 let xb = sx0 + sw * (ox + 1) as f64 / ow as f64;
-                let (x0, x1) = (xa.floor() as usize, (xb.ceil() as usize).max(xa.floor() as usize + 1).min(lw));
+                let x0 = (xa.floor() as usize).clamp(wx0, wx1 - 1);
+                let x1 = (xb.ceil() as usize).clamp(x0 + 1, wx1);
                 let mut acc = [0u64; 4];
-                let mut wsum = 0u64;
+                let mut plain = [0u64; 3];
+                let mut n = 0u64;
                 for y in y0..y1 {
                     for x in x0..x1 {
-                        let p = &level.pixels[(y * lw + x) * c..(y * lw + x + 1) * c];
+                        let i = ((y - wy0) * ww + (x - wx0)) * c;
+                        let p = &win[i..i + c];
                         let a = if c == 4 { p[3] as u64 } else { 255 };
                         for ch in 0..3 {
                             acc[ch] += p[ch] as u64 * a;
+                            plain[ch] += p[ch] as u64;
                         }
                         acc[3] += a;
-                        wsum += 1;
+                        n += 1;
                     }
                 }
                 let o = &mut out[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
                 for ch in 0..3 {
-                    o[ch] = if acc[3] > 0 { ((acc[ch] + acc[3] / 2) / acc[3]) as u8 } else { 0 };
+                    // Weighted by alpha; where everything is transparent, the plain mean keeps the colour.
+                    o[ch] = if acc[3] > 0 { ((acc[ch] + acc[3] / 2) / acc[3]) as u8 } else { ((plain[ch] + n / 2) / n.max(1)) as u8 };
                 }
                 if c == 4 {
-                    o[3] = ((acc[3] + wsum / 2) / wsum.max(1)) as u8;
+                    o[3] = ((acc[3] + n / 2) / n.max(1)) as u8;
                 }
             }
         }

@@ -5,12 +5,13 @@
 //! queue. Only the files named at start can be reached: identifiers are keys
 //! of a map built then, never paths.
 //!
-//! Current limit: images are held in memory (up to 256 Mpx); serving
-//! gigapixel images from a multi-resolution file is not implemented yet.
+//! Multi-resolution tiled TIFFs ([`tiled`]) are served at any size, tile by
+//! tile; other images are decoded into memory (up to 256 Mpx).
 
 pub mod iiif;
 pub mod image;
 pub mod server;
+pub mod tiled;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
