@@ -113,9 +113,11 @@ impl Image {
         let wy1 = ((sy0 + sh).ceil() as usize).clamp(wy0 + 1, level.height as usize);
         let win = self.window(k, wx0, wy0, wx1, wy1)?;
         let ww = wx1 - wx0;
-        // Area average of the source box under each output pixel.
-        let mut out = vec![0u8; ow * oh * c];
-        for oy in 0..oh {
+        // Exactly one level pixel per output pixel (tiles, 1:1 regions): no resampling.
+        let exact = ww == ow && wy1 - wy0 == oh && sx0.fract() == 0.0 && sy0.fract() == 0.0 && sw == ow as f64 && sh == oh as f64;
+        let mut out = if exact { win.clone() } else { vec![0u8; ow * oh * c] };
+        // Otherwise, the area average of the source box under each output pixel.
+        for oy in (0..oh).filter(|_| !exact) {
             let ya = sy0 + sh * oy as f64 / oh as f64;
             let yb = sy0 + sh * (oy + 1) as f64 / oh as f64;
             let y0 = (ya.floor() as usize).clamp(wy0, wy1 - 1);
