@@ -68,7 +68,7 @@ def main():
         x, y = tx * span, ty * span
         rw, rh = min(span, w - x), min(span, h - y)
         tiles.append(f"{x},{y},{rw},{rh}/{-(-rw // s)},/0/default.jpg")
-        rw, rh = rng.randrange(500, 4000), rng.randrange(500, 4000)
+        rw, rh = rng.randrange(min(500, w // 2), min(4000, w)), rng.randrange(min(500, h // 2), min(4000, h))
         x, y = rng.randrange(0, w - rw), rng.randrange(0, h - rh)
         regions.append(f"{x},{y},{rw},{rh}/512,/0/default.jpg")
 

@@ -12,6 +12,9 @@ use crate::iiif::{Format, Quality, Request};
 /// multi-resolution file (not yet served).
 pub const MEMORY_PIXELS: u64 = 256 << 20;
 
+/// JPEG and WebP quality of responses (IIPImage's default is 75, Cantaloupe's 80).
+pub const JPEG_QUALITY: u8 = 80;
+
 pub struct Level {
     pub width: u32,
     pub height: u32,
@@ -116,40 +119,55 @@ impl Image {
         // Exactly one level pixel per output pixel (tiles, 1:1 regions): no resampling.
         let exact = ww == ow && wy1 - wy0 == oh && sx0.fract() == 0.0 && sy0.fract() == 0.0 && sw == ow as f64 && sh == oh as f64;
         let mut out = if exact { win.clone() } else { vec![0u8; ow * oh * c] };
-        // Otherwise, the area average of the source box under each output pixel.
-        for oy in (0..oh).filter(|_| !exact) {
-            let ya = sy0 + sh * oy as f64 / oh as f64;
-            let yb = sy0 + sh * (oy + 1) as f64 / oh as f64;
-            let y0 = (ya.floor() as usize).clamp(wy0, wy1 - 1);
-            let y1 = (yb.ceil() as usize).clamp(y0 + 1, wy1);
-            for ox in 0..ow {
-                let xa = sx0 + sw * ox as f64 / ow as f64;
-                let xb = sx0 + sw * (ox + 1) as f64 / ow as f64;
-                let x0 = (xa.floor() as usize).clamp(wx0, wx1 - 1);
-                let x1 = (xb.ceil() as usize).clamp(x0 + 1, wx1);
-                let mut acc = [0u64; 4];
-                let mut plain = [0u64; 3];
-                let mut n = 0u64;
-                for y in y0..y1 {
-                    for x in x0..x1 {
-                        let i = ((y - wy0) * ww + (x - wx0)) * c;
-                        let p = &win[i..i + c];
-                        let a = if c == 4 { p[3] as u64 } else { 255 };
-                        for ch in 0..3 {
-                            acc[ch] += p[ch] as u64 * a;
-                            plain[ch] += p[ch] as u64;
+        // Otherwise, the area average of the source box under each output pixel
+        // (box bounds per column and per row computed once).
+        if !exact {
+            let bounds = |start: f64, span: f64, n: usize, lo: usize, hi: usize| -> Vec<(usize, usize)> {
+                (0..n)
+                    .map(|i| {
+                        let a = start + span * i as f64 / n as f64;
+                        let b = start + span * (i + 1) as f64 / n as f64;
+                        let p0 = (a.floor() as usize).clamp(lo, hi - 1);
+                        (p0 - lo, (b.ceil() as usize).clamp(p0 + 1, hi) - lo)
+                    })
+                    .collect()
+            };
+            let xs = bounds(sx0, sw, ow, wx0, wx1);
+            let ys = bounds(sy0, sh, oh, wy0, wy1);
+            for (oy, &(y0, y1)) in ys.iter().enumerate() {
+                for (ox, &(x0, x1)) in xs.iter().enumerate() {
+                    let o = &mut out[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+                    let n = ((y1 - y0) * (x1 - x0)) as u32;
+                    if c == 3 {
+                        let mut acc = [0u32; 3];
+                        for y in y0..y1 {
+                            for p in win[(y * ww + x0) * 3..(y * ww + x1) * 3].chunks_exact(3) {
+                                acc[0] += p[0] as u32;
+                                acc[1] += p[1] as u32;
+                                acc[2] += p[2] as u32;
+                            }
                         }
-                        acc[3] += a;
-                        n += 1;
+                        for ch in 0..3 {
+                            o[ch] = ((acc[ch] + n / 2) / n) as u8;
+                        }
+                    } else {
+                        let (mut acc, mut plain, mut asum) = ([0u64; 3], [0u32; 3], 0u64);
+                        for y in y0..y1 {
+                            for p in win[(y * ww + x0) * 4..(y * ww + x1) * 4].chunks_exact(4) {
+                                let a = p[3] as u64;
+                                for ch in 0..3 {
+                                    acc[ch] += p[ch] as u64 * a;
+                                    plain[ch] += p[ch] as u32;
+                                }
+                                asum += a;
+                            }
+                        }
+                        // Weighted by alpha; where everything is transparent, the plain mean keeps the colour.
+                        for ch in 0..3 {
+                            o[ch] = if asum > 0 { ((acc[ch] + asum / 2) / asum) as u8 } else { ((plain[ch] + n / 2) / n) as u8 };
+                        }
+                        o[3] = ((asum + n as u64 / 2) / n as u64) as u8;
                     }
-                }
-                let o = &mut out[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
-                for ch in 0..3 {
-                    // Weighted by alpha; where everything is transparent, the plain mean keeps the colour.
-                    o[ch] = if acc[3] > 0 { ((acc[ch] + acc[3] / 2) / acc[3]) as u8 } else { ((plain[ch] + n / 2) / n.max(1)) as u8 };
-                }
-                if c == 4 {
-                    o[3] = ((acc[3] + n / 2) / n.max(1)) as u8;
                 }
             }
         }
@@ -183,10 +201,10 @@ impl Image {
         match req.format {
             Format::Jpg => {
                 let rgb = if c == 4 { pyramid::tiles::flatten(&out, Color::WHITE) } else { out };
-                pyramid::tiles::encode_jpeg(&rgb, w, h, 90)
+                pyramid::tiles::encode_jpeg(&rgb, w, h, JPEG_QUALITY)
             }
             Format::Png => pyramid::tiles::encode_png(&out, w, h, c),
-            Format::Webp => pyramid::tiles::encode_webp(&out, w, h, c, 90),
+            Format::Webp => pyramid::tiles::encode_webp(&out, w, h, c, JPEG_QUALITY),
         }
     }
 }

@@ -61,27 +61,7 @@ pub fn serve(bind: &str, paths: &[PathBuf], opts: Options, mut log: impl FnMut(&
         return Err(Error::Other("no images to serve".into()));
     }
     let listener = std::net::TcpListener::bind(bind).map_err(|e| Error::Other(format!("can't listen on {bind}: {e}")))?;
-    no_delay(&listener);
-    let server = tiny_http::Server::from_listener(listener, None).map_err(|e| Error::Other(format!("can't listen on {bind}: {e}")))?;
-    log(&format!("serving {} image(s) on http://{bind}/ (IIIF under /iiif/3/ID and /iiif/2/ID)", images.len()));
-    server::run(server, server::State { images, opts });
-    Ok(())
-}
 
-/// Sets TCP_NODELAY on the listening socket, which accepted connections
-/// inherit on Linux: without it, a response written as headers then body
-/// waits for the client's delayed ACK (about 40 ms a request).
-fn no_delay(listener: &std::net::TcpListener) {
-    use std::os::unix::io::AsRawFd;
-    let one: libc::c_int = 1;
-    // SAFETY: a valid socket, a valid pointer to an int and its size.
-    unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            &one as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    log(&format!("serving {} image(s) on http://{bind}/ (IIIF under /iiif/3/ID and /iiif/2/ID)", images.len()));
+    server::run(listener, server::State { images, opts }).map_err(|e| Error::Other(format!("server on {bind}: {e}")))
 }

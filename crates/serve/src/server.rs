@@ -1,12 +1,15 @@
-//! The HTTP side: routes, IIIF responses and their headers, and a bounded
-//! work queue (requests beyond it get 503 instead of piling up).
+//! The HTTP side (hyper on a small tokio runtime): routes, IIIF responses
+//! and their headers. Rendering runs on blocking threads, at most `workers`
+//! at once; at most `queue` requests wait, beyond that they get 503.
 
 use std::collections::HashMap;
-use std::io::Cursor;
+use std::convert::Infallible;
 use std::sync::Arc;
 
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Response, StatusCode};
 use serde_json::json;
-use tiny_http::{Header, Method, Request as HttpRequest, Response, Server, StatusCode};
 
 use crate::iiif::{self, Limits, Refusal};
 use crate::image::Image;
@@ -22,17 +25,34 @@ pub struct State {
     pub opts: Options,
 }
 
-type Reply = Response<Cursor<Vec<u8>>>;
+type Reply = Response<Full<Bytes>>;
 
-fn header(k: &str, v: &str) -> Header {
-    Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header")
+/// What `handle` needs of a request.
+pub struct Incoming {
+    pub method: Method,
+    pub url: String,
+    pub host: String,
+    pub accept: String,
+    pub if_none_match: Option<String>,
+}
+
+trait WithHeader {
+    fn with_header(self, k: &str, v: &str) -> Self;
+}
+
+impl WithHeader for Reply {
+    fn with_header(mut self, k: &str, v: &str) -> Self {
+        if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::from_bytes(k.as_bytes()), hyper::header::HeaderValue::from_str(v)) {
+            self.headers_mut().insert(k, v);
+        }
+        self
+    }
 }
 
 fn reply(status: u16, body: Vec<u8>, content_type: &str) -> Reply {
-    Response::from_data(body)
-        .with_status_code(StatusCode(status))
-        .with_header(header("Content-Type", content_type))
-        .with_header(header("Access-Control-Allow-Origin", "*"))
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).expect("valid status");
+    r.with_header("Content-Type", content_type).with_header("Access-Control-Allow-Origin", "*")
 }
 
 fn text(status: u16, msg: &str) -> Reply {
@@ -57,41 +77,57 @@ fn decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Serves until the process ends.
-pub fn run(server: Server, state: State) {
-    let state = Arc::new(state);
-    let (tx, rx) = crossbeam_channel::bounded::<HttpRequest>(state.opts.queue);
-    let mut workers = Vec::new();
-    for _ in 0..state.opts.workers.max(1) {
-        let (rx, state) = (rx.clone(), state.clone());
-        workers.push(std::thread::spawn(move || {
-            for req in rx {
-                let resp = handle(&state, &req);
-                let _ = req.respond(resp);
-            }
-        }));
-    }
-    for req in server.incoming_requests() {
-        if let Err(crossbeam_channel::TrySendError::Full(req)) = tx.try_send(req) {
-            let _ = req.respond(text(503, "busy: too many requests in the queue, try again").with_header(header("Retry-After", "1")));
+/// Serves on `listener` until the process ends.
+pub fn run(listener: std::net::TcpListener, state: State) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async move {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let state = Arc::new(state);
+        let waiting = Arc::new(tokio::sync::Semaphore::new(state.opts.queue.max(1)));
+        let working = Arc::new(tokio::sync::Semaphore::new(state.opts.workers.max(1)));
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let _ = stream.set_nodelay(true);
+            let (state, waiting, working) = (state.clone(), waiting.clone(), working.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (state, waiting, working) = (state.clone(), waiting.clone(), working.clone());
+                    async move {
+                        let Ok(_queued) = waiting.try_acquire_owned() else {
+                            return Ok::<_, Infallible>(text(503, "busy: too many requests, try again").with_header("Retry-After", "1"));
+                        };
+                        let get = |k: &str| req.headers().get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+                        let incoming = Incoming {
+                            method: req.method().clone(),
+                            url: req.uri().to_string(),
+                            host: get("host").unwrap_or_else(|| "localhost".into()),
+                            accept: get("accept").unwrap_or_default(),
+                            if_none_match: get("if-none-match"),
+                        };
+                        let _working = working.acquire_owned().await.expect("never closed");
+                        let resp = tokio::task::spawn_blocking(move || handle(&state, &incoming)).await.unwrap_or_else(|_| text(500, "internal error"));
+                        Ok(resp)
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+            });
         }
-    }
+    })
 }
 
-fn handle(state: &State, req: &HttpRequest) -> Reply {
-    if *req.method() == Method::Options {
+fn handle(state: &State, req: &Incoming) -> Reply {
+    if req.method == Method::OPTIONS {
         return reply(204, Vec::new(), "text/plain")
-            .with_header(header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"))
-            .with_header(header("Access-Control-Allow-Headers", "*"));
+            .with_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+            .with_header("Access-Control-Allow-Headers", "*");
     }
-    if !matches!(req.method(), Method::Get | Method::Head) {
+    if !matches!(req.method, Method::GET | Method::HEAD) {
         return text(405, "only GET, HEAD and OPTIONS");
     }
-    let url = req.url();
-    let path = url.split(['?', '#']).next().unwrap_or("");
-    let host = req.headers().iter().find(|h| h.field.equiv("Host")).map(|h| h.value.to_string()).unwrap_or_else(|| "localhost".into());
-    let accept = req.headers().iter().find(|h| h.field.equiv("Accept")).map(|h| h.value.to_string()).unwrap_or_default();
-    let etag_in = req.headers().iter().find(|h| h.field.equiv("If-None-Match")).map(|h| h.value.to_string());
+    let path = req.url.split(['?', '#']).next().unwrap_or("");
+    let (host, accept, etag_in) = (req.host.clone(), req.accept.clone(), req.if_none_match.clone());
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
         [""] => index(state),
@@ -112,7 +148,7 @@ fn handle(state: &State, req: &HttpRequest) -> Reply {
             let Some(image) = state.images.get(&id) else { return text(404, &format!("no image {id:?}")) };
             let base = format!("http://{host}/iiif/{v}/{}", encode_id(&id));
             match rest {
-                [] | [""] => reply(303, Vec::new(), "text/plain").with_header(header("Location", &format!("{base}/info.json"))),
+                [] | [""] => reply(303, Vec::new(), "text/plain").with_header("Location", &format!("{base}/info.json")),
                 ["info.json"] => info(image, &base, v3, &accept, state.opts.limits),
                 [region, size, rotation, qf] => {
                     let parts = [*region, *size, *rotation, *qf].map(|p| p.to_string());
@@ -124,16 +160,16 @@ fn handle(state: &State, req: &HttpRequest) -> Reply {
                         Ok(r) => {
                             let etag = format!("\"{}-{}\"", image.version, hash(path));
                             if etag_in.as_deref() == Some(etag.as_str()) {
-                                return reply(304, Vec::new(), r.format.mime()).with_header(header("ETag", &etag));
+                                return reply(304, Vec::new(), r.format.mime()).with_header("ETag", &etag);
                             }
                             match image.render(&r) {
                                 Ok(bytes) => {
                                     let profile = if v3 { "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"" } else { "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\"" };
                                     let canonical = format!("<{base}/{}>;rel=\"canonical\"", canonical(&r, image, v3, &decoded[3]));
                                     reply(200, bytes, r.format.mime())
-                                        .with_header(header("Link", &format!("{canonical}, {profile}")))
-                                        .with_header(header("ETag", &etag))
-                                        .with_header(header("Cache-Control", "public, max-age=86400"))
+                                        .with_header("Link", &format!("{canonical}, {profile}"))
+                                        .with_header("ETag", &etag)
+                                        .with_header("Cache-Control", "public, max-age=86400")
                                 }
                                 Err(m) => text(500, &m),
                             }
@@ -222,7 +258,7 @@ fn info(image: &Image, base: &str, v3: bool, accept: &str, limits: Limits) -> Re
         _ => "application/json",
     };
     let profile = if v3 { "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"" } else { "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\"" };
-    reply(200, format!("{body:#}\n").into_bytes(), ctype).with_header(header("Link", profile))
+    reply(200, format!("{body:#}\n").into_bytes(), ctype).with_header("Link", profile)
 }
 
 fn index(state: &State) -> Reply {

@@ -156,9 +156,15 @@ impl TiledPages {
         let c = self.channels;
         let ww = (x1 - x0) as usize;
         let mut out = vec![0u8; ww * (y1 - y0) as usize * c];
-        for ty in y0 / th..=(y1 - 1) / th {
-            for tx in x0 / tw..=(x1 - 1) / tw {
-                let tile = self.tile(k, ty * across + tx)?;
+        // Decode the tiles not cached yet on all cores, then copy.
+        let wanted: Vec<(u32, u32)> = (y0 / th..=(y1 - 1) / th).flat_map(|ty| (x0 / tw..=(x1 - 1) / tw).map(move |tx| (tx, ty))).collect();
+        let decoded: Vec<std::result::Result<Arc<Vec<u8>>, String>> = {
+            use rayon::prelude::*;
+            wanted.par_iter().map(|&(tx, ty)| self.tile(k, ty * across + tx)).collect()
+        };
+        for (&(tx, ty), tile) in wanted.iter().zip(decoded) {
+            let tile = tile?;
+            {
                 // The tile's data size (edge tiles are clipped by the decoder).
                 let dw = tw.min(self.levels[k].0 - tx * tw) as usize;
                 let (ax0, ax1) = (x0.max(tx * tw), x1.min(tx * tw + tw));
