@@ -103,6 +103,41 @@ pub enum Command {
         #[arg(long, default_value_t = 100, value_name = "MP")]
         max_area: u64,
     },
+    /// Render an aligned Hugin/PanoTools project (.pto) into one image or a tile pyramid
+    #[command(after_help = "Examples:\n  giga render pano.pto pano.tif            # tiled deflate (Big)TIFF, RGBA\n  giga render pano.pto pano.kro\n  giga render pano.pto --tiles site/       # straight into a DZI pyramid + viewer\n  giga render pano.pto pano.tif --pyramid  # ready for giga serve and IIPImage\n  giga render pano.pto frame3.tif --frames 3   # one frame remapped, like nona -i 3\n\nReads the p-line (rectilinear, cylindrical or equirectangular output; size, field of view,\ncrop S, exposure E), i-lines (rectilinear, cylindrical, fisheye and equirectangular lenses;\ny p r, a b c d e, S, Eev Er Eb, vignetting Va-Vd Vx Vy, links like v=0) and the m-line's\ninterpolator. Frame paths are relative to the project file. Masks (k-lines) are reported,\nnot applied yet.\n\nEach output pixel takes the frame whose centre is nearest, with a --feather-pixel transition;\nalpha is 0 where no frame covers the canvas. Rows are rendered top to bottom in bands and\nonly the frames touching the band are decoded, so memory depends on the frames and the\nwidth, not on the canvas's area.")]
+    Render {
+        /// The project file (.pto, as Hugin or PTGui writes it)
+        project: PathBuf,
+        /// Where to write the panorama (format from the extension: .tif, .kro, .psb, .png, ...)
+        #[arg(required_unless_present = "tiles", conflicts_with = "tiles")]
+        output: Option<PathBuf>,
+        /// Write a tile pyramid into this folder instead (the tiling options below apply)
+        #[arg(long, value_name = "OUTDIR")]
+        tiles: Option<PathBuf>,
+        /// Interpolator; default: the project's (m i0 bicubic, i5 bilinear, i6 nearest)
+        #[arg(long, value_parser = ["bicubic", "bilinear", "nearest"])]
+        interpolator: Option<String>,
+        /// Width of the transition at seams, in output pixels
+        #[arg(long, default_value_t = 8.0, value_name = "PIXELS")]
+        feather: f64,
+        /// Most memory for decoded frames at once, in GB
+        #[arg(long, default_value_t = 8.0, value_name = "GB")]
+        memory: f64,
+        /// Render only these frames (numbers as in the project, e.g. 0,3,4)
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        frames: Option<Vec<usize>>,
+        /// Don't box-reduce frames that are shrunk onto the canvas (as nona)
+        #[arg(long)]
+        no_antialias: bool,
+        /// TIFF output: write reduced-resolution pages too (a multi-resolution TIFF)
+        #[arg(long)]
+        pyramid: bool,
+        /// TIFF output: always BigTIFF
+        #[arg(long)]
+        bigtiff: bool,
+        #[command(flatten)]
+        tile: TileArgs,
+    },
     /// Convert an image to another format, depth or channel layout
     #[command(after_help = "Examples:\n  giga convert pano.kro pano.tif                  # tiled, deflate\n  giga convert pano.kro pano.tif --compression none --bigtiff\n  giga convert pano16.tif pano.jpg --depth 8 --quality 92 --background black\n\nPixels are copied exactly where both formats can hold them. Alpha is flattened onto\n--background only when the output format has no alpha (JPEG) or with --no-alpha.")]
     Convert {

@@ -71,8 +71,87 @@ fn dispatch(cli: Cli) -> Result<()> {
             };
             serve::serve(&bind, &paths, opts, |m| eprintln!("giga: {m}")).map_err(Failure::Run)
         }
+        Command::Render { project, output, tiles, interpolator, feather, memory, frames, no_antialias, pyramid, bigtiff, tile } => {
+            let how = RenderHow { interpolator, feather, memory, frames, no_antialias, pyramid, bigtiff };
+            render_command(&project, output.as_deref(), tiles.as_deref(), &how, &tile)
+        }
         Command::Fill { input, output, keep_alpha, out } => fill_command(&input, &output, keep_alpha, &out),
         Command::Autocrop { input, output, threshold, aspect, print, out } => autocrop(&input, output.as_deref(), threshold, aspect.as_deref(), print, &out),
+    }
+}
+
+struct RenderHow {
+    interpolator: Option<String>,
+    feather: f64,
+    memory: f64,
+    frames: Option<Vec<usize>>,
+    no_antialias: bool,
+    pyramid: bool,
+    bigtiff: bool,
+}
+
+fn render_command(project: &Path, output: Option<&Path>, tiles: Option<&Path>, how: &RenderHow, tile: &cli::TileArgs) -> Result<()> {
+    if !(how.feather >= 0.0 && how.feather <= 10_000.0) {
+        return Err(Failure::Usage(format!("--feather {} must be between 0 and 10000 pixels", how.feather)));
+    }
+    if !(how.memory > 0.0) {
+        return Err(Failure::Usage(format!("--memory {} must be a positive number of GB", how.memory)));
+    }
+    if tile.fill {
+        return Err(Failure::Usage("--fill is not offered while rendering; render to a file, then giga fill or giga tile --fill".into()));
+    }
+    let opts = render::Options {
+        interpolator: how.interpolator.as_deref().map(|i| match i {
+            "nearest" => render::Interpolator::Nearest,
+            "bilinear" => render::Interpolator::Bilinear,
+            _ => render::Interpolator::Bicubic,
+        }),
+        feather: how.feather,
+        memory: (how.memory * 1e9) as u64,
+        only: how.frames.clone(),
+        antialias: !how.no_antialias,
+    };
+    // Check the output options before the (slower) project and frame checks.
+    let checked = match tiles {
+        Some(_) => Some(tile::check(project, tile)?),
+        None => None,
+    };
+    let out_args = OutputArgs {
+        format: None,
+        depth: None,
+        background: tile.background.clone(),
+        no_alpha: false,
+        gray: false,
+        bigtiff: how.bigtiff,
+        pyramid: how.pyramid,
+        compression: "deflate".into(),
+        tile_size: tile.tile_size.unwrap_or(256),
+        quality: tile.quality,
+        quiet: tile.quiet,
+    };
+    let choice = match output {
+        Some(out) => Some(output_choice(project, out, &out_args)?),
+        None => None,
+    };
+    let r = render::Render::open(project, &opts)?;
+    for w in raster::Source::warnings(&r) {
+        eprintln!("giga: warning: {w}");
+    }
+    if !tile.quiet {
+        let info = raster::Source::info(&r);
+        eprintln!(
+            "giga: rendering {} frames onto {}x{} ({}), at most {} of decoded frames at once",
+            r.frame_count(),
+            info.width,
+            info.height,
+            info.format,
+            human_bytes(r.peak_frame_bytes())
+        );
+    }
+    match (output, tiles) {
+        (Some(out), _) => write_source("pto", Box::new(r), out, choice.expect("checked"), &out_args),
+        (None, Some(dir)) => tile::build(Box::new(r), project, dir, tile, checked.expect("checked")),
+        (None, None) => unreachable!("clap requires one"),
     }
 }
 

@@ -12,7 +12,18 @@ use raster::Color;
 use crate::cli::TileArgs;
 use crate::{Failure, Result};
 
-pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
+/// What the tiling options ask for, checked before anything is read.
+pub struct Checked {
+    kind: Kind,
+    tile: u32,
+    overlap: u32,
+    ext: String,
+    format: TileFormat,
+    background: Color,
+    name: String,
+}
+
+pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
     let usage = |m: String| Failure::Usage(m);
     let kind = Kind::parse(&args.layout).ok_or_else(|| usage(format!("unknown layout {:?}", args.layout)))?;
     let (default_tile, default_overlap) = kind.defaults();
@@ -48,14 +59,24 @@ pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         return Err(usage(format!("--name {name:?} must be a plain file name")));
     }
+    Ok(Checked { kind, tile, overlap, ext, format, background, name })
+}
 
+pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
+    let checked = check(input, args)?;
     let opened = formats::open(input)?;
     for w in opened.source.warnings() {
         eprintln!("giga: warning: {w}");
     }
-    let info = opened.source.info();
     // --fill: analyse first (one read), then the filled stream feeds the tiles (a second read).
     let source = if args.fill { crate::open_filled(input, false, args.quiet)? } else { opened.source };
+    build(source, input, outdir, args, checked)
+}
+
+/// Tiles any source into OUTDIR as `checked` says, with a progress bar over rows.
+pub fn build(source: Box<dyn raster::Source>, input: &Path, outdir: &Path, args: &TileArgs, checked: Checked) -> Result<()> {
+    let Checked { kind, tile, overlap, ext, format, background, name } = checked;
+    let info = source.info();
     let settings = Settings { name: name.clone(), tile, overlap, ext: ext.clone(), id: args.id.clone(), template: args.template.clone() };
     let layout = Layout::plan(kind, info.width, info.height, &settings).map_err(|m| raster::Error::invalid(input, m))?;
     prepare_outdir(outdir)?;

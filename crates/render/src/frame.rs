@@ -1,0 +1,215 @@
+//! A decoded frame in memory (8 or 16-bit RGB or RGBA), optionally shrunk by
+//! an integer box factor for anti-aliasing, and its interpolators.
+
+use std::path::Path;
+
+use raster::{Color, PixelFormat, Result, SampleType, Samples};
+
+use crate::pto::Interpolator;
+
+pub enum Pixels {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+}
+
+pub struct FrameImage {
+    pub width: usize,
+    pub height: usize,
+    /// 3 (RGB) or 4 (RGBA).
+    pub channels: usize,
+    pub pixels: Pixels,
+    /// 1/255 or 1/65535: turns stored samples into 0..1.
+    pub unit: f32,
+    /// The box factor this copy was shrunk by (1 = full resolution).
+    pub factor: u32,
+}
+
+impl FrameImage {
+    /// Reads `path` whole, as RGB(A) of its own depth (floats become 16-bit), and shrinks it by `factor`.
+    pub fn load(path: &Path, expect: (u32, u32), factor: u32) -> Result<FrameImage> {
+        let opened = formats::open(path)?;
+        let info = opened.source.info();
+        if (info.width, info.height) != expect {
+            return Err(raster::Error::invalid(
+                path,
+                format!("the frame is {}x{} but the project says {}x{}", info.width, info.height, expect.0, expect.1),
+            ));
+        }
+        let channels = if info.format.has_alpha() { 4 } else { 3 };
+        let sample = if info.format.sample == SampleType::U8 { SampleType::U8 } else { SampleType::U16 };
+        let mut source = raster::ops::convert(opened.source, PixelFormat::new(channels, sample), Color::WHITE);
+        let len = info.width as usize * info.height as usize * channels as usize;
+        let mut samples = Samples::with_capacity(sample, len);
+        while let Some(strip) = source.next_strip()? {
+            samples.extend_from(&strip.samples, 0, strip.samples.len());
+        }
+        if samples.len() != len {
+            return Err(raster::Error::invalid(path, "the frame ended early"));
+        }
+        let (pixels, unit) = match samples {
+            Samples::U8(v) => (Pixels::U8(v), 1.0 / 255.0),
+            Samples::U16(v) => (Pixels::U16(v), 1.0 / 65535.0),
+            Samples::F32(_) => unreachable!("converted to integers above"),
+        };
+        let image = FrameImage { width: info.width as usize, height: info.height as usize, channels: channels as usize, pixels, unit, factor: 1 };
+        Ok(if factor > 1 { image.shrink(factor) } else { image })
+    }
+
+
+    /// Box-averages `factor` x `factor` blocks (partial blocks at the edges average what they have).
+    fn shrink(self, factor: u32) -> FrameImage {
+        let k = factor as usize;
+        let (w, h, c) = (self.width.div_ceil(k), self.height.div_ceil(k), self.channels);
+        fn go<T: Copy + Into<f32>>(src: &[T], sw: usize, sh: usize, c: usize, k: usize, w: usize, h: usize, back: impl Fn(f32) -> T) -> Vec<T> {
+            let mut out = Vec::with_capacity(w * h * c);
+            let mut acc = vec![0f32; w * c];
+            for by in 0..h {
+                acc.iter_mut().for_each(|a| *a = 0.0);
+                let rows = (by * k..((by + 1) * k).min(sh)).len();
+                for y in by * k..((by + 1) * k).min(sh) {
+                    let row = &src[y * sw * c..(y + 1) * sw * c];
+                    for x in 0..sw {
+                        for ch in 0..c {
+                            acc[(x / k) * c + ch] += row[x * c + ch].into();
+                        }
+                    }
+                }
+                for bx in 0..w {
+                    let cols = (bx * k..((bx + 1) * k).min(sw)).len();
+                    let n = (rows * cols) as f32;
+                    for ch in 0..c {
+                        out.push(back(acc[bx * c + ch] / n));
+                    }
+                }
+            }
+            out
+        }
+        let pixels = match &self.pixels {
+            Pixels::U8(v) => Pixels::U8(go(v, self.width, self.height, c, k, w, h, |x| (x + 0.5) as u8)),
+            Pixels::U16(v) => Pixels::U16(go(v, self.width, self.height, c, k, w, h, |x| (x + 0.5) as u16)),
+        };
+        FrameImage { width: w, height: h, channels: c, pixels, unit: self.unit, factor }
+    }
+
+    /// Interpolates all channels at full-resolution frame coordinates (x, y), 0..1 each.
+    pub fn sample(&self, x: f64, y: f64, how: Interpolator, out: &mut [f32; 4]) {
+        // Pixel centres of the shrunk copy sit at k*i + (k-1)/2 in full-resolution pixels.
+        let k = self.factor as f64;
+        let (x, y) = if self.factor > 1 { ((x - (k - 1.0) / 2.0) / k, (y - (k - 1.0) / 2.0) / k) } else { (x, y) };
+        match &self.pixels {
+            Pixels::U8(v) => interpolate(v, self.width, self.height, self.channels, x, y, how, out),
+            Pixels::U16(v) => interpolate(v, self.width, self.height, self.channels, x, y, how, out),
+        }
+        for o in out.iter_mut().take(self.channels) {
+            *o = (*o * self.unit).clamp(0.0, 1.0);
+        }
+        if self.channels == 3 {
+            out[3] = 1.0;
+        }
+    }
+}
+
+/// Keys' cubic convolution kernel with a = -0.75, the "poly3" cubic of PanoTools and nona.
+fn cubic_weights(t: f64) -> [f32; 4] {
+    const A: f64 = -0.75;
+    let w0 = ((A * (t + 1.0) - 5.0 * A) * (t + 1.0) + 8.0 * A) * (t + 1.0) - 4.0 * A;
+    let w1 = ((A + 2.0) * t - (A + 3.0)) * t * t + 1.0;
+    let u = 1.0 - t;
+    let w2 = ((A + 2.0) * u - (A + 3.0)) * u * u + 1.0;
+    let w3 = 1.0 - w0 - w1 - w2;
+    [w0 as f32, w1 as f32, w2 as f32, w3 as f32]
+}
+
+#[allow(clippy::too_many_arguments)]
+fn interpolate<T: Copy + Into<f32>>(v: &[T], w: usize, h: usize, c: usize, x: f64, y: f64, how: Interpolator, out: &mut [f32; 4]) {
+    let clampi = |i: i64, n: usize| i.clamp(0, n as i64 - 1) as usize;
+    *out = [0.0; 4];
+    match how {
+        Interpolator::Nearest => {
+            let (ix, iy) = (clampi(x.round() as i64, w), clampi(y.round() as i64, h));
+            let p = (iy * w + ix) * c;
+            for ch in 0..c {
+                out[ch] = v[p + ch].into();
+            }
+        }
+        Interpolator::Bilinear => {
+            let (fx, fy) = (x.floor(), y.floor());
+            let (tx, ty) = ((x - fx) as f32, (y - fy) as f32);
+            let xs = [clampi(fx as i64, w), clampi(fx as i64 + 1, w)];
+            let ys = [clampi(fy as i64, h), clampi(fy as i64 + 1, h)];
+            let wx = [1.0 - tx, tx];
+            let wy = [1.0 - ty, ty];
+            for (j, &yy) in ys.iter().enumerate() {
+                for (i, &xx) in xs.iter().enumerate() {
+                    let p = (yy * w + xx) * c;
+                    let k = wx[i] * wy[j];
+                    for ch in 0..c {
+                        out[ch] += k * v[p + ch].into();
+                    }
+                }
+            }
+        }
+        Interpolator::Bicubic => {
+            let (fx, fy) = (x.floor(), y.floor());
+            let wx = cubic_weights(x - fx);
+            let wy = cubic_weights(y - fy);
+            let (x0, y0) = (fx as i64 - 1, fy as i64 - 1);
+            let inside = x0 >= 0 && y0 >= 0 && x0 + 3 < w as i64 && y0 + 3 < h as i64;
+            for j in 0..4 {
+                let yy = clampi(y0 + j as i64, h);
+                let mut row = [0f32; 4];
+                for i in 0..4 {
+                    let xx = if inside { (x0 + i as i64) as usize } else { clampi(x0 + i as i64, w) };
+                    let p = (yy * w + xx) * c;
+                    for ch in 0..c {
+                        row[ch] += wx[i] * v[p + ch].into();
+                    }
+                }
+                for ch in 0..c {
+                    out[ch] += wy[j] * row[ch];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(w: usize, h: usize) -> FrameImage {
+        let mut v = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                v.extend([(x * 10) as u8, (y * 10) as u8, 100]);
+            }
+        }
+        FrameImage { width: w, height: h, channels: 3, pixels: Pixels::U8(v), unit: 1.0 / 255.0, factor: 1 }
+    }
+
+    #[test]
+    fn kernels_reproduce_pixels_and_linear_ramps() {
+        let f = ramp(12, 10);
+        let mut o = [0.0; 4];
+        for how in [Interpolator::Nearest, Interpolator::Bilinear, Interpolator::Bicubic] {
+            f.sample(5.0, 4.0, how, &mut o);
+            assert!((o[0] * 255.0 - 50.0).abs() < 1e-3 && (o[1] * 255.0 - 40.0).abs() < 1e-3, "{how:?} {o:?}");
+        }
+        // Bilinear is exact on a ramp; Keys' cubic with a = -0.75 (not -0.5) bends it slightly.
+        for (how, tol) in [(Interpolator::Bilinear, 1e-3), (Interpolator::Bicubic, 0.6)] {
+            f.sample(5.25, 4.5, how, &mut o);
+            assert!((o[0] * 255.0 - 52.5).abs() < tol && (o[1] * 255.0 - 45.0).abs() < tol, "{how:?} {o:?}");
+        }
+        let w = cubic_weights(0.3);
+        assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn shrink_keeps_coordinates() {
+        let f = ramp(12, 10).shrink(2);
+        assert_eq!((f.width, f.height, f.factor), (6, 5, 2));
+        let mut o = [0.0; 4];
+        f.sample(5.0, 4.0, Interpolator::Bilinear, &mut o);
+        assert!((o[0] * 255.0 - 50.0).abs() < 0.6 && (o[1] * 255.0 - 40.0).abs() < 0.6, "{o:?}");
+    }
+}

@@ -1,0 +1,241 @@
+//! The exact PanoTools transform between canvas pixels and frame pixels
+//! (`docs/render.md` has the derivation): canvas pixel -> ray in the world ->
+//! ray in the camera -> ideal lens point -> radial distortion -> frame pixel,
+//! and back. Axes: x right, y down, z forward.
+
+use crate::pto::{Canvas, Frame, Lens, Projection};
+
+type V3 = [f64; 3];
+
+/// The canvas side: pixels <-> world rays.
+#[derive(Clone, Debug)]
+pub struct CanvasMap {
+    projection: Projection,
+    /// Pixels per radian (cylindrical, equirectangular) or the focal length (rectilinear).
+    scale: f64,
+    centre: [f64; 2],
+}
+
+impl CanvasMap {
+    pub fn new(c: &Canvas) -> CanvasMap {
+        let v = c.hfov.to_radians();
+        let w = c.width as f64;
+        let scale = match c.projection {
+            Projection::Rectilinear => w / (2.0 * (v / 2.0).tan()),
+            _ => w / v,
+        };
+        CanvasMap { projection: c.projection, scale, centre: [(w - 1.0) / 2.0, (c.height as f64 - 1.0) / 2.0] }
+    }
+
+    pub fn ray(&self, px: f64, py: f64) -> V3 {
+        let x = (px - self.centre[0]) / self.scale;
+        let y = (py - self.centre[1]) / self.scale;
+        match self.projection {
+            Projection::Rectilinear => normalise([x, y, 1.0]),
+            Projection::Cylindrical => sphere(x, -y.atan()),
+            Projection::Equirectangular => sphere(x, -y),
+        }
+    }
+
+    /// The canvas pixel a world ray lands on (None behind a rectilinear canvas).
+    pub fn pixel(&self, r: V3) -> Option<(f64, f64)> {
+        let (x, y) = match self.projection {
+            Projection::Rectilinear => {
+                if r[2] <= 1e-12 {
+                    return None;
+                }
+                (r[0] / r[2], r[1] / r[2])
+            }
+            Projection::Cylindrical => {
+                let phi = (-r[1]).clamp(-1.0, 1.0).asin();
+                if phi.abs() >= std::f64::consts::FRAC_PI_2 - 1e-9 {
+                    return None;
+                }
+                (r[0].atan2(r[2]), -phi.tan())
+            }
+            Projection::Equirectangular => (r[0].atan2(r[2]), (r[1]).clamp(-1.0, 1.0).asin()),
+        };
+        Some((x * self.scale + self.centre[0], y * self.scale + self.centre[1]))
+    }
+}
+
+/// (cos phi sin lambda, -sin phi, cos phi cos lambda).
+fn sphere(lambda: f64, phi: f64) -> V3 {
+    let (sl, cl) = lambda.sin_cos();
+    let (sp, cp) = phi.sin_cos();
+    [cp * sl, -sp, cp * cl]
+}
+
+fn normalise(v: V3) -> V3 {
+    let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+    [v[0] / n, v[1] / n, v[2] / n]
+}
+
+fn mul(m: &[[f64; 3]; 3], v: V3) -> V3 {
+    [
+        m[0][0] * v[0] + m[0][1] * v[1] + m[0][2] * v[2],
+        m[1][0] * v[0] + m[1][1] * v[1] + m[1][2] * v[2],
+        m[2][0] * v[0] + m[2][1] * v[1] + m[2][2] * v[2],
+    ]
+}
+
+fn matmul(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    let mut m = [[0.0; 3]; 3];
+    for i in 0..3 {
+        for j in 0..3 {
+            m[i][j] = (0..3).map(|k| a[i][k] * b[k][j]).sum();
+        }
+    }
+    m
+}
+
+fn transpose(a: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    let mut m = [[0.0; 3]; 3];
+    for i in 0..3 {
+        for j in 0..3 {
+            m[i][j] = a[j][i];
+        }
+    }
+    m
+}
+
+/// The frame side: world rays <-> frame pixels.
+#[derive(Clone, Debug)]
+pub struct FrameMap {
+    lens: Lens,
+    /// Camera to world, and its transpose.
+    to_world: [[f64; 3]; 3],
+    to_camera: [[f64; 3]; 3],
+    focal: f64,
+    abc: [f64; 3],
+    /// Radius that distortion's rho is measured in: half the shorter side.
+    norm: f64,
+    centre: [f64; 2],
+}
+
+impl FrameMap {
+    pub fn new(f: &Frame) -> FrameMap {
+        let (sy, cy) = f.yaw.to_radians().sin_cos();
+        let (sp, cp) = f.pitch.to_radians().sin_cos();
+        let (sr, cr) = f.roll.to_radians().sin_cos();
+        let ryaw = [[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]];
+        let rpitch = [[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]];
+        let rroll = [[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]];
+        let to_world = matmul(&matmul(&ryaw, &rpitch), &rroll);
+        let (w, h) = (f.width as f64, f.height as f64);
+        let v = f.hfov.to_radians();
+        let focal = match f.lens {
+            Lens::Rectilinear => w / (2.0 * (v / 2.0).tan()),
+            _ => w / v,
+        };
+        FrameMap {
+            lens: f.lens,
+            to_camera: transpose(&to_world),
+            to_world,
+            focal,
+            abc: f.abc,
+            norm: w.min(h) / 2.0,
+            centre: [(w - 1.0) / 2.0 + f.shift[0], (h - 1.0) / 2.0 + f.shift[1]],
+        }
+    }
+
+    fn distortion(&self, rho: f64) -> f64 {
+        let [a, b, c] = self.abc;
+        ((a * rho + b) * rho + c) * rho + (1.0 - a - b - c)
+    }
+
+    /// The frame pixel a world ray lands on, if the lens sees it.
+    pub fn pixel(&self, ray: V3) -> Option<(f64, f64)> {
+        let c = mul(&self.to_camera, ray);
+        let (u, t) = match self.lens {
+            Lens::Rectilinear => {
+                if c[2] <= 1e-9 {
+                    return None;
+                }
+                (c[0] / c[2], c[1] / c[2])
+            }
+            Lens::CircularFisheye | Lens::FullFrameFisheye => {
+                let r = (c[0] * c[0] + c[1] * c[1]).sqrt();
+                let theta = r.atan2(c[2]);
+                if r < 1e-15 {
+                    (0.0, 0.0)
+                } else {
+                    (theta * c[0] / r, theta * c[1] / r)
+                }
+            }
+            Lens::Cylindrical => {
+                let rxz = (c[0] * c[0] + c[2] * c[2]).sqrt();
+                if rxz < 1e-12 {
+                    return None;
+                }
+                (c[0].atan2(c[2]), c[1] / rxz)
+            }
+            Lens::Equirectangular => (c[0].atan2(c[2]), c[1].clamp(-1.0, 1.0).asin()),
+        };
+        let (u, t) = (u * self.focal, t * self.focal);
+        let s = self.distortion((u * u + t * t).sqrt() / self.norm);
+        Some((s * u + self.centre[0], s * t + self.centre[1]))
+    }
+
+    /// The world ray a frame pixel sees (inverting the distortion by Newton's method).
+    pub fn ray(&self, px: f64, py: f64) -> V3 {
+        let (uo, to) = (px - self.centre[0], py - self.centre[1]);
+        let ro = (uo * uo + to * to).sqrt() / self.norm;
+        let mut rho = ro;
+        for _ in 0..20 {
+            let [a, b, c] = self.abc;
+            let f = rho * self.distortion(rho) - ro;
+            let df = ((4.0 * a * rho + 3.0 * b) * rho + 2.0 * c) * rho + (1.0 - a - b - c);
+            if df.abs() < 1e-12 {
+                break;
+            }
+            let step = f / df;
+            rho -= step;
+            if step.abs() < 1e-13 {
+                break;
+            }
+        }
+        let s = if ro > 1e-15 { ro / rho } else { self.distortion(0.0) };
+        let (u, t) = (uo / s / self.focal, to / s / self.focal);
+        let c = match self.lens {
+            Lens::Rectilinear => normalise([u, t, 1.0]),
+            Lens::CircularFisheye | Lens::FullFrameFisheye => {
+                let theta = (u * u + t * t).sqrt();
+                if theta < 1e-15 {
+                    [0.0, 0.0, 1.0]
+                } else {
+                    let k = theta.sin() / theta;
+                    [u * k, t * k, theta.cos()]
+                }
+            }
+            Lens::Cylindrical => normalise([u.sin(), t, u.cos()]),
+            Lens::Equirectangular => sphere(u, -t),
+        };
+        mul(&self.to_world, c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pto::parse;
+
+    #[test]
+    fn round_trips() {
+        for (pf, lens) in [(0, 0), (1, 3), (2, 0), (2, 2), (1, 1), (2, 4)] {
+            let v = if pf == 0 { 120 } else { 360 };
+            let text = format!(
+                "p f{pf} w2000 h1000 v{v}\ni w800 h600 f{lens} v{} y20 p-10 r3 a0.02 b-0.03 c0.01 d4 e-3 n\"x\"\n",
+                if lens == 0 { 60 } else { 150 }
+            );
+            let p = parse(&text).unwrap();
+            let cm = CanvasMap::new(&p.canvas);
+            let fm = FrameMap::new(&p.frames[0]);
+            for &(x, y) in &[(400.0, 300.0), (10.0, 20.0), (790.0, 590.0), (123.4, 456.7)] {
+                let (cx, cy) = cm.pixel(fm.ray(x, y)).unwrap();
+                let (bx, by) = fm.pixel(cm.ray(cx, cy)).unwrap();
+                assert!((bx - x).abs() < 1e-6 && (by - y).abs() < 1e-6, "f{pf}/f{lens}: {x},{y} -> {cx},{cy} -> {bx},{by}");
+            }
+        }
+    }
+}

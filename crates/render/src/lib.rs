@@ -1,0 +1,468 @@
+//! `render`: turns an aligned PanoTools/Hugin project into a stream of strips.
+//!
+//! [`Render`] is a [`raster::Source`]: any of giga's writers or the tile
+//! pyramid consumes it, so a panorama goes straight from its frames to a tiled
+//! BigTIFF, a KRO or a tile folder. Rows are made top to bottom in bands; only
+//! the frames whose footprint on the canvas touches the band are decoded, and
+//! a frame is dropped as soon as the band passes its footprint, so memory
+//! depends on the frames and the width, never on the canvas's area.
+//!
+//! Per output pixel: the exact PanoTools transform to every frame that covers
+//! it ([`geometry`]), the frame whose centre is nearest wins (a Voronoi seam,
+//! exact at full resolution) with a narrow linear feather, the chosen
+//! frames are interpolated and corrected for exposure, white balance and
+//! vignetting. Multiband blending (the next stage) would replace `blend_row`.
+
+mod frame;
+pub mod geometry;
+mod photometry;
+pub mod pto;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use raster::{ImageInfo, PixelFormat, Rect, Result, SampleType, Samples, Source, Strip};
+
+use frame::FrameImage;
+use geometry::{CanvasMap, FrameMap};
+use photometry::Photometry;
+pub use pto::{Interpolator, Project};
+
+/// Choices that are not in the project.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Overrides the project's interpolator.
+    pub interpolator: Option<Interpolator>,
+    /// Width of the seam transition, in output pixels.
+    pub feather: f64,
+    /// Cap on decoded frames held at once, in bytes.
+    pub memory: u64,
+    /// Render only these frames (numbered as in the project), like `nona -i`.
+    pub only: Option<Vec<usize>>,
+    /// Anti-alias frames that are shrunk onto the canvas (box-reduce them first).
+    pub antialias: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { interpolator: None, feather: 8.0, memory: 8 << 30, only: None, antialias: true }
+    }
+}
+
+/// One frame, planned: where it lands on the output and how it is sampled.
+struct Planned {
+    path: PathBuf,
+    size: (u32, u32),
+    map: FrameMap,
+    /// Footprint on the output: columns x0..x1, rows y0..y1 (exclusive ends).
+    footprint: [u32; 4],
+    /// Integer shrink factor for anti-aliasing.
+    factor: u32,
+    bytes: u64,
+    /// Valid source area [left, right, top, bottom] (inclusive pixel centres) and whether it is the inscribed ellipse.
+    bounds: [f64; 4],
+    ellipse: bool,
+    centre: [f64; 2],
+    half_diagonal: f64,
+    /// Source pixels per output pixel near the frame's centre.
+    scale: f64,
+    photometry: Photometry,
+}
+
+pub struct Render {
+    info: ImageInfo,
+    canvas: CanvasMap,
+    /// Canvas position of output pixel (0, 0): the p-line's S crop.
+    origin: (u32, u32),
+    frames: Vec<Planned>,
+    loaded: Vec<Option<Arc<FrameImage>>>,
+    interpolator: Interpolator,
+    feather: f64,
+    next_row: u32,
+    band_rows: u32,
+    warnings: Vec<String>,
+    peak_bytes: u64,
+}
+
+fn invalid(path: &Path, m: impl Into<String>) -> raster::Error {
+    raster::Error::invalid(path, m)
+}
+
+impl Render {
+    /// Reads and checks the project and every frame's header, and plans the render.
+    pub fn open(project_path: &Path, opts: &Options) -> Result<Render> {
+        let text = std::fs::read(project_path).map_err(|e| raster::Error::io(project_path, e))?;
+        let text = String::from_utf8_lossy(&text);
+        let project = pto::parse(&text).map_err(|m| invalid(project_path, m))?;
+        let dir = project_path.parent().unwrap_or(Path::new("."));
+        Render::plan(project, dir, project_path, opts)
+    }
+
+    fn plan(project: Project, dir: &Path, project_path: &Path, opts: &Options) -> Result<Render> {
+        let c = &project.canvas;
+        let canvas = CanvasMap::new(c);
+        let (x0, x1, y0, y1) = match c.crop {
+            Some(k) => (k.left as u32, k.right as u32, k.top as u32, k.bottom as u32),
+            None => (0, c.width, 0, c.height),
+        };
+        let (width, height) = (x1 - x0, y1 - y0);
+        let mut warnings = project.warnings.clone();
+        let chosen: Vec<usize> = match &opts.only {
+            Some(list) => {
+                if let Some(&bad) = list.iter().find(|&&i| i >= project.frames.len()) {
+                    return Err(invalid(project_path, format!("there is no frame {bad}: the project has {}", project.frames.len())));
+                }
+                list.clone()
+            }
+            None => (0..project.frames.len()).collect(),
+        };
+        let mut frames = Vec::new();
+        let mut sixteen = false;
+        for &i in &chosen {
+            let f = &project.frames[i];
+            let path = dir.join(&f.file);
+            let header = formats::open(&path)?;
+            let info = header.source.info();
+            drop(header);
+            if (info.width, info.height) != (f.width, f.height) {
+                return Err(invalid(&path, format!("the frame is {}x{} but the project says {}x{}", info.width, info.height, f.width, f.height)));
+            }
+            sixteen |= info.format.sample != SampleType::U8;
+            let map = FrameMap::new(f);
+            let (w, h) = (f.width as f64, f.height as f64);
+            let (bounds, ellipse) = match f.crop {
+                Some(k) => ([k.left.max(0.0), (k.right - 1.0).min(w - 1.0), k.top.max(0.0), (k.bottom - 1.0).min(h - 1.0)], f.lens == pto::Lens::CircularFisheye),
+                None => ([0.0, w - 1.0, 0.0, h - 1.0], false),
+            };
+            let centre = [(bounds[0] + bounds[1]) / 2.0, (bounds[2] + bounds[3]) / 2.0];
+            let half_diagonal = ((bounds[1] - bounds[0]).powi(2) + (bounds[3] - bounds[2]).powi(2)).sqrt() / 2.0;
+            let scale = source_scale(&canvas, &map, centre);
+            let factor = if opts.antialias && scale >= 1.5 { scale.round() as u32 } else { 1 };
+            let channels = if info.format.has_alpha() { 4 } else { 3 };
+            let depth = if info.format.sample == SampleType::U8 { 1 } else { 2 };
+            let bytes = (f.width.div_ceil(factor) as u64) * (f.height.div_ceil(factor) as u64) * channels * depth;
+            let photometry = Photometry::new(f, c.exposure);
+            if !photometry.is_identity() && !f.linear_response {
+                let note = "EMoR camera responses are approximated by gamma 2.2 (the EMoR tables are not shipped)";
+                if !warnings.iter().any(|w| w == note) {
+                    warnings.push(note.into());
+                }
+            }
+            let planned = Planned { path, size: (f.width, f.height), map, footprint: [0; 4], factor, bytes, bounds, ellipse, centre, half_diagonal, scale, photometry };
+            match footprint(&canvas, c, &planned, (x0, y0, width, height)) {
+                Some(fp) => frames.push(Planned { footprint: fp, ..planned }),
+                None => warnings.push(format!("frame {i} ({}) lies outside the rendered canvas", f.file)),
+            }
+        }
+        let sample = if sixteen { SampleType::U16 } else { SampleType::U8 };
+        let info = ImageInfo { width, height, format: PixelFormat::new(4, sample) };
+        let band_rows = info.rows_for_bytes(8 << 20).clamp(8, 128);
+        let mut render = Render {
+            info,
+            canvas,
+            origin: (x0, y0),
+            loaded: (0..frames.len()).map(|_| None).collect(),
+            frames,
+            interpolator: opts.interpolator.unwrap_or(project.interpolator),
+            feather: opts.feather.max(0.5),
+            next_row: 0,
+            band_rows,
+            warnings,
+            peak_bytes: 0,
+        };
+        render.peak_bytes = render.plan_peak();
+        if render.peak_bytes > opts.memory {
+            return Err(invalid(
+                project_path,
+                format!(
+                    "the frames that overlap one band of rows need {:.1} GB decoded at once, more than --memory {:.1} GB",
+                    render.peak_bytes as f64 / 1e9,
+                    opts.memory as f64 / 1e9
+                ),
+            ));
+        }
+        Ok(render)
+    }
+
+    /// The most decoded-frame bytes any band holds at once.
+    fn plan_peak(&self) -> u64 {
+        let mut peak = 0;
+        let mut y = 0;
+        while y < self.info.height {
+            let end = (y + self.band_rows).min(self.info.height);
+            let sum: u64 = self.frames.iter().filter(|f| f.footprint[2] < end && f.footprint[3] > y).map(|f| f.bytes).sum();
+            peak = peak.max(sum);
+            y = end;
+        }
+        peak
+    }
+
+    /// Decoded frames held at the busiest band, in bytes.
+    pub fn peak_frame_bytes(&self) -> u64 {
+        self.peak_bytes
+    }
+
+    pub fn frame_count(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Loads the frames the band needs and drops those it has passed.
+    fn prepare(&mut self, y0: u32, y1: u32) -> Result<Vec<usize>> {
+        for (i, f) in self.frames.iter().enumerate() {
+            if f.footprint[3] <= y0 {
+                self.loaded[i] = None;
+            }
+        }
+        let needed: Vec<usize> = (0..self.frames.len()).filter(|&i| self.frames[i].footprint[2] < y1 && self.frames[i].footprint[3] > y0).collect();
+        let missing: Vec<usize> = needed.iter().copied().filter(|&i| self.loaded[i].is_none()).collect();
+        let images: Vec<Result<(usize, FrameImage)>> = missing
+            .par_iter()
+            .map(|&i| {
+                let f = &self.frames[i];
+                FrameImage::load(&f.path, f.size, f.factor).map(|img| (i, img))
+            })
+            .collect();
+        for r in images {
+            let (i, img) = r?;
+            self.loaded[i] = Some(Arc::new(img));
+        }
+        Ok(needed)
+    }
+
+    /// One output row: seams, interpolation and photometry, as RGBA in 0..1.
+    fn render_row(&self, y: u32, candidates: &[usize], out: &mut [f32]) {
+        let width = self.info.width as usize;
+        let yc = (y + self.origin.1) as f64;
+        let mut d_min = vec![f32::INFINITY; width];
+        struct Hit {
+            xs: f64,
+            ys: f64,
+            d: f32,
+            edge: f32,
+        }
+        let mut hits: Vec<(usize, usize, Vec<Hit>)> = Vec::new();
+        for &i in candidates {
+            let f = &self.frames[i];
+            if y < f.footprint[2] || y >= f.footprint[3] {
+                continue;
+            }
+            let (x0, x1) = (f.footprint[0] as usize, f.footprint[1] as usize);
+            let mut row = Vec::with_capacity(x1 - x0);
+            for x in x0..x1 {
+                let ray = self.canvas.ray((x as u32 + self.origin.0) as f64, yc);
+                let hit = f.map.pixel(ray).and_then(|(xs, ys)| {
+                    let edge = f.edge_distance(xs, ys)?;
+                    let d = (((xs - f.centre[0]).powi(2) + (ys - f.centre[1]).powi(2)).sqrt() / f.half_diagonal) as f32;
+                    Some(Hit { xs, ys, d, edge: edge as f32 })
+                });
+                let hit = hit.unwrap_or(Hit { xs: 0.0, ys: 0.0, d: f32::INFINITY, edge: -1.0 });
+                if hit.d < d_min[x] {
+                    d_min[x] = hit.d;
+                }
+                row.push(hit);
+            }
+            hits.push((i, x0, row));
+        }
+        let mut weight = vec![0f32; width];
+        let mut cover = vec![0f32; width];
+        out.iter_mut().for_each(|v| *v = 0.0);
+        let mut px = [0f32; 4];
+        for (i, x0, row) in &hits {
+            let f = &self.frames[*i];
+            let image = self.loaded[*i].as_ref().expect("prepared");
+            let delta = (self.feather * f.scale / f.half_diagonal) as f32;
+            let ramp = (self.feather * f.scale) as f32;
+            for (k, hit) in row.iter().enumerate() {
+                if hit.edge < 0.0 {
+                    continue;
+                }
+                let x = x0 + k;
+                let w = (1.0 - (hit.d - d_min[x]) / delta).max(0.0) * ((hit.edge + 0.5) / ramp).clamp(1e-3, 1.0);
+                if w <= 0.0 {
+                    continue;
+                }
+                image.sample(hit.xs, hit.ys, self.interpolator, &mut px);
+                f.photometry.apply(&mut px, hit.xs, hit.ys);
+                let wa = w * px[3];
+                for ch in 0..3 {
+                    out[x * 4 + ch] += wa * px[ch];
+                }
+                weight[x] += wa;
+                cover[x] = cover[x].max(px[3]);
+            }
+        }
+        for x in 0..width {
+            if weight[x] > 0.0 {
+                for ch in 0..3 {
+                    out[x * 4 + ch] /= weight[x];
+                }
+                out[x * 4 + 3] = cover[x];
+            } else {
+                out[x * 4..x * 4 + 4].iter_mut().for_each(|v| *v = 0.0);
+            }
+        }
+    }
+}
+
+impl Planned {
+    /// Distance inside the valid area in source pixels, None outside. A frame covers
+    /// the area of its pixels, half a pixel beyond the outer pixel centres (nona reaches
+    /// a little further still).
+    fn edge_distance(&self, xs: f64, ys: f64) -> Option<f64> {
+        let [l, r, t, b] = self.bounds;
+        let e = if self.ellipse {
+            let (ax, ay) = ((r - l) / 2.0, (b - t) / 2.0);
+            let (nx, ny) = ((xs - self.centre[0]) / ax, (ys - self.centre[1]) / ay);
+            (1.0 - (nx * nx + ny * ny).sqrt()) * ax.min(ay)
+        } else {
+            (xs - l).min(r - xs).min(ys - t).min(b - ys) + 0.5
+        };
+        (e >= 0.0).then_some(e)
+    }
+}
+
+/// Source pixels per canvas pixel around the canvas point where the frame's centre lands.
+fn source_scale(canvas: &CanvasMap, map: &FrameMap, centre: [f64; 2]) -> f64 {
+    let Some((cx, cy)) = canvas.pixel(map.ray(centre[0], centre[1])) else { return 1.0 };
+    let at = |x: f64, y: f64| map.pixel(canvas.ray(x, y));
+    match (at(cx - 0.5, cy), at(cx + 0.5, cy), at(cx, cy - 0.5), at(cx, cy + 0.5)) {
+        (Some(a), Some(b), Some(c), Some(d)) => {
+            let sx = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+            let sy = ((d.0 - c.0).powi(2) + (d.1 - c.1).powi(2)).sqrt();
+            sx.max(sy)
+        }
+        _ => 1.0,
+    }
+}
+
+/// The output rectangle (x0, x1, y0, y1) a frame may touch, from its outline
+/// and an interior grid mapped onto the canvas, padded; None when it misses
+/// the output. Wrapping round the +-180 degree seam or over a pole widens it
+/// to the full width or to the top or bottom edge.
+fn footprint(canvas: &CanvasMap, c: &pto::Canvas, f: &Planned, out: (u32, u32, u32, u32)) -> Option<[u32; 4]> {
+    let [l, r, t, b] = f.bounds;
+    let n = 64;
+    let mut outline = Vec::new();
+    for k in 0..n {
+        let s = k as f64 / n as f64;
+        outline.push((l + s * (r - l), t));
+        outline.push((r, t + s * (b - t)));
+    }
+    for k in 0..n {
+        let s = k as f64 / n as f64;
+        outline.push((r - s * (r - l), b));
+        outline.push((l, b - s * (b - t)));
+    }
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for j in 0..=8 {
+        for i in 0..=8 {
+            points.push((l + (r - l) * i as f64 / 8.0, t + (b - t) * j as f64 / 8.0));
+        }
+    }
+    let (w, h) = (c.width as f64, c.height as f64);
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let mut whole = false;
+    let mut last: Option<f64> = None;
+    for (k, &(sx, sy)) in outline.iter().chain(points.iter()).enumerate() {
+        if f.edge_distance(sx, sy).is_none() && f.ellipse {
+            continue;
+        }
+        match canvas.pixel(f.map.ray(sx, sy)) {
+            Some((px, py)) => {
+                if k < outline.len() {
+                    if let Some(lx) = last {
+                        if (px - lx).abs() > w / 2.0 {
+                            whole = true; // crosses the +-180 degree seam
+                        }
+                    }
+                    last = Some(px);
+                }
+                x0 = x0.min(px);
+                x1 = x1.max(px);
+                y0 = y0.min(py);
+                y1 = y1.max(py);
+            }
+            None => whole = true, // partly behind a rectilinear canvas: its extent is unbounded
+        }
+    }
+    if whole {
+        x0 = 0.0;
+        x1 = w;
+    }
+    if c.projection != pto::Projection::Rectilinear {
+        // A frame that sees a pole covers the whole width next to it.
+        for (pole, edge) in [([0.0, -1.0, 0.0], 0.0), ([0.0, 1.0, 0.0], h)] {
+            if let Some((px, py)) = f.map.pixel(pole) {
+                if f.edge_distance(px, py).is_some() {
+                    x0 = 0.0;
+                    x1 = w;
+                    if edge == 0.0 { y0 = 0.0 } else { y1 = h }
+                }
+            }
+        }
+    }
+    if whole && c.projection == pto::Projection::Rectilinear {
+        y0 = y0.min(0.0);
+        y1 = y1.max(h);
+    }
+    if !x0.is_finite() || !y0.is_finite() {
+        return None;
+    }
+    let pad_x = 3.0 + 0.01 * (x1 - x0);
+    let pad_y = 3.0 + 0.01 * (y1 - y0);
+    let (ox, oy, ow, oh) = (out.0 as f64, out.1 as f64, out.2 as f64, out.3 as f64);
+    let fx0 = (x0 - pad_x - ox).floor().clamp(0.0, ow);
+    let fx1 = (x1 + pad_x - ox).ceil().clamp(0.0, ow);
+    let fy0 = (y0 - pad_y - oy).floor().clamp(0.0, oh);
+    let fy1 = (y1 + pad_y - oy).ceil().clamp(0.0, oh);
+    (fx1 > fx0 && fy1 > fy0).then_some([fx0 as u32, fx1 as u32, fy0 as u32, fy1 as u32])
+}
+
+impl Source for Render {
+    fn info(&self) -> ImageInfo {
+        self.info
+    }
+
+    fn next_strip(&mut self) -> Result<Option<Strip>> {
+        let y0 = self.next_row;
+        if y0 >= self.info.height {
+            self.loaded.iter_mut().for_each(|f| *f = None);
+            return Ok(None);
+        }
+        let y1 = (y0 + self.band_rows).min(self.info.height);
+        let candidates = self.prepare(y0, y1)?;
+        let width = self.info.width as usize;
+        let row_len = width * 4;
+        let this = &*self;
+        let mut samples = Samples::zeros(self.info.format.sample, row_len * (y1 - y0) as usize);
+        macro_rules! fill {
+            ($v:expr, $max:expr) => {
+                $v.par_chunks_mut(row_len).enumerate().for_each_init(
+                    || vec![0f32; row_len],
+                    |tmp, (k, out)| {
+                        this.render_row(y0 + k as u32, &candidates, tmp);
+                        for (o, v) in out.iter_mut().zip(tmp.iter()) {
+                            *o = (v.clamp(0.0, 1.0) * $max + 0.5) as _;
+                        }
+                    },
+                )
+            };
+        }
+        match &mut samples {
+            Samples::U8(v) => fill!(v, 255.0),
+            Samples::U16(v) => fill!(v, 65535.0),
+            Samples::F32(_) => unreachable!("output is 8 or 16-bit"),
+        }
+        self.next_row = y1;
+        Ok(Some(Strip::new(y0, self.info.width, y1 - y0, 4, samples)))
+    }
+
+    fn restrict(&mut self, _rect: Rect) -> bool {
+        false
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+}

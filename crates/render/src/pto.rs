@@ -1,0 +1,368 @@
+//! The subset of the PanoTools/Hugin project format (`.pto`) a renderer needs:
+//! the p-line (canvas), i-lines (frames), the m-line interpolator, and masks,
+//! which are counted so that they can be reported rather than silently dropped.
+
+use std::collections::HashMap;
+
+/// Output projections giga renders (the p-line's `f`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Projection {
+    Rectilinear,
+    Cylindrical,
+    Equirectangular,
+}
+
+/// Lens projections of frames (the i-line's `f`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lens {
+    Rectilinear,
+    Cylindrical,
+    /// `f2`: equidistant fisheye whose image circle is the crop ellipse.
+    CircularFisheye,
+    /// `f3`: equidistant fisheye filling the frame.
+    FullFrameFisheye,
+    Equirectangular,
+}
+
+/// The interpolators of the m-line's `i` (Hugin's numbering), as giga offers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interpolator {
+    Nearest,
+    Bilinear,
+    Bicubic,
+}
+
+/// A pixel rectangle `[left, right) x [top, bottom)`, as the `S` crops give it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Crop {
+    pub left: f64,
+    pub right: f64,
+    pub top: f64,
+    pub bottom: f64,
+}
+
+/// The p-line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Canvas {
+    pub width: u32,
+    pub height: u32,
+    pub projection: Projection,
+    /// Horizontal field of view, degrees.
+    pub hfov: f64,
+    /// `S`: only this part of the canvas is rendered.
+    pub crop: Option<Crop>,
+    /// `E`: output exposure value.
+    pub exposure: f64,
+}
+
+/// One i-line, links resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Frame {
+    pub file: String,
+    pub width: u32,
+    pub height: u32,
+    pub lens: Lens,
+    pub hfov: f64,
+    pub yaw: f64,
+    pub pitch: f64,
+    pub roll: f64,
+    /// Radial distortion a, b, c and the centre shift d, e.
+    pub abc: [f64; 3],
+    pub shift: [f64; 2],
+    pub crop: Option<Crop>,
+    pub exposure: f64,
+    /// Er, Eb: red and blue white-balance multipliers.
+    pub wb: [f64; 2],
+    /// Va..Vd (reset to 1, 0, 0, 0 unless Vm is 5, as Hugin does) and Vx, Vy.
+    pub vignetting: [f64; 4],
+    pub vig_centre: [f64; 2],
+    /// Ra..Re; meaningful only for the EMoR response.
+    pub emor: [f64; 5],
+    pub linear_response: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Project {
+    pub canvas: Canvas,
+    pub frames: Vec<Frame>,
+    pub interpolator: Interpolator,
+    /// Number of `k` (mask) lines: not applied yet, so always reported.
+    pub masks: usize,
+    /// Things the renderer does not do that the project asks for.
+    pub warnings: Vec<String>,
+}
+
+/// Keys of i-lines, longest first so that `Eev` is not read as `E` + `ev`.
+const IMAGE_KEYS: &[&str] = &[
+    "TrX", "TrY", "TrZ", "Tpy", "Tpp", "Eev", "Er", "Eb", "Ra", "Rb", "Rc", "Rd", "Re", "Rt", "Va", "Vb", "Vc", "Vd", "Vx", "Vy", "Vm",
+    "Vf", "w", "h", "f", "v", "y", "p", "r", "a", "b", "c", "d", "e", "g", "t", "S", "C", "j", "n", "K", "k", "X", "Y", "Z",
+];
+const PANO_KEYS: &[&str] = &["w", "h", "f", "v", "S", "E", "R", "T", "n", "k", "b", "d"];
+
+/// A value as written: a number or string, or a link `=N` to frame N's value.
+#[derive(Clone, Debug, PartialEq)]
+enum Value {
+    Text(String),
+    Link(usize),
+}
+
+/// Splits a line's fields into key -> value, honouring quoted `n"..."`.
+fn fields(rest: &str, keys: &[&str], line_no: usize) -> Result<HashMap<String, Value>, String> {
+    let mut out = HashMap::new();
+    let mut s = rest.trim_start();
+    while !s.is_empty() {
+        let key = keys
+            .iter()
+            .find(|k| s.starts_with(**k))
+            .ok_or_else(|| format!("line {line_no}: unknown field {:?}", s.split_whitespace().next().unwrap_or("")))?;
+        s = &s[key.len()..];
+        let value = if let Some(q) = s.strip_prefix('"') {
+            let end = q.find('"').ok_or_else(|| format!("line {line_no}: unterminated quote in {key}"))?;
+            let v = q[..end].to_string();
+            s = &q[end + 1..];
+            Value::Text(v)
+        } else {
+            let end = s.find(char::is_whitespace).unwrap_or(s.len());
+            let v = &s[..end];
+            s = &s[end..];
+            match v.strip_prefix('=') {
+                Some(n) => Value::Link(n.parse().map_err(|_| format!("line {line_no}: bad link {key}={n}"))?),
+                None => Value::Text(v.to_string()),
+            }
+        };
+        out.insert(key.to_string(), value);
+        s = s.trim_start();
+    }
+    Ok(out)
+}
+
+fn number(v: &str, key: &str, line_no: usize) -> Result<f64, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| format!("line {line_no}: {key} is not a number: {v:?}"))
+}
+
+fn crop(v: &str, key: &str, line_no: usize) -> Result<Crop, String> {
+    let n: Vec<f64> = v.split(',').map(|p| number(p, key, line_no)).collect::<Result<_, _>>()?;
+    if n.len() != 4 || n[1] <= n[0] || n[3] <= n[2] {
+        return Err(format!("line {line_no}: {key}{v} is not a crop left,right,top,bottom"));
+    }
+    Ok(Crop { left: n[0], right: n[1], top: n[2], bottom: n[3] })
+}
+
+/// Parses a project. Errors say the line and the problem.
+pub fn parse(text: &str) -> Result<Project, String> {
+    let mut pano: Option<(HashMap<String, Value>, usize)> = None;
+    let mut images: Vec<(HashMap<String, Value>, usize)> = Vec::new();
+    let mut interpolator = Interpolator::Bicubic;
+    let mut masks = 0;
+    let mut warnings = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let no = i + 1;
+        let line = line.trim_end_matches('\r');
+        let (kind, rest) = line.split_at(line.char_indices().nth(1).map(|(i, _)| i).unwrap_or(line.len()));
+        match kind {
+            "p" => pano = Some((fields(rest, PANO_KEYS, no)?, no)),
+            "i" | "o" => images.push((fields(rest, IMAGE_KEYS, no)?, no)),
+            "m" => {
+                // m-line fields are few; only `i` (interpolator) matters here.
+                for f in rest.split_whitespace() {
+                    if let Some(v) = f.strip_prefix('i') {
+                        interpolator = match v {
+                            "5" => Interpolator::Bilinear,
+                            "6" => Interpolator::Nearest,
+                            "0" => Interpolator::Bicubic,
+                            other => {
+                                warnings.push(format!("interpolator m i{other} is not offered; using bicubic"));
+                                Interpolator::Bicubic
+                            }
+                        };
+                    }
+                }
+            }
+            "k" => masks += 1,
+            _ => {} // comments, #-hugin, v, c and empty lines carry nothing a renderer needs
+        }
+    }
+    let (p, p_line) = pano.ok_or("no p-line (panorama description) in the project")?;
+    let get = |m: &HashMap<String, Value>, k: &str| match m.get(k) {
+        Some(Value::Text(t)) => Some(t.clone()),
+        _ => None,
+    };
+    let pnum = |k: &str, default: Option<f64>| -> Result<f64, String> {
+        match get(&p, k) {
+            Some(v) => number(&v, k, p_line),
+            None => default.ok_or_else(|| format!("line {p_line}: the p-line has no {k}")),
+        }
+    };
+    let projection = match pnum("f", Some(0.0))? as i64 {
+        0 => Projection::Rectilinear,
+        1 => Projection::Cylindrical,
+        2 => Projection::Equirectangular,
+        f => return Err(format!("line {p_line}: output projection f{f} is not supported (0 rectilinear, 1 cylindrical, 2 equirectangular)")),
+    };
+    let (w, h) = (pnum("w", None)?, pnum("h", None)?);
+    if !(1.0..=4.0e6).contains(&w) || !(1.0..=4.0e6).contains(&h) {
+        return Err(format!("line {p_line}: canvas size {w}x{h} is out of range"));
+    }
+    let hfov = pnum("v", None)?;
+    let max_fov = if projection == Projection::Rectilinear { 179.0 } else { 360.0 };
+    if !(hfov > 0.0 && hfov <= max_fov) {
+        return Err(format!("line {p_line}: field of view v{hfov} is out of range for this projection"));
+    }
+    let canvas_crop = get(&p, "S").map(|v| crop(&v, "S", p_line)).transpose()?;
+    if let Some(c) = canvas_crop {
+        if c.left < 0.0 || c.top < 0.0 || c.right > w || c.bottom > h {
+            return Err(format!("line {p_line}: crop S lies outside the {w}x{h} canvas"));
+        }
+    }
+    let canvas = Canvas { width: w as u32, height: h as u32, projection, hfov, crop: canvas_crop, exposure: pnum("E", Some(0.0))? };
+    if images.is_empty() {
+        return Err("the project has no i-lines (frames)".into());
+    }
+
+    // Resolve links: a value may name an earlier (or later) frame's value, never in a cycle.
+    let resolve = |idx: usize, key: &str| -> Result<Option<String>, String> {
+        let mut at = idx;
+        for _ in 0..=images.len() {
+            match images[at].0.get(key) {
+                Some(Value::Text(t)) => return Ok(Some(t.clone())),
+                Some(Value::Link(n)) => {
+                    if *n >= images.len() {
+                        return Err(format!("line {}: {key}={n} links to a frame that does not exist", images[idx].1));
+                    }
+                    at = *n;
+                }
+                None => return Ok(None),
+            }
+        }
+        Err(format!("line {}: {key} links in a cycle", images[idx].1))
+    };
+    let mut frames = Vec::new();
+    for (idx, (m, no)) in images.iter().enumerate() {
+        let no = *no;
+        let num = |k: &str, default: Option<f64>| -> Result<f64, String> {
+            match resolve(idx, k)? {
+                Some(v) => number(&v, k, no),
+                None => default.ok_or_else(|| format!("line {no}: frame {idx} has no {k}")),
+            }
+        };
+        let file = match m.get("n") {
+            Some(Value::Text(t)) if !t.is_empty() => t.clone(),
+            _ => return Err(format!("line {no}: frame {idx} has no file name n\"...\"")),
+        };
+        let lens = match num("f", Some(0.0))? as i64 {
+            0 => Lens::Rectilinear,
+            1 => Lens::Cylindrical,
+            2 => Lens::CircularFisheye,
+            3 => Lens::FullFrameFisheye,
+            4 => Lens::Equirectangular,
+            f => return Err(format!("line {no}: lens projection f{f} of frame {idx} is not supported (0, 1, 2, 3, 4)")),
+        };
+        let (fw, fh) = (num("w", None)?, num("h", None)?);
+        if !(1.0..=1.0e6).contains(&fw) || !(1.0..=1.0e6).contains(&fh) {
+            return Err(format!("line {no}: frame size {fw}x{fh} is out of range"));
+        }
+        let hfov = num("v", None)?;
+        if !(hfov > 0.0 && hfov < 360.0) || (lens == Lens::Rectilinear && hfov >= 180.0) {
+            return Err(format!("line {no}: field of view v{hfov} is out of range for frame {idx}"));
+        }
+        let frame_crop = match resolve(idx, "S")? {
+            Some(v) => Some(crop(&v, "S", no)?),
+            None => None,
+        };
+        let mode = num("Vm", Some(5.0))? as i64;
+        let vignetting = if mode == 5 {
+            [num("Va", Some(1.0))?, num("Vb", Some(0.0))?, num("Vc", Some(0.0))?, num("Vd", Some(0.0))?]
+        } else {
+            if mode != 0 {
+                warnings.push(format!("frame {idx}: vignetting mode Vm{mode} (flat field) is not applied"));
+            }
+            [1.0, 0.0, 0.0, 0.0]
+        };
+        for k in ["TrX", "TrY", "TrZ", "g", "t"] {
+            if num(k, Some(0.0))? != 0.0 {
+                warnings.push(format!("frame {idx}: {k} (mosaic translation or shear) is not applied"));
+            }
+        }
+        frames.push(Frame {
+            file,
+            width: fw as u32,
+            height: fh as u32,
+            lens,
+            hfov,
+            yaw: num("y", Some(0.0))?,
+            pitch: num("p", Some(0.0))?,
+            roll: num("r", Some(0.0))?,
+            abc: [num("a", Some(0.0))?, num("b", Some(0.0))?, num("c", Some(0.0))?],
+            shift: [num("d", Some(0.0))?, num("e", Some(0.0))?],
+            crop: frame_crop,
+            exposure: num("Eev", Some(0.0))?,
+            wb: [num("Er", Some(1.0))?, num("Eb", Some(1.0))?],
+            vignetting,
+            vig_centre: [num("Vx", Some(0.0))?, num("Vy", Some(0.0))?],
+            emor: [num("Ra", Some(0.0))?, num("Rb", Some(0.0))?, num("Rc", Some(0.0))?, num("Rd", Some(0.0))?, num("Re", Some(0.0))?],
+            linear_response: num("Rt", Some(0.0))? == 1.0,
+        });
+    }
+    if masks > 0 {
+        warnings.push(format!("{masks} mask(s) (k-lines) are not applied yet: masked areas are rendered like the rest"));
+    }
+    Ok(Project { canvas, frames, interpolator, masks, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PTO: &str = "# hugin project file\n\
+p f2 w3000 h1500 v360 E0.5 R0 S10,2990,20,1480 n\"TIFF_m c:LZW r:CROP\"\n\
+m g1 i5\n\
+i w1600 h1200 f0 v50 Ra0 Rb0 Rc0 Rd0 Re0 Eev0.3 Er1.1 Eb0.9 r1.5 p-13 y-31 TrX0 TrY0 TrZ0 j0 a0.01 b-0.02 c0.005 d3 e-2 g0 t0 Va1 Vb-0.25 Vc0 Vd0 Vx0 Vy0 Vm5 n\"a b.jpg\"\n\
+#-hugin  cropFactor=1\n\
+i w1600 h1200 f0 v=0 Eev0 Er1 Eb1 r0 p13 y31 a=0 b=0 c=0 d=0 e=0 Va1 Vb0.3 Vc0 Vd0 Vx0 Vy0 Vm1 n\"c.jpg\"\n\
+k i0 t0 p\"1 1 10 10 1 10\"\n";
+
+    #[test]
+    fn parses_lines_links_and_traps() {
+        let p = parse(PTO).unwrap();
+        assert_eq!(p.canvas.projection, Projection::Equirectangular);
+        assert_eq!((p.canvas.width, p.canvas.height, p.canvas.hfov, p.canvas.exposure), (3000, 1500, 360.0, 0.5));
+        assert_eq!(p.canvas.crop, Some(Crop { left: 10.0, right: 2990.0, top: 20.0, bottom: 1480.0 }));
+        assert_eq!(p.interpolator, Interpolator::Bilinear);
+        assert_eq!(p.frames.len(), 2);
+        let (a, b) = (&p.frames[0], &p.frames[1]);
+        assert_eq!(a.file, "a b.jpg");
+        assert_eq!((a.yaw, a.pitch, a.roll, a.exposure), (-31.0, -13.0, 1.5, 0.3));
+        assert_eq!(a.wb, [1.1, 0.9]);
+        assert_eq!(a.vignetting, [1.0, -0.25, 0.0, 0.0]);
+        // links
+        assert_eq!(b.hfov, 50.0);
+        assert_eq!(b.abc, [0.01, -0.02, 0.005]);
+        assert_eq!(b.shift, [3.0, -2.0]);
+        // Vm1: Hugin resets the polynomial
+        assert_eq!(b.vignetting, [1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(p.masks, 1);
+        assert!(p.warnings.iter().any(|w| w.contains("mask")));
+    }
+
+    #[test]
+    fn clear_errors() {
+        assert!(parse("i w1 h1 v50 n\"a\"\n").unwrap_err().contains("p-line"));
+        assert!(parse("p f9 w10 h10 v50\ni w1 h1 v50 n\"a\"\n").unwrap_err().contains("f9"));
+        assert!(parse("p f0 w10 h10 v50\ni w1 h1 v=1 n\"a\"\n").unwrap_err().contains("links to a frame"));
+        assert!(parse("p f0 w10 h10 v50\ni w1 h1 v=0 n\"a\"\n").unwrap_err().contains("cycle"));
+        assert!(parse("p f0 w10 h10 v50\ni w1 h1 vx n\"a\"\n").unwrap_err().contains("not a number"));
+        assert!(parse("p f0 w10 h10 v50\ni w1 h1 v50 n\"a\n").unwrap_err().contains("unterminated"));
+        assert!(parse("p f0 w10 h10 v50\n").unwrap_err().contains("no i-lines"));
+        assert!(parse("p f0 w10 h10 v50\ni w1 h1 v50\n").unwrap_err().contains("file name"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "[pimk# ]{0,2}[a-zA-Z0-9=,.\" -]{0,60}(\n[pi] [a-zA-Z0-9=,.\" -]{0,60}){0,4}") {
+            let _ = parse(&s);
+        }
+    }
+}
