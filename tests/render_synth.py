@@ -99,3 +99,11 @@ def make(photo_path, out_dir, frame_w=800, frame_h=600, hfov=50.0, scene_fov=(12
         Image.fromarray(scene.astype(np.uint8)).resize((int(sw * canvas_scale), int(sh * canvas_scale)), Image.BILINEAR), dtype=np.float64
     )
     return pto, truth
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3:
+        sys.exit("usage: render_synth.py PHOTO OUTDIR   (writes OUTDIR/frame*.png and OUTDIR/project.pto)")
+    print(make(sys.argv[1], sys.argv[2])[0])
