@@ -28,11 +28,18 @@ impl From<raster::Error> for Failure {
 
 pub(crate) type Result<T> = std::result::Result<T, Failure>;
 
+/// Set while a resumable render runs: an interruption keeps its partial output.
+static RESUMABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn main() -> ExitCode {
     formats::set_quiet_panics();
     let _ = ctrlc::set_handler(|| {
         formats::output::remove_temporaries();
-        eprintln!("giga: interrupted; no output was left behind");
+        if RESUMABLE.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("giga: interrupted; the rows rendered so far are kept: run the same command again to continue");
+        } else {
+            eprintln!("giga: interrupted; no output was left behind");
+        }
         std::process::exit(130);
     });
     match dispatch(Cli::parse()) {
@@ -133,6 +140,12 @@ fn render_command(project: &Path, output: Option<&Path>, tiles: Option<&Path>, h
         Some(out) => Some(output_choice(project, out, &out_args)?),
         None => None,
     };
+    let resumable_kro = tile.resume && output.is_some();
+    if resumable_kro && choice.map(|c| c.0) != Some(Format::Kro) {
+        return Err(Failure::Usage(
+            "--resume with a file output needs a .kro output (its rows can be continued); convert it afterwards, or use --tiles".into(),
+        ));
+    }
     let r = render::Render::open(project, &opts)?;
     for w in raster::Source::warnings(&r) {
         eprintln!("giga: warning: {w}");
@@ -149,6 +162,28 @@ fn render_command(project: &Path, output: Option<&Path>, tiles: Option<&Path>, h
         );
     }
     match (output, tiles) {
+        (Some(out), _) if resumable_kro => {
+            // What the rows depend on: the project's text and every option that changes pixels.
+            let text = std::fs::read(project).map_err(|e| raster::Error::io(project, e))?;
+            let digest = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                text.hash(&mut h);
+                format!("{:?}", opts).hash(&mut h);
+                h.finish()
+            };
+            let key = format!("{} {digest:016x}", project.display());
+            let height = raster::Source::info(&r).height as u64;
+            RESUMABLE.store(true, std::sync::atomic::Ordering::Relaxed);
+            let pb = progress::rows_bar(height, tile.quiet);
+            let start = render::resume::render_kro(r, out, &key, |done| pb.set_position(done as u64))?;
+            pb.finish_and_clear();
+            RESUMABLE.store(false, std::sync::atomic::Ordering::Relaxed);
+            if start > 0 && !tile.quiet {
+                eprintln!("giga: resumed at row {start} of {height}");
+            }
+            Ok(())
+        }
         (Some(out), _) => write_source("pto", Box::new(r), out, choice.expect("checked"), &out_args),
         (None, Some(dir)) => tile::build(Box::new(r), project, dir, tile, checked.expect("checked")),
         (None, None) => unreachable!("clap requires one"),

@@ -17,6 +17,7 @@ mod frame;
 pub mod geometry;
 mod photometry;
 pub mod pto;
+pub mod resume;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -201,6 +202,11 @@ impl Render {
     /// Decoded frames held at the busiest band, in bytes.
     pub fn peak_frame_bytes(&self) -> u64 {
         self.peak_bytes
+    }
+
+    /// Starts the stream at `row` (rows above it are never rendered): resuming.
+    pub fn skip_to(&mut self, row: u32) {
+        self.next_row = row.min(self.info.height);
     }
 
     pub fn frame_count(&self) -> usize {
