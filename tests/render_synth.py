@@ -41,9 +41,24 @@ FRAMES = [
 LENS = dict(a=0.01, b=-0.02, c=0.005, d=3.0, e=-2.0)
 
 
-def make(photo_path, out_dir, frame_w=800, frame_h=600, hfov=50.0, scene_fov=(120.0, 90.0), canvas_scale=0.5, linear=True, lens=0):
+def grid(cols, rows, hfov, vfov, overlap=1 / 3, seed=1):
+    """Frames in rows and columns covering about hfov x vfov degrees (each frame's own
+    field is set by make's hfov), with small random exposure and white-balance changes."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for j in range(rows):
+        for i in range(cols):
+            yaw = -hfov / 2 + hfov * (i + 0.5) / cols
+            pitch = vfov / 2 - vfov * (j + 0.5) / rows
+            out.append((round(yaw, 3), round(pitch, 3), round(rng.uniform(-1, 1), 2), round(rng.uniform(0, 0.5), 2), round(rng.uniform(0.95, 1.05), 3), round(rng.uniform(0.95, 1.05), 3), -0.2))
+    return out
+
+
+def make(photo_path, out_dir, frame_w=800, frame_h=600, hfov=50.0, scene_fov=(120.0, 90.0), canvas_scale=0.5, linear=True, lens=0, frames=None, ext="png"):
     """Writes frames frame0.png.. and project.pto into out_dir; returns (pto path, truth array
-    on the canvas grid as float RGB 0..255)."""
+    on the canvas grid as float RGB 0..255). canvas_scale None: the canvas's scale matches the
+    frames' centre (1 canvas pixel per frame pixel)."""
+    frames = FRAMES if frames is None else frames
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     scene = np.asarray(Image.open(photo_path).convert("RGB"), dtype=np.float64)
@@ -70,12 +85,14 @@ def make(photo_path, out_dir, frame_w=800, frame_h=600, hfov=50.0, scene_fov=(12
         th = np.hypot(u, t)
         k = np.where(th > 0, np.sin(th) / np.maximum(th, 1e-12), 1.0)
         cam = np.stack([u * k, t * k, np.cos(th)], -1)
+    if canvas_scale is None:
+        canvas_scale = focal / sd
     lines = [
         "# giga synthetic test project",
         f"p f2 w{int(sw * canvas_scale)} h{int(sh * canvas_scale)} v{scene_fov[0]} E0 R0 n\"TIFF_m c:NONE\"",
         "m i0",
     ]
-    for k, (yaw, pitch, roll, eev, er, eb, vb) in enumerate(FRAMES):
+    for k, (yaw, pitch, roll, eev, er, eb, vb) in enumerate(frames):
         world = cam @ rotation(yaw, pitch, roll).T
         lam = np.arctan2(world[..., 0], world[..., 2])
         phi = np.arcsin(np.clip(-world[..., 1], -1, 1))
@@ -85,16 +102,18 @@ def make(photo_path, out_dir, frame_w=800, frame_h=600, hfov=50.0, scene_fov=(12
         px = L * gain[..., None] * np.array([er, 1.0, eb])
         if not linear:
             px = 255 * (px / 255) ** (1 / 2.2)
-        Image.fromarray(np.clip(px + 0.5, 0, 255).astype(np.uint8)).save(out_dir / f"frame{k}.png")
+        Image.fromarray(np.clip(px + 0.5, 0, 255).astype(np.uint8)).save(out_dir / f"frame{k}.{ext}", **({"quality": 92} if ext == "jpg" else {}))
         v = f"v{hfov}" if k == 0 else "v=0"
         lensd = " ".join(f"{n}{LENS[n]}" if k == 0 else f"{n}=0" for n in "abcde")
         rt = "Rt1 " if linear else ""
         lines.append(
             f"i w{frame_w} h{frame_h} f{lens} {v} {rt}Ra0 Rb0 Rc0 Rd0 Re0 Eev{eev} Er{er} Eb{eb} r{roll} p{pitch} y{yaw} "
-            f"TrX0 TrY0 TrZ0 j0 {lensd} g0 t0 Va1 Vb{vb} Vc0 Vd0 Vx0 Vy0 Vm5 n\"frame{k}.png\""
+            f"TrX0 TrY0 TrZ0 j0 {lensd} g0 t0 Va1 Vb{vb} Vc0 Vd0 Vx0 Vy0 Vm5 n\"frame{k}.{ext}\""
         )
     pto = out_dir / "project.pto"
     pto.write_text("\n".join(lines) + "\n")
+    if canvas_scale * sw * canvas_scale * sh > 50e6:
+        return pto, None  # no truth for big canvases
     truth = np.asarray(
         Image.fromarray(scene.astype(np.uint8)).resize((int(sw * canvas_scale), int(sh * canvas_scale)), Image.BILINEAR), dtype=np.float64
     )

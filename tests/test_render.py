@@ -233,6 +233,17 @@ def test_errors(synth, tmp_path):
     assert not out.exists()
 
 
+def assert_frame_matches_nona(pto, k, tmp_path):
+    """Frame k alone, rendered by nona and by giga with the project's interpolator: >= 45 dB."""
+    subprocess.run(["nona", "-i", str(k), "-o", str(tmp_path / "n_"), str(pto)], check=True, capture_output=True)
+    ref = tifffile.imread(tmp_path / f"n_{k:04d}.tif")
+    giga("render", pto, tmp_path / "g.tif", "--frames", k, "--quiet")
+    ours = tifffile.imread(tmp_path / "g.tif")
+    both = (ours[..., 3] == 255) & (ref[..., 3] == 255)
+    assert both.sum() > 0.99 * (ref[..., 3] == 255).sum() > 1000
+    assert psnr(ours[..., :3][both], ref[..., :3][both]) >= 45
+
+
 @pytest.mark.parametrize("pf,v", [(0, 100), (1, 120)])
 def test_other_canvases_match_nona(synth, tmp_path, pf, v):
     """Rectilinear and cylindrical canvases, frame by frame against nona (Hugin only)."""
@@ -242,13 +253,7 @@ def test_other_canvases_match_nona(synth, tmp_path, pf, v):
     p = tmp_path / "p.pto"
     p.write_text(pto.read_text().replace("p f2", f"p f{pf}").replace(" v120.0 ", f" v{v} ").replace('n"frame', f'n"{d}/frame'))
     for k in (1, 3):
-        subprocess.run(["nona", "-i", str(k), "-o", str(tmp_path / "n_"), str(p)], check=True, capture_output=True)
-        ref = tifffile.imread(tmp_path / f"n_{k:04d}.tif")
-        giga("render", p, tmp_path / "g.tif", "--frames", k, "--quiet")
-        ours = tifffile.imread(tmp_path / "g.tif")
-        both = (ours[..., 3] == 255) & (ref[..., 3] == 255)
-        assert both.sum() > 0.99 * (ref[..., 3] == 255).sum() > 1000
-        assert psnr(ours[..., :3][both], ref[..., :3][both]) >= 45
+        assert_frame_matches_nona(p, k, tmp_path)
 
 
 def test_fisheye_frames_match_nona(tmp_path):
@@ -256,13 +261,7 @@ def test_fisheye_frames_match_nona(tmp_path):
         pytest.skip("needs Hugin")
     pto, _ = render_synth.make(PHOTO, tmp_path, frame_w=400, frame_h=300, hfov=80.0, canvas_scale=0.25, lens=3)
     for k in (0, 5):
-        subprocess.run(["nona", "-i", str(k), "-o", str(tmp_path / "n_"), str(pto)], check=True, capture_output=True)
-        ref = tifffile.imread(tmp_path / f"n_{k:04d}.tif")
-        giga("render", pto, tmp_path / "g.tif", "--frames", k, "--quiet")
-        ours = tifffile.imread(tmp_path / "g.tif")
-        both = (ours[..., 3] == 255) & (ref[..., 3] == 255)
-        assert both.sum() > 0.99 * (ref[..., 3] == 255).sum() > 1000
-        assert psnr(ours[..., :3][both], ref[..., :3][both]) >= 45
+        assert_frame_matches_nona(pto, k, tmp_path)
 
 
 def test_shrunk_frames_are_antialiased(tmp_path):

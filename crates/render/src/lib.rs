@@ -11,7 +11,7 @@
 //! it ([`geometry`]), the frame whose centre is nearest wins (a Voronoi seam,
 //! exact at full resolution) with a narrow linear feather, the chosen
 //! frames are interpolated and corrected for exposure, white balance and
-//! vignetting. Multiband blending (the next stage) would replace `blend_row`.
+//! vignetting. Multiband blending (the next stage) would replace the weighting in `render_row`.
 
 mod frame;
 pub mod geometry;
