@@ -37,6 +37,37 @@ impl CanvasMap {
         }
     }
 
+    /// Per-column terms for [`CanvasMap::row_rays`]: (sin, cos) of the longitude, or x / focal.
+    pub fn columns(&self, x0: u32, n: u32) -> Vec<[f64; 2]> {
+        (x0..x0 + n)
+            .map(|px| {
+                let x = (px as f64 - self.centre[0]) / self.scale;
+                match self.projection {
+                    Projection::Rectilinear => [x, 0.0],
+                    _ => {
+                        let (s, c) = x.sin_cos();
+                        [s, c]
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// The rays of one canvas row at the columns given (the same as [`CanvasMap::ray`],
+    /// with the trigonometry done once per column and once per row).
+    pub fn row_rays(&self, py: f64, columns: &[[f64; 2]], out: &mut Vec<[f64; 3]>) {
+        out.clear();
+        let y = (py - self.centre[1]) / self.scale;
+        match self.projection {
+            Projection::Rectilinear => out.extend(columns.iter().map(|c| normalise([c[0], y, 1.0]))),
+            _ => {
+                let phi = if self.projection == Projection::Cylindrical { -y.atan() } else { -y };
+                let (sp, cp) = phi.sin_cos();
+                out.extend(columns.iter().map(|c| [cp * c[0], -sp, cp * c[1]]));
+            }
+        }
+    }
+
     /// The canvas pixel a world ray lands on (None behind a rectilinear canvas).
     pub fn pixel(&self, r: V3) -> Option<(f64, f64)> {
         let (x, y) = match self.projection {
@@ -219,6 +250,21 @@ impl FrameMap {
 mod tests {
     use super::*;
     use crate::pto::parse;
+
+    #[test]
+    fn row_rays_equal_single_rays() {
+        for pf in 0..3 {
+            let p = parse(&format!("p f{pf} w2000 h1000 v{}\ni w800 h600 v60 n\"x\"\n", if pf == 0 { 120 } else { 300 })).unwrap();
+            let cm = CanvasMap::new(&p.canvas);
+            let cols = cm.columns(100, 50);
+            let mut rays = Vec::new();
+            cm.row_rays(321.0, &cols, &mut rays);
+            for (i, r) in rays.iter().enumerate() {
+                let one = cm.ray(100.0 + i as f64, 321.0);
+                assert!((0..3).all(|k| (r[k] - one[k]).abs() < 1e-12), "f{pf}");
+            }
+        }
+    }
 
     #[test]
     fn round_trips() {

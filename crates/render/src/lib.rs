@@ -80,6 +80,8 @@ pub struct Render {
     loaded: Vec<Option<Arc<FrameImage>>>,
     interpolator: Interpolator,
     feather: f64,
+    /// Per-column terms of the canvas rays of the output's columns.
+    columns: Vec<[f64; 2]>,
     next_row: u32,
     band_rows: u32,
     warnings: Vec<String>,
@@ -161,12 +163,13 @@ impl Render {
         let band_rows = info.rows_for_bytes(8 << 20).clamp(8, 128);
         let mut render = Render {
             info,
-            canvas,
+            canvas: canvas.clone(),
             origin: (x0, y0),
             loaded: (0..frames.len()).map(|_| None).collect(),
             frames,
             interpolator: opts.interpolator.unwrap_or(project.interpolator),
             feather: opts.feather.max(0.5),
+            columns: canvas.columns(x0, width),
             next_row: 0,
             band_rows,
             warnings,
@@ -248,6 +251,8 @@ impl Render {
             edge: f32,
         }
         let mut hits: Vec<(usize, usize, Vec<Hit>)> = Vec::new();
+        let mut rays = Vec::with_capacity(width);
+        self.canvas.row_rays(yc, &self.columns, &mut rays);
         for &i in candidates {
             let f = &self.frames[i];
             if y < f.footprint[2] || y >= f.footprint[3] {
@@ -256,8 +261,7 @@ impl Render {
             let (x0, x1) = (f.footprint[0] as usize, f.footprint[1] as usize);
             let mut row = Vec::with_capacity(x1 - x0);
             for x in x0..x1 {
-                let ray = self.canvas.ray((x as u32 + self.origin.0) as f64, yc);
-                let hit = f.map.pixel(ray).and_then(|(xs, ys)| {
+                let hit = f.map.pixel(rays[x]).and_then(|(xs, ys)| {
                     let edge = f.edge_distance(xs, ys)?;
                     let d = (((xs - f.centre[0]).powi(2) + (ys - f.centre[1]).powi(2)).sqrt() / f.half_diagonal) as f32;
                     Some(Hit { xs, ys, d, edge: edge as f32 })
