@@ -16,7 +16,7 @@ import tifffile
 from PIL import Image
 
 import render_synth
-from conftest import GIGA, PHOTO, ROOT, giga
+from conftest import GIGA, PHOTO, ROOT, giga, listing
 
 TRAFO = str(ROOT / "target" / "release" / "examples" / "trafo")
 GOLDEN = ROOT / "tests" / "golden" / "render"
@@ -224,8 +224,6 @@ def test_errors(synth, tmp_path):
         assert not out.exists() and not any(tmp_path.iterdir()), what
     r = giga("render", pto, out, "--frames", "9", check=False)
     assert r.returncode == 1 and "no frame 9" in r.stderr
-    r = giga("render", pto, out, "--memory", "0.001", check=False)
-    assert r.returncode == 1 and "--memory" in r.stderr
     r = giga("render", pto, check=False)
     assert r.returncode == 2
     r = giga("render", tmp_path / "nope.pto", out, check=False)
@@ -357,3 +355,18 @@ def test_interrupted_render_resumes(tmp_path):
     assert "resumed" not in r.stderr
     r = giga("render", pto, tmp_path / "o.tif", "--resume", check=False)
     assert r.returncode == 2 and ".kro" in r.stderr
+
+
+def test_frames_past_the_memory_cap_go_to_a_scratch_file(tmp_path):
+    """With --memory below what one band needs, the frames past it are decoded into an
+    unnamed mapped file: the same pixels, less anonymous memory, nothing left behind."""
+    pto = column_project(tmp_path, n=12)
+    giga("render", pto, tmp_path / "mem.kro", "--quiet")
+    work = tmp_path / "work"
+    work.mkdir()
+    r = giga("render", pto, work / "disk.kro", "--memory", "0.004")
+    assert "scratch file in" in r.stderr
+    assert (work / "disk.kro").read_bytes() == (tmp_path / "mem.kro").read_bytes()
+    assert listing(work) == ["disk.kro"]
+    r = giga("render", pto, work / "x.kro", "--memory", "0.004", "--temp", tmp_path / "missing", check=False)
+    assert r.returncode == 1 and "missing" in r.stderr and not (work / "x.kro").exists()

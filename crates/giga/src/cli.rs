@@ -120,9 +120,12 @@ pub enum Command {
         /// Width of the transition at seams, in output pixels
         #[arg(long, default_value_t = 8.0, value_name = "PIXELS")]
         feather: f64,
-        /// Most memory for decoded frames at once, in GB
+        /// Most memory for decoded frames at once, in GB; frames past it go to a scratch file
         #[arg(long, default_value_t = 8.0, value_name = "GB")]
         memory: f64,
+        /// Folder for that scratch file (unnamed, gone when giga exits); default: the output's folder
+        #[arg(long, value_name = "DIR")]
+        temp: Option<PathBuf>,
         /// Render only these frames (numbers as in the project, e.g. 0,3,4)
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         frames: Option<Vec<usize>>,

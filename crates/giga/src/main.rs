@@ -78,8 +78,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             };
             serve::serve(&bind, &paths, opts, |m| eprintln!("giga: {m}")).map_err(Failure::Run)
         }
-        Command::Render { project, output, tiles, interpolator, feather, memory, frames, no_antialias, pyramid, bigtiff, tile } => {
-            let how = RenderHow { interpolator, feather, memory, frames, no_antialias, pyramid, bigtiff };
+        Command::Render { project, output, tiles, interpolator, feather, memory, temp, frames, no_antialias, pyramid, bigtiff, tile } => {
+            let how = RenderHow { interpolator, feather, memory, temp, frames, no_antialias, pyramid, bigtiff };
             render_command(&project, output.as_deref(), tiles.as_deref(), &how, &tile)
         }
         Command::Fill { input, output, keep_alpha, out } => fill_command(&input, &output, keep_alpha, &out),
@@ -91,6 +91,7 @@ struct RenderHow {
     interpolator: Option<String>,
     feather: f64,
     memory: f64,
+    temp: Option<std::path::PathBuf>,
     frames: Option<Vec<usize>>,
     no_antialias: bool,
     pyramid: bool,
@@ -115,6 +116,11 @@ fn render_command(project: &Path, output: Option<&Path>, tiles: Option<&Path>, h
         }),
         feather: how.feather,
         memory: (how.memory * 1e9) as u64,
+        scratch: how.temp.clone().or_else(|| {
+            let dest = tiles.or(output)?;
+            let dir = if tiles.is_some() { dest } else { dest.parent()? };
+            Some(if dir.as_os_str().is_empty() { Path::new(".").to_path_buf() } else { dir.to_path_buf() })
+        }),
         only: how.frames.clone(),
         antialias: !how.no_antialias,
     };
@@ -146,6 +152,9 @@ fn render_command(project: &Path, output: Option<&Path>, tiles: Option<&Path>, h
             "--resume with a file output needs a .kro output (its rows can be continued); convert it afterwards, or use --tiles".into(),
         ));
     }
+    if let Some(dir) = tiles {
+        std::fs::create_dir_all(dir).map_err(|e| raster::Error::io(dir, e))?;
+    }
     let r = render::Render::open(project, &opts)?;
     for w in raster::Source::warnings(&r) {
         eprintln!("giga: warning: {w}");
@@ -160,6 +169,9 @@ fn render_command(project: &Path, output: Option<&Path>, tiles: Option<&Path>, h
             info.format,
             human_bytes(r.peak_frame_bytes())
         );
+        if r.peak_frame_bytes() as f64 > how.memory * 1e9 {
+            eprintln!("giga: that is more than --memory {} GB: the frames past it are decoded into a scratch file in {}", how.memory, r.scratch().display());
+        }
     }
     match (output, tiles) {
         (Some(out), _) if resumable_kro => {

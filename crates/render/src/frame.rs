@@ -1,5 +1,7 @@
-//! A decoded frame in memory (8 or 16-bit RGB or RGBA), optionally shrunk by
-//! an integer box factor for anti-aliasing, and its interpolators.
+//! A decoded frame (8 or 16-bit RGB or RGBA), optionally shrunk by an integer
+//! box factor for anti-aliasing, and its interpolators. Frames live in memory,
+//! or, past the `--memory` cap, in a mapped scratch file that the kernel pages
+//! in and out (an unnamed file: it disappears with the process, even on a crash).
 
 use std::path::Path;
 
@@ -10,6 +12,8 @@ use crate::pto::Interpolator;
 pub enum Pixels {
     U8(Vec<u8>),
     U16(Vec<u16>),
+    /// Samples in a mapped scratch file; `wide` for 16-bit.
+    Mapped { map: memmap2::MmapMut, wide: bool },
 }
 
 pub struct FrameImage {
@@ -56,6 +60,36 @@ impl FrameImage {
     }
 
 
+    /// Bytes of the samples.
+    pub fn bytes(&self) -> u64 {
+        match &self.pixels {
+            Pixels::U8(v) => v.len() as u64,
+            Pixels::U16(v) => v.len() as u64 * 2,
+            Pixels::Mapped { map, .. } => map.len() as u64,
+        }
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.pixels, Pixels::Mapped { .. })
+    }
+
+    /// Moves the samples into an unnamed scratch file in `dir`, mapped.
+    pub fn spill(self, dir: &Path) -> Result<FrameImage> {
+        let bytes: &[u8] = match &self.pixels {
+            Pixels::U8(v) => v,
+            Pixels::U16(v) => bytemuck::cast_slice(v),
+            Pixels::Mapped { .. } => return Ok(self),
+        };
+        let io = |e| raster::Error::io(dir, e);
+        let file = tempfile::tempfile_in(dir).map_err(io)?;
+        file.set_len(bytes.len().max(1) as u64).map_err(io)?;
+        // SAFETY: the file is ours alone (unnamed, never shared), so nothing else changes it under the map.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.map_err(io)?;
+        map[..bytes.len()].copy_from_slice(bytes);
+        let wide = matches!(self.pixels, Pixels::U16(_));
+        Ok(FrameImage { pixels: Pixels::Mapped { map, wide }, ..self })
+    }
+
     /// Box-averages `factor` x `factor` blocks (partial blocks at the edges average what they have).
     fn shrink(self, factor: u32) -> FrameImage {
         let k = factor as usize;
@@ -87,6 +121,7 @@ impl FrameImage {
         let pixels = match &self.pixels {
             Pixels::U8(v) => Pixels::U8(go(v, self.width, self.height, c, k, w, h, |x| (x + 0.5) as u8)),
             Pixels::U16(v) => Pixels::U16(go(v, self.width, self.height, c, k, w, h, |x| (x + 0.5) as u16)),
+            Pixels::Mapped { .. } => unreachable!("frames are shrunk before they are spilled"),
         };
         FrameImage { width: w, height: h, channels: c, pixels, unit: self.unit, factor }
     }
@@ -96,9 +131,12 @@ impl FrameImage {
         // Pixel centres of the shrunk copy sit at k*i + (k-1)/2 in full-resolution pixels.
         let k = self.factor as f64;
         let (x, y) = if self.factor > 1 { ((x - (k - 1.0) / 2.0) / k, (y - (k - 1.0) / 2.0) / k) } else { (x, y) };
+        let (w, h, c) = (self.width, self.height, self.channels);
         match &self.pixels {
-            Pixels::U8(v) => interpolate(v, self.width, self.height, self.channels, x, y, how, out),
-            Pixels::U16(v) => interpolate(v, self.width, self.height, self.channels, x, y, how, out),
+            Pixels::U8(v) => interpolate(v, w, h, c, x, y, how, out),
+            Pixels::U16(v) => interpolate(v, w, h, c, x, y, how, out),
+            Pixels::Mapped { map, wide: false } => interpolate(&map[..], w, h, c, x, y, how, out),
+            Pixels::Mapped { map, wide: true } => interpolate::<u16>(bytemuck::cast_slice(&map[..]), w, h, c, x, y, how, out),
         }
         for o in out.iter_mut().take(self.channels) {
             *o = (*o * self.unit).clamp(0.0, 1.0);
@@ -202,6 +240,18 @@ mod tests {
         }
         let w = cubic_weights(0.3);
         assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn spilled_frames_sample_the_same() {
+        let f = ramp(12, 10);
+        let mut a = [0.0; 4];
+        f.sample(5.3, 4.6, Interpolator::Bicubic, &mut a);
+        let g = f.spill(&std::env::temp_dir()).unwrap();
+        assert!(matches!(g.pixels, Pixels::Mapped { .. }));
+        let mut b = [0.0; 4];
+        g.sample(5.3, 4.6, Interpolator::Bicubic, &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -37,8 +37,11 @@ pub struct Options {
     pub interpolator: Option<Interpolator>,
     /// Width of the seam transition, in output pixels.
     pub feather: f64,
-    /// Cap on decoded frames held at once, in bytes.
+    /// Cap on decoded frames held in memory at once, in bytes; frames past it go
+    /// to a mapped scratch file in `scratch`.
     pub memory: u64,
+    /// Folder for that scratch file (default: the system's temporary folder).
+    pub scratch: Option<PathBuf>,
     /// Render only these frames (numbered as in the project), like `nona -i`.
     pub only: Option<Vec<usize>>,
     /// Anti-alias frames that are shrunk onto the canvas (box-reduce them first).
@@ -47,7 +50,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { interpolator: None, feather: 8.0, memory: 8 << 30, only: None, antialias: true }
+        Options { interpolator: None, feather: 8.0, memory: 8 << 30, scratch: None, only: None, antialias: true }
     }
 }
 
@@ -86,6 +89,10 @@ pub struct Render {
     band_rows: u32,
     warnings: Vec<String>,
     peak_bytes: u64,
+    memory: u64,
+    /// Bytes of frames held in memory (not in the scratch file).
+    resident: u64,
+    scratch: PathBuf,
 }
 
 fn invalid(path: &Path, m: impl Into<String>) -> raster::Error {
@@ -174,17 +181,14 @@ impl Render {
             band_rows,
             warnings,
             peak_bytes: 0,
+            memory: opts.memory,
+            resident: 0,
+            scratch: opts.scratch.clone().unwrap_or_else(std::env::temp_dir),
         };
         render.peak_bytes = render.plan_peak();
         if render.peak_bytes > opts.memory {
-            return Err(invalid(
-                project_path,
-                format!(
-                    "the frames that overlap one band of rows need {:.1} GB decoded at once, more than --memory {:.1} GB",
-                    render.peak_bytes as f64 / 1e9,
-                    opts.memory as f64 / 1e9
-                ),
-            ));
+            let probe = tempfile::tempfile_in(&render.scratch).map_err(|e| raster::Error::io(&render.scratch, e));
+            probe?;
         }
         Ok(render)
     }
@@ -207,6 +211,11 @@ impl Render {
         self.peak_bytes
     }
 
+    /// Where frames past the memory cap go.
+    pub fn scratch(&self) -> &Path {
+        &self.scratch
+    }
+
     /// Starts the stream at `row` (rows above it are never rendered): resuming.
     pub fn skip_to(&mut self, row: u32) {
         self.next_row = row.min(self.info.height);
@@ -220,16 +229,32 @@ impl Render {
     fn prepare(&mut self, y0: u32, y1: u32) -> Result<Vec<usize>> {
         for (i, f) in self.frames.iter().enumerate() {
             if f.footprint[3] <= y0 {
-                self.loaded[i] = None;
+                if let Some(img) = self.loaded[i].take() {
+                    if !img.is_mapped() {
+                        self.resident -= img.bytes();
+                    }
+                }
             }
         }
         let needed: Vec<usize> = (0..self.frames.len()).filter(|&i| self.frames[i].footprint[2] < y1 && self.frames[i].footprint[3] > y0).collect();
-        let missing: Vec<usize> = needed.iter().copied().filter(|&i| self.loaded[i].is_none()).collect();
+        // Frames go to memory while they fit under the cap, past it to the scratch file.
+        let mut missing = Vec::new();
+        for &i in &needed {
+            if self.loaded[i].is_none() {
+                let fits = self.resident + self.frames[i].bytes <= self.memory;
+                if fits {
+                    self.resident += self.frames[i].bytes;
+                }
+                missing.push((i, !fits));
+            }
+        }
+        let scratch = &self.scratch;
         let images: Vec<Result<(usize, FrameImage)>> = missing
             .par_iter()
-            .map(|&i| {
+            .map(|&(i, spill)| {
                 let f = &self.frames[i];
-                FrameImage::load(&f.path, f.size, f.factor).map(|img| (i, img))
+                let img = FrameImage::load(&f.path, f.size, f.factor)?;
+                Ok((i, if spill { img.spill(scratch)? } else { img }))
             })
             .collect();
         for r in images {
