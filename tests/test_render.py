@@ -185,12 +185,40 @@ def test_crop_and_formats(synth, tmp_path):
         assert np.array_equal(t[: want.shape[0], : want.shape[1]], want)
 
 
-def test_masks_are_reported_and_16_bit(synth, tmp_path):
+def test_masks_and_16_bit(synth, tmp_path):
+    """An exclude mask (t0) cuts its frame as nona cuts it; an include mask (t1) makes the
+    other frames give way under it, as nona removes them from their layers."""
     d, pto, _ = synth
-    p = d / "masked.pto"
-    p.write_text(pto.read_text() + 'k i0 t0 p"10 10 100 10 100 100"\n')
+    p = d / "masked0.pto"
+    p.write_text(pto.read_text() + 'k i0 t0 p"60 40 330 90 250 260 90 200"\n')
+    giga("render", p, tmp_path / "m.tif", "--frames", "0", "--quiet")
+    ours = tifffile.imread(tmp_path / "m.tif")[..., 3] == 255
+    giga("render", pto, tmp_path / "u.tif", "--frames", "0", "--quiet")
+    unmasked = tifffile.imread(tmp_path / "u.tif")[..., 3] == 255
+    assert 0.5 < ours.sum() / unmasked.sum() < 0.8 and not (ours & ~unmasked).any()
+    if HUGIN:
+        subprocess.run(["nona", "-i", "0", "-o", str(tmp_path / "n_"), str(p)], check=True, capture_output=True)
+        ref = tifffile.imread(tmp_path / "n_0000.tif")[..., 3] == 255
+        assert (ours != ref).sum() < 0.02 * ref.sum(), (ours != ref).sum()  # the polygon's edge pixels
+    # t1 on frame 1, over its overlap with frame 0
+    p = d / "masked1.pto"
+    p.write_text(pto.read_text() + 'k i1 t1 p"5 30 150 30 150 270 5 270"\n')
+    giga("render", p, tmp_path / "both.tif", "--frames", "0,1", "--feather", "0", "--quiet")
+    giga("render", p, tmp_path / "one.tif", "--frames", "1", "--quiet")
+    both, one = tifffile.imread(tmp_path / "both.tif"), tifffile.imread(tmp_path / "one.tif")
+    if HUGIN:
+        subprocess.run(["nona", "-i", "0", "-o", str(tmp_path / "n_"), str(p)], check=True, capture_output=True)
+        layer0 = tifffile.imread(tmp_path / "n_0000.tif")[..., 3] == 255
+        given_way = unmasked & ~layer0  # where nona removed frame 0 for frame 1's include mask
+        assert given_way.sum() > 1000
+        inner = given_way & np.roll(given_way, 2, 0) & np.roll(given_way, -2, 0) & np.roll(given_way, 2, 1) & np.roll(given_way, -2, 1)
+        assert np.array_equal(both[inner], one[inner])
+        giga("render", pto, tmp_path / "free.tif", "--frames", "0,1", "--feather", "0", "--quiet")
+        assert not np.array_equal(tifffile.imread(tmp_path / "free.tif")[inner], one[inner])
+    p = d / "stack.pto"
+    p.write_text(pto.read_text() + 'k i0 t2 p"10 10 100 10 100 100"\n')
     r = giga("render", p, tmp_path / "m.tif", "--frames", "0")
-    assert "mask" in r.stderr and "not applied" in r.stderr
+    assert "t2" in r.stderr and "not applied" in r.stderr
     # a 16-bit frame makes a 16-bit panorama
     f16 = d / "frame16.tif"
     tifffile.imwrite(f16, np.asarray(Image.open(d / "frame0.png")).astype(np.uint16) * 257)

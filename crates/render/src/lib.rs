@@ -72,6 +72,7 @@ struct Planned {
     /// Source pixels per output pixel near the frame's centre.
     scale: f64,
     photometry: Photometry,
+    masks: Vec<pto::Mask>,
 }
 
 pub struct Render {
@@ -159,7 +160,8 @@ impl Render {
                     warnings.push(note.into());
                 }
             }
-            let planned = Planned { path, size: (f.width, f.height), map, footprint: [0; 4], factor, bytes, bounds, ellipse, centre, half_diagonal, scale, photometry };
+            let masks = project.masks.iter().filter(|m| m.frame == i).cloned().collect();
+            let planned = Planned { path, size: (f.width, f.height), map, footprint: [0; 4], factor, bytes, bounds, ellipse, centre, half_diagonal, scale, photometry, masks };
             match footprint(&canvas, c, &planned, (x0, y0, width, height)) {
                 Some(fp) => frames.push(Planned { footprint: fp, ..planned }),
                 None => warnings.push(format!("frame {i} ({}) lies outside the rendered canvas", f.file)),
@@ -268,16 +270,19 @@ impl Render {
     fn render_row(&self, y: u32, candidates: &[usize], out: &mut [f32]) {
         let width = self.info.width as usize;
         let yc = (y + self.origin.1) as f64;
-        let mut d_min = vec![f32::INFINITY; width];
         struct Hit {
             xs: f64,
             ys: f64,
             d: f32,
             edge: f32,
+            /// Inside one of the frame's include masks: other frames give way here.
+            include: bool,
         }
+        let miss = Hit { xs: 0.0, ys: 0.0, d: f32::INFINITY, edge: -1.0, include: false };
         let mut hits: Vec<(usize, usize, Vec<Hit>)> = Vec::new();
         let mut rays = Vec::with_capacity(width);
         self.canvas.row_rays(yc, &self.columns, &mut rays);
+        let mut forced = false;
         for &i in candidates {
             let f = &self.frames[i];
             if y < f.footprint[2] || y >= f.footprint[3] {
@@ -285,19 +290,38 @@ impl Render {
             }
             let (x0, x1) = (f.footprint[0] as usize, f.footprint[1] as usize);
             let mut row = Vec::with_capacity(x1 - x0);
-            for x in x0..x1 {
-                let hit = f.map.pixel(rays[x]).and_then(|(xs, ys)| {
+            for ray in &rays[x0..x1] {
+                let hit = f.map.pixel(*ray).and_then(|(xs, ys)| {
                     let edge = f.edge_distance(xs, ys)?;
+                    let include = match f.masks.is_empty() {
+                        true => false,
+                        false => f.masked(xs, ys)?,
+                    };
+                    forced |= include;
                     let d = (((xs - f.centre[0]).powi(2) + (ys - f.centre[1]).powi(2)).sqrt() / f.half_diagonal) as f32;
-                    Some(Hit { xs, ys, d, edge: edge as f32 })
+                    Some(Hit { xs, ys, d, edge: edge as f32, include })
                 });
-                let hit = hit.unwrap_or(Hit { xs: 0.0, ys: 0.0, d: f32::INFINITY, edge: -1.0 });
-                if hit.d < d_min[x] {
-                    d_min[x] = hit.d;
-                }
-                row.push(hit);
+                row.push(hit.unwrap_or(Hit { ..miss }));
             }
             hits.push((i, x0, row));
+        }
+        // Where a frame's include mask covers a pixel, only such frames may take it.
+        let mut only_included = vec![false; if forced { width } else { 0 }];
+        if forced {
+            for (_, x0, row) in &hits {
+                for (k, hit) in row.iter().enumerate() {
+                    only_included[x0 + k] |= hit.include;
+                }
+            }
+        }
+        let allowed = |x: usize, hit: &Hit| hit.edge >= 0.0 && (!forced || !only_included[x] || hit.include);
+        let mut d_min = vec![f32::INFINITY; width];
+        for (_, x0, row) in &hits {
+            for (k, hit) in row.iter().enumerate() {
+                if allowed(x0 + k, hit) && hit.d < d_min[x0 + k] {
+                    d_min[x0 + k] = hit.d;
+                }
+            }
         }
         let mut weight = vec![0f32; width];
         let mut cover = vec![0f32; width];
@@ -309,10 +333,10 @@ impl Render {
             let delta = (self.feather * f.scale / f.half_diagonal) as f32;
             let ramp = (self.feather * f.scale) as f32;
             for (k, hit) in row.iter().enumerate() {
-                if hit.edge < 0.0 {
+                let x = x0 + k;
+                if !allowed(x, hit) {
                     continue;
                 }
-                let x = x0 + k;
                 let w = (1.0 - (hit.d - d_min[x]) / delta).max(0.0) * ((hit.edge + 0.5) / ramp).clamp(1e-3, 1.0);
                 if w <= 0.0 {
                     continue;
@@ -341,6 +365,15 @@ impl Render {
 }
 
 impl Planned {
+    /// None inside an exclude mask (t0: the frame is not used there); otherwise whether
+    /// the point is inside an include mask (t1: the frame is used there, other frames not).
+    fn masked(&self, xs: f64, ys: f64) -> Option<bool> {
+        if self.masks.iter().any(|m| !m.include && m.contains(xs, ys)) {
+            return None;
+        }
+        Some(self.masks.iter().any(|m| m.include && m.contains(xs, ys)))
+    }
+
     /// Distance inside the valid area in source pixels, None outside. A frame covers
     /// the area of its pixels, half a pixel beyond the outer pixel centres (nona reaches
     /// a little further still).

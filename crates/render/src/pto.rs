@@ -1,6 +1,6 @@
 //! The subset of the PanoTools/Hugin project format (`.pto`) a renderer needs:
-//! the p-line (canvas), i-lines (frames), the m-line interpolator, and masks,
-//! which are counted so that they can be reported rather than silently dropped.
+//! the p-line (canvas), i-lines (frames), the m-line interpolator, and polygon
+//! masks (k-lines; the kinds giga does not apply are reported, never dropped silently).
 
 use std::collections::HashMap;
 
@@ -81,13 +81,39 @@ pub struct Frame {
     pub linear_response: bool,
 }
 
+/// A k-line polygon in a frame's pixel coordinates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mask {
+    pub frame: usize,
+    /// `t1`: inside, this frame is used and the others are not; `t0`: inside, this frame is not used.
+    pub include: bool,
+    pub polygon: Vec<(f64, f64)>,
+}
+
+impl Mask {
+    /// Whether the point lies inside the polygon (even-odd rule).
+    pub fn contains(&self, x: f64, y: f64) -> bool {
+        let p = &self.polygon;
+        let mut inside = false;
+        let mut j = p.len() - 1;
+        for i in 0..p.len() {
+            let ((xi, yi), (xj, yj)) = (p[i], p[j]);
+            if (yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi {
+                inside = !inside;
+            }
+            j = i;
+        }
+        inside
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Project {
     pub canvas: Canvas,
     pub frames: Vec<Frame>,
     pub interpolator: Interpolator,
-    /// Number of `k` (mask) lines: not applied yet, so always reported.
-    pub masks: usize,
+    /// Exclude (t0) and include (t1) masks; other kinds are reported in `warnings`.
+    pub masks: Vec<Mask>,
     /// Things the renderer does not do that the project asks for.
     pub warnings: Vec<String>,
 }
@@ -156,7 +182,7 @@ pub fn parse(text: &str) -> Result<Project, String> {
     let mut pano: Option<(HashMap<String, Value>, usize)> = None;
     let mut images: Vec<(HashMap<String, Value>, usize)> = Vec::new();
     let mut interpolator = Interpolator::Bicubic;
-    let mut masks = 0;
+    let mut masks = Vec::new();
     let mut warnings = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let no = i + 1;
@@ -181,7 +207,24 @@ pub fn parse(text: &str) -> Result<Project, String> {
                     }
                 }
             }
-            "k" => masks += 1,
+            "k" => {
+                let m = fields(rest, &["i", "t", "p"], no)?;
+                let text = |k: &str| match m.get(k) {
+                    Some(Value::Text(t)) => Ok(t.clone()),
+                    _ => Err(format!("line {no}: the mask has no {k}")),
+                };
+                let frame = number(&text("i")?, "i", no)? as usize;
+                let kind = number(&text("t")?, "t", no)? as i64;
+                let v: Vec<f64> = text("p")?.split_whitespace().map(|n| number(n, "p", no)).collect::<Result<_, _>>()?;
+                if v.len() < 6 || v.len() % 2 != 0 {
+                    return Err(format!("line {no}: a mask polygon needs at least three x y pairs"));
+                }
+                let polygon = v.chunks(2).map(|c| (c[0], c[1])).collect();
+                match kind {
+                    0 | 1 => masks.push(Mask { frame, include: kind == 1, polygon }),
+                    _ => warnings.push(format!("line {no}: mask type t{kind} (stack or all-images masks) is not applied")),
+                }
+            }
             _ => {} // comments, #-hugin, v, c and empty lines carry nothing a renderer needs
         }
     }
@@ -306,8 +349,8 @@ pub fn parse(text: &str) -> Result<Project, String> {
             linear_response: num("Rt", Some(0.0))? == 1.0,
         });
     }
-    if masks > 0 {
-        warnings.push(format!("{masks} mask(s) (k-lines) are not applied yet: masked areas are rendered like the rest"));
+    if let Some(m) = masks.iter().find(|m| m.frame >= images.len()) {
+        return Err(format!("a mask names frame {}, which does not exist", m.frame));
     }
     Ok(Project { canvas, frames, interpolator, masks, warnings })
 }
@@ -343,8 +386,10 @@ k i0 t0 p\"1 1 10 10 1 10\"\n";
         assert_eq!(b.shift, [3.0, -2.0]);
         // Vm1: Hugin resets the polynomial
         assert_eq!(b.vignetting, [1.0, 0.0, 0.0, 0.0]);
-        assert_eq!(p.masks, 1);
-        assert!(p.warnings.iter().any(|w| w.contains("mask")));
+        assert_eq!(p.masks.len(), 1);
+        let m = &p.masks[0];
+        assert!(!m.include && m.frame == 0 && m.polygon.len() == 3);
+        assert!(m.contains(5.0, 8.0) && !m.contains(8.0, 5.0) && !m.contains(20.0, 5.0));
     }
 
     #[test]
