@@ -154,8 +154,8 @@ impl Render {
             let depth = if info.format.sample == SampleType::U8 { 1 } else { 2 };
             let bytes = (f.width.div_ceil(factor) as u64) * (f.height.div_ceil(factor) as u64) * channels * depth;
             let photometry = Photometry::new(f, c.exposure);
-            if !photometry.is_identity() && !f.linear_response {
-                let note = "EMoR camera responses are approximated by gamma 2.2 (the EMoR tables are not shipped)";
+            if !f.linear_response && f.emor.iter().any(|&c| c != 0.0) {
+                let note = "EMoR response coefficients (Ra..Re) are not applied: giga uses Hugin's default (mean) response";
                 if !warnings.iter().any(|w| w == note) {
                     warnings.push(note.into());
                 }
