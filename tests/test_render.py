@@ -454,3 +454,15 @@ def test_a_project_made_by_hugin(synth, tmp_path):
         both = (ours[..., 3] == 255) & (layer[..., 3] == 255)
         assert both.sum() > 0.99 * (layer[..., 3] == 255).sum() > 1000
         assert psnr(ours[..., :3][both], layer[..., :3][both]) >= 45
+
+
+@pytest.mark.parametrize("yaw,pitch", [(180, 0), (-175, 20), (40, 90), (0, -85)])
+def test_seam_and_poles_of_a_full_sphere(synth, tmp_path, yaw, pitch):
+    """On a 360 x 180 canvas, a frame across the +-180 degree seam or over a pole wraps
+    round: giga's footprint must not cut it (against nona)."""
+    if not HUGIN:
+        pytest.skip("needs Hugin")
+    d, _, _ = synth
+    p = tmp_path / "p.pto"
+    p.write_text(f'p f2 w1200 h600 v360 E0 R0 n"TIFF_m c:NONE"\nm i0\ni w400 h300 f0 v70 y{yaw} p{pitch} r10 Rt1 n"{d}/frame0.png"\n')
+    assert_frame_matches_nona(p, 0, tmp_path)
