@@ -381,8 +381,32 @@ def test_interrupted_render_resumes(tmp_path):
     pto.write_text(pto.read_text().replace("y0.10", "y0.15"))
     r = giga("render", pto, tmp_path / "o2.kro", "--resume")
     assert "resumed" not in r.stderr
-    r = giga("render", pto, tmp_path / "o.tif", "--resume", check=False)
-    assert r.returncode == 2 and ".kro" in r.stderr
+
+
+def test_interrupted_render_to_tiff_resumes(tmp_path):
+    """Other formats resume through a KRO of rows beside the output, converted at the end."""
+    import signal
+    import time
+
+    pto = column_project(tmp_path)
+    giga("render", pto, tmp_path / "whole.tif", "--quiet")
+    work = tmp_path / "work"
+    work.mkdir()
+    out = work / "out.tif"
+    p = subprocess.Popen([GIGA, "render", str(pto), str(out), "--resume", "--quiet"], stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    checkpoint = None
+    while time.time() < deadline and checkpoint is None:
+        found = [c for c in work.glob(".*.checkpoint") if "rows " in c.read_text()]
+        checkpoint = found[0] if found else None
+        time.sleep(0.002)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not out.exists() and checkpoint is not None and checkpoint.exists()
+    r = giga("render", pto, out, "--resume")
+    assert "resumed at row" in r.stderr
+    assert np.array_equal(tifffile.imread(out), tifffile.imread(tmp_path / "whole.tif"))
+    assert listing(work) == ["out.tif"]
 
 
 def test_frames_past_the_memory_cap_go_to_a_scratch_file(tmp_path):

@@ -1,6 +1,7 @@
-//! Atomic output files: written under a temporary name in the destination
-//! folder and renamed when complete, so an interrupted or failed run never
-//! leaves a file under the final name.
+//! Atomic output files: written as an unnamed file (O_TMPFILE) in the
+//! destination folder and given their name when complete, so an interrupted,
+//! failed or killed run (even by SIGKILL or a crash) leaves nothing behind.
+//! Where the file system lacks O_TMPFILE, a temporary name and a rename.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -58,12 +59,20 @@ pub fn temporary_path(dest: &Path) -> PathBuf {
 /// A file being written; becomes `dest` on [`AtomicFile::commit`], vanishes if dropped.
 pub struct AtomicFile {
     file: Option<File>,
-    tmp: PathBuf,
+    /// The temporary name, or None while the file is unnamed (O_TMPFILE).
+    tmp: Option<PathBuf>,
     dest: PathBuf,
 }
 
 impl AtomicFile {
     pub fn create(dest: &Path) -> Result<AtomicFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        match File::options().read(true).write(true).custom_flags(libc::O_TMPFILE).mode(0o644).open(dir) {
+            Ok(file) => return Ok(AtomicFile { file: Some(file), tmp: None, dest: dest.to_path_buf() }),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)) => {}
+            Err(e) => return Err(Error::io(dest, e)),
+        }
         let tmp = temporary_path(dest);
         register(&tmp, true);
         let file = File::options()
@@ -76,7 +85,7 @@ impl AtomicFile {
                 register(&tmp, false);
                 Error::io(dest, e)
             })?;
-        Ok(AtomicFile { file: Some(file), tmp, dest: dest.to_path_buf() })
+        Ok(AtomicFile { file: Some(file), tmp: Some(tmp), dest: dest.to_path_buf() })
     }
 
     pub fn file(&self) -> &File {
@@ -92,21 +101,54 @@ impl AtomicFile {
         Error::io(&self.dest, e)
     }
 
-    /// Closes the file and renames it to its final name.
+    /// Gives the file its final name (replacing any file there) and closes it.
     pub fn commit(mut self) -> Result<()> {
         let file = self.file.take().expect("committed once");
+        let tmp = match self.tmp.take() {
+            Some(tmp) => tmp,
+            None => {
+                // Link the unnamed file in under a temporary name, then rename over `dest`
+                // (linkat can't replace an existing file).
+                let tmp = temporary_path(&self.dest);
+                register(&tmp, true);
+                if let Err(e) = link_unnamed(&file, &tmp) {
+                    register(&tmp, false);
+                    return Err(Error::io(&self.dest, e));
+                }
+                tmp
+            }
+        };
         drop(file);
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
-        register(&self.tmp, false);
-        Ok(())
+        let r = std::fs::rename(&tmp, &self.dest).map_err(|e| Error::io(&self.dest, e));
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        register(&tmp, false);
+        r
     }
+}
+
+fn link_unnamed(file: &File, to: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::AsRawFd;
+    let src = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).expect("no NUL");
+    let dst = CString::new(to.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    // SAFETY: both are valid NUL-terminated paths; linkat only reads them.
+    let r = unsafe { libc::linkat(libc::AT_FDCWD, src.as_ptr(), libc::AT_FDCWD, dst.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-            register(&self.tmp, false);
+            if let Some(tmp) = self.tmp.take() {
+                let _ = std::fs::remove_file(&tmp);
+                register(&tmp, false);
+            }
         }
     }
 }
@@ -115,6 +157,19 @@ impl Drop for AtomicFile {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn commit_replaces_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.kro");
+        std::fs::write(&dest, b"old").unwrap();
+        let f = AtomicFile::create(&dest).unwrap();
+        f.file().write_all(b"new").unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        f.commit().unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn commit_renames_and_drop_removes() {

@@ -3,6 +3,7 @@
 
 mod cli;
 mod progress;
+mod render_cmd;
 mod tile;
 
 use std::path::Path;
@@ -29,7 +30,7 @@ impl From<raster::Error> for Failure {
 pub(crate) type Result<T> = std::result::Result<T, Failure>;
 
 /// Set while a resumable render runs: an interruption keeps its partial output.
-static RESUMABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+pub(crate) static RESUMABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn main() -> ExitCode {
     formats::set_quiet_panics();
@@ -79,126 +80,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             serve::serve(&bind, &paths, opts, |m| eprintln!("giga: {m}")).map_err(Failure::Run)
         }
         Command::Render { project, output, tiles, interpolator, feather, memory, temp, frames, no_antialias, pyramid, bigtiff, tile } => {
-            let how = RenderHow { interpolator, feather, memory, temp, frames, no_antialias, pyramid, bigtiff };
-            render_command(&project, output.as_deref(), tiles.as_deref(), &how, &tile)
+            let how = render_cmd::RenderHow { interpolator, feather, memory, temp, frames, no_antialias, pyramid, bigtiff };
+            render_cmd::run(&project, output.as_deref(), tiles.as_deref(), &how, &tile)
         }
         Command::Fill { input, output, keep_alpha, out } => fill_command(&input, &output, keep_alpha, &out),
         Command::Autocrop { input, output, threshold, aspect, print, out } => autocrop(&input, output.as_deref(), threshold, aspect.as_deref(), print, &out),
-    }
-}
-
-struct RenderHow {
-    interpolator: Option<String>,
-    feather: f64,
-    memory: f64,
-    temp: Option<std::path::PathBuf>,
-    frames: Option<Vec<usize>>,
-    no_antialias: bool,
-    pyramid: bool,
-    bigtiff: bool,
-}
-
-fn render_command(project: &Path, output: Option<&Path>, tiles: Option<&Path>, how: &RenderHow, tile: &cli::TileArgs) -> Result<()> {
-    if !(how.feather >= 0.0 && how.feather <= 10_000.0) {
-        return Err(Failure::Usage(format!("--feather {} must be between 0 and 10000 pixels", how.feather)));
-    }
-    if !(how.memory > 0.0) {
-        return Err(Failure::Usage(format!("--memory {} must be a positive number of GB", how.memory)));
-    }
-    if tile.fill {
-        return Err(Failure::Usage("--fill is not offered while rendering; render to a file, then giga fill or giga tile --fill".into()));
-    }
-    let opts = render::Options {
-        interpolator: how.interpolator.as_deref().map(|i| match i {
-            "nearest" => render::Interpolator::Nearest,
-            "bilinear" => render::Interpolator::Bilinear,
-            _ => render::Interpolator::Bicubic,
-        }),
-        feather: how.feather,
-        memory: (how.memory * 1e9) as u64,
-        scratch: how.temp.clone().or_else(|| {
-            let dest = tiles.or(output)?;
-            let dir = if tiles.is_some() { dest } else { dest.parent()? };
-            Some(if dir.as_os_str().is_empty() { Path::new(".").to_path_buf() } else { dir.to_path_buf() })
-        }),
-        only: how.frames.clone(),
-        antialias: !how.no_antialias,
-    };
-    // Check the output options before the (slower) project and frame checks.
-    let checked = match tiles {
-        Some(_) => Some(tile::check(project, tile)?),
-        None => None,
-    };
-    let out_args = OutputArgs {
-        format: None,
-        depth: None,
-        background: tile.background.clone(),
-        no_alpha: false,
-        gray: false,
-        bigtiff: how.bigtiff,
-        pyramid: how.pyramid,
-        compression: "deflate".into(),
-        tile_size: tile.tile_size.unwrap_or(256),
-        quality: tile.quality,
-        quiet: tile.quiet,
-    };
-    let choice = match output {
-        Some(out) => Some(output_choice(project, out, &out_args)?),
-        None => None,
-    };
-    let resumable_kro = tile.resume && output.is_some();
-    if resumable_kro && choice.map(|c| c.0) != Some(Format::Kro) {
-        return Err(Failure::Usage(
-            "--resume with a file output needs a .kro output (its rows can be continued); convert it afterwards, or use --tiles".into(),
-        ));
-    }
-    if let Some(dir) = tiles {
-        std::fs::create_dir_all(dir).map_err(|e| raster::Error::io(dir, e))?;
-    }
-    let r = render::Render::open(project, &opts)?;
-    for w in raster::Source::warnings(&r) {
-        eprintln!("giga: warning: {w}");
-    }
-    if !tile.quiet {
-        let info = raster::Source::info(&r);
-        eprintln!(
-            "giga: rendering {} frames onto {}x{} ({}), at most {} of decoded frames at once",
-            r.frame_count(),
-            info.width,
-            info.height,
-            info.format,
-            human_bytes(r.peak_frame_bytes())
-        );
-        if r.peak_frame_bytes() as f64 > how.memory * 1e9 {
-            eprintln!("giga: that is more than --memory {} GB: the frames past it are decoded into a scratch file in {}", how.memory, r.scratch().display());
-        }
-    }
-    match (output, tiles) {
-        (Some(out), _) if resumable_kro => {
-            // What the rows depend on: the project's text and every option that changes pixels.
-            let text = std::fs::read(project).map_err(|e| raster::Error::io(project, e))?;
-            let digest = {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                text.hash(&mut h);
-                format!("{:?}", opts).hash(&mut h);
-                h.finish()
-            };
-            let key = format!("{} {digest:016x}", project.display());
-            let height = raster::Source::info(&r).height as u64;
-            RESUMABLE.store(true, std::sync::atomic::Ordering::Relaxed);
-            let pb = progress::rows_bar(height, tile.quiet);
-            let start = render::resume::render_kro(r, out, &key, |done| pb.set_position(done as u64))?;
-            pb.finish_and_clear();
-            RESUMABLE.store(false, std::sync::atomic::Ordering::Relaxed);
-            if start > 0 && !tile.quiet {
-                eprintln!("giga: resumed at row {start} of {height}");
-            }
-            Ok(())
-        }
-        (Some(out), _) => write_source("pto", Box::new(r), out, choice.expect("checked"), &out_args),
-        (None, Some(dir)) => tile::build(Box::new(r), project, dir, tile, checked.expect("checked")),
-        (None, None) => unreachable!("clap requires one"),
     }
 }
 
@@ -301,7 +187,7 @@ fn autocrop(input: &Path, output: Option<&Path>, threshold: f64, aspect: Option<
     transform(input, output.expect("required without --print"), Some(window), args)
 }
 
-fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     let units = ["bytes", "kB", "MB", "GB", "TB"];
     let mut v = n as f64;
     let mut u = 0;
@@ -363,7 +249,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// The output format and background colour the options ask for, checked
 /// (with the output not being the input) before anything is read.
-fn output_choice(input: &Path, output: &Path, args: &OutputArgs) -> Result<(Format, Color)> {
+pub(crate) fn output_choice(input: &Path, output: &Path, args: &OutputArgs) -> Result<(Format, Color)> {
     let format = match &args.format {
         Some(name) => Format::from_name(name).ok_or_else(|| Failure::Usage(format!("unknown --format {name:?} (kro, tif, psd, psb, png, jpg, ppm)")))?,
         None => Format::from_path(output).ok_or_else(|| {
@@ -397,7 +283,7 @@ fn transform(input: &Path, output: &Path, window: Option<Window>, args: &OutputA
 }
 
 /// Converts `source` to what the output format and options ask for, and writes it.
-fn write_source(from: &str, mut source: Box<dyn raster::Source>, output: &Path, (format, background): (Format, Color), args: &OutputArgs) -> Result<()> {
+pub(crate) fn write_source(from: &str, mut source: Box<dyn raster::Source>, output: &Path, (format, background): (Format, Color), args: &OutputArgs) -> Result<()> {
     let info = source.info();
     let target = target_format(info.format, format, args);
     source = raster::ops::convert(source, target, background);

@@ -1,0 +1,159 @@
+//! `giga render`: checks the options, opens the project, and streams the
+//! render into a file, a resumable file, or a tile pyramid.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use formats::Format;
+
+use crate::cli::{OutputArgs, TileArgs};
+use crate::{human_bytes, output_choice, progress, tile, write_source, Failure, Result, RESUMABLE};
+
+pub struct RenderHow {
+    pub interpolator: Option<String>,
+    pub feather: f64,
+    pub memory: f64,
+    pub temp: Option<std::path::PathBuf>,
+    pub frames: Option<Vec<usize>>,
+    pub no_antialias: bool,
+    pub pyramid: bool,
+    pub bigtiff: bool,
+}
+
+pub fn run(project: &Path, output: Option<&Path>, tiles: Option<&Path>, how: &RenderHow, tile: &TileArgs) -> Result<()> {
+    if !(how.feather >= 0.0 && how.feather <= 10_000.0) {
+        return Err(Failure::Usage(format!("--feather {} must be between 0 and 10000 pixels", how.feather)));
+    }
+    if !(how.memory > 0.0) {
+        return Err(Failure::Usage(format!("--memory {} must be a positive number of GB", how.memory)));
+    }
+    if tile.fill {
+        return Err(Failure::Usage("--fill is not offered while rendering; render to a file, then giga fill or giga tile --fill".into()));
+    }
+    let opts = render::Options {
+        interpolator: how.interpolator.as_deref().map(|i| match i {
+            "nearest" => render::Interpolator::Nearest,
+            "bilinear" => render::Interpolator::Bilinear,
+            _ => render::Interpolator::Bicubic,
+        }),
+        feather: how.feather,
+        memory: (how.memory * 1e9) as u64,
+        scratch: how.temp.clone().or_else(|| {
+            let dest = tiles.or(output)?;
+            let dir = if tiles.is_some() { dest } else { dest.parent()? };
+            Some(if dir.as_os_str().is_empty() { Path::new(".").to_path_buf() } else { dir.to_path_buf() })
+        }),
+        only: how.frames.clone(),
+        antialias: !how.no_antialias,
+    };
+    // Check the output options before the (slower) project and frame checks.
+    let checked = match tiles {
+        Some(_) => Some(tile::check(project, tile)?),
+        None => None,
+    };
+    let out_args = OutputArgs {
+        format: None,
+        depth: None,
+        background: tile.background.clone(),
+        no_alpha: false,
+        gray: false,
+        bigtiff: how.bigtiff,
+        pyramid: how.pyramid,
+        compression: "deflate".into(),
+        tile_size: tile.tile_size.unwrap_or(256),
+        quality: tile.quality,
+        quiet: tile.quiet,
+    };
+    let choice = match output {
+        Some(out) => Some(output_choice(project, out, &out_args)?),
+        None => None,
+    };
+    if let Some(dir) = tiles {
+        std::fs::create_dir_all(dir).map_err(|e| raster::Error::io(dir, e))?;
+    }
+    let r = render::Render::open(project, &opts)?;
+    for w in raster::Source::warnings(&r) {
+        eprintln!("giga: warning: {w}");
+    }
+    if !tile.quiet {
+        let info = raster::Source::info(&r);
+        eprintln!(
+            "giga: rendering {} frames onto {}x{} ({}), at most {} of decoded frames at once",
+            r.frame_count(),
+            info.width,
+            info.height,
+            info.format,
+            human_bytes(r.peak_frame_bytes())
+        );
+        if r.peak_frame_bytes() as f64 > how.memory * 1e9 {
+            eprintln!("giga: that is more than --memory {} GB: the frames past it are decoded into a scratch file in {}", how.memory, r.scratch().display());
+        }
+    }
+    match (output, tiles) {
+        (Some(out), _) if tile.resume => {
+            let choice = choice.expect("checked");
+            resumable(r, project, out, &opts, tile.quiet, |rows| match choice.0 {
+                Format::Kro => Ok(rows),
+                // Other formats: the rows go to a raw KRO beside the output, converted at the end.
+                _ => {
+                    let source = formats::open(&rows)?.source;
+                    write_source("KRO", source, out, choice, &out_args)?;
+                    Ok(rows)
+                }
+            })
+        }
+        (Some(out), _) => write_source("pto", Box::new(r), out, choice.expect("checked"), &out_args),
+        (None, Some(dir)) => tile::build(Box::new(r), project, dir, tile, checked.expect("checked")),
+        (None, None) => unreachable!("clap requires one"),
+    }
+}
+
+/// A render that survives interruptions: rows go into a KRO with a checkpoint per band
+/// (the output itself when it is a KRO, else `.OUT.giga-rows.kro`, which `finish`
+/// converts into the output and which is then deleted). A finished rows file whose key
+/// matches is not rendered again, so an interrupted conversion resumes too.
+fn resumable(r: render::Render, project: &Path, out: &Path, opts: &render::Options, quiet: bool, finish: impl FnOnce(PathBuf) -> Result<PathBuf>) -> Result<()> {
+    // What the rows depend on: the project's text and the options that change pixels.
+    let text = std::fs::read(project).map_err(|e| raster::Error::io(project, e))?;
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        format!("{:?} {} {:?} {}", opts.interpolator, opts.feather, opts.only, opts.antialias).hash(&mut h);
+        h.finish()
+    };
+    let key = format!("{} {digest:016x}", project.display());
+    let kro_out = formats::Format::from_path(out) == Some(Format::Kro);
+    let rows = if kro_out {
+        out.to_path_buf()
+    } else {
+        let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        out.with_file_name(format!(".{name}.giga-rows.kro"))
+    };
+    let key_file = rows.with_extension("kro.key");
+    let done = !kro_out && rows.exists() && std::fs::read_to_string(&key_file).is_ok_and(|k| k == key);
+    RESUMABLE.store(true, Ordering::Relaxed);
+    if done {
+        if !quiet {
+            eprintln!("giga: the rows were all rendered before; converting {}", rows.display());
+        }
+    } else {
+        let height = raster::Source::info(&r).height as u64;
+        let pb = progress::rows_bar(height, quiet);
+        let start = render::resume::render_kro(r, &rows, &key, |done| pb.set_position(done as u64))?;
+        pb.finish_and_clear();
+        if start > 0 && !quiet {
+            eprintln!("giga: resumed at row {start} of {height}");
+        }
+        if !kro_out {
+            std::fs::write(&key_file, &key).map_err(|e| raster::Error::io(&key_file, e))?;
+        }
+    }
+    let rows = finish(rows)?;
+    if !kro_out {
+        let _ = std::fs::remove_file(&rows);
+        let _ = std::fs::remove_file(&key_file);
+    }
+    RESUMABLE.store(false, Ordering::Relaxed);
+    Ok(())
+}
