@@ -39,11 +39,9 @@ pub(crate) fn create(path: &Path, info: &ImageInfo, opts: &WriteOptions) -> Resu
     let header: &[u8] = if bigtiff { b"II\x2b\x00\x08\x00\x00\x00\0\0\0\0\0\0\0\0" } else { b"II\x2a\x00\0\0\0\0" };
     out.file().write_all(header).map_err(|e| out.err(e))?;
     let mut levels = vec![Level::new(*info, tile)];
-    while opts.pyramid {
+    // Halved pages down to one tile.
+    while opts.pyramid && levels.last().is_some_and(|l| l.info.width > tile || l.info.height > tile) {
         let last = levels.last().unwrap().info;
-        if last.width <= tile && last.height <= tile {
-            break;
-        }
         let info = ImageInfo { width: last.width.div_ceil(2), height: last.height.div_ceil(2), ..last };
         levels.push(Level::new(info, tile));
     }

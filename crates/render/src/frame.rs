@@ -94,7 +94,7 @@ impl FrameImage {
     fn shrink(self, factor: u32) -> FrameImage {
         let k = factor as usize;
         let (w, h, c) = (self.width.div_ceil(k), self.height.div_ceil(k), self.channels);
-        fn go<T: Copy + Into<f32>>(src: &[T], sw: usize, sh: usize, c: usize, k: usize, w: usize, h: usize, back: impl Fn(f32) -> T) -> Vec<T> {
+        fn go<T: Copy + Into<f32>>(src: &[T], (sw, sh, c): (usize, usize, usize), k: usize, (w, h): (usize, usize), back: impl Fn(f32) -> T) -> Vec<T> {
             let mut out = Vec::with_capacity(w * h * c);
             let mut acc = vec![0f32; w * c];
             for by in 0..h {
@@ -119,8 +119,8 @@ impl FrameImage {
             out
         }
         let pixels = match &self.pixels {
-            Pixels::U8(v) => Pixels::U8(go(v, self.width, self.height, c, k, w, h, |x| (x + 0.5) as u8)),
-            Pixels::U16(v) => Pixels::U16(go(v, self.width, self.height, c, k, w, h, |x| (x + 0.5) as u16)),
+            Pixels::U8(v) => Pixels::U8(go(v, (self.width, self.height, c), k, (w, h), |x| (x + 0.5) as u8)),
+            Pixels::U16(v) => Pixels::U16(go(v, (self.width, self.height, c), k, (w, h), |x| (x + 0.5) as u16)),
             Pixels::Mapped { .. } => unreachable!("frames are shrunk before they are spilled"),
         };
         FrameImage { width: w, height: h, channels: c, pixels, unit: self.unit, factor }
@@ -158,7 +158,7 @@ fn cubic_weights(t: f64) -> [f32; 4] {
     [w0 as f32, w1 as f32, w2 as f32, w3 as f32]
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 fn interpolate<T: Copy + Into<f32>>(v: &[T], w: usize, h: usize, c: usize, x: f64, y: f64, how: Interpolator, out: &mut [f32; 4]) {
     let clampi = |i: i64, n: usize| i.clamp(0, n as i64 - 1) as usize;
     *out = [0.0; 4];

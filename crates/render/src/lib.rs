@@ -131,37 +131,15 @@ impl Render {
         let mut frames = Vec::new();
         let mut sixteen = false;
         for &i in &chosen {
+            let (planned, wide) = Planned::new(&project, i, dir, &canvas, opts.antialias)?;
+            sixteen |= wide;
             let f = &project.frames[i];
-            let path = dir.join(&f.file);
-            let header = formats::open(&path)?;
-            let info = header.source.info();
-            drop(header);
-            if (info.width, info.height) != (f.width, f.height) {
-                return Err(invalid(&path, format!("the frame is {}x{} but the project says {}x{}", info.width, info.height, f.width, f.height)));
-            }
-            sixteen |= info.format.sample != SampleType::U8;
-            let map = FrameMap::new(f);
-            let (w, h) = (f.width as f64, f.height as f64);
-            let (bounds, ellipse) = match f.crop {
-                Some(k) => ([k.left.max(0.0), (k.right - 1.0).min(w - 1.0), k.top.max(0.0), (k.bottom - 1.0).min(h - 1.0)], f.lens == pto::Lens::CircularFisheye),
-                None => ([0.0, w - 1.0, 0.0, h - 1.0], false),
-            };
-            let centre = [(bounds[0] + bounds[1]) / 2.0, (bounds[2] + bounds[3]) / 2.0];
-            let half_diagonal = ((bounds[1] - bounds[0]).powi(2) + (bounds[3] - bounds[2]).powi(2)).sqrt() / 2.0;
-            let scale = source_scale(&canvas, &map, centre);
-            let factor = if opts.antialias && scale >= 1.5 { scale.round() as u32 } else { 1 };
-            let channels = if info.format.has_alpha() { 4 } else { 3 };
-            let depth = if info.format.sample == SampleType::U8 { 1 } else { 2 };
-            let bytes = (f.width.div_ceil(factor) as u64) * (f.height.div_ceil(factor) as u64) * channels * depth;
-            let photometry = Photometry::new(f, c.exposure);
             if !f.linear_response && f.emor.iter().any(|&c| c != 0.0) {
                 let note = "EMoR response coefficients (Ra..Re) are not applied: giga uses Hugin's default (mean) response";
                 if !warnings.iter().any(|w| w == note) {
                     warnings.push(note.into());
                 }
             }
-            let masks = project.masks.iter().filter(|m| m.frame == i).cloned().collect();
-            let planned = Planned { path, size: (f.width, f.height), map, footprint: [0; 4], factor, bytes, bounds, ellipse, centre, half_diagonal, scale, photometry, masks };
             match footprint(&canvas, c, &planned, (x0, y0, width, height)) {
                 Some(fp) => frames.push(Planned { footprint: fp, ..planned }),
                 None => warnings.push(format!("frame {i} ({}) lies outside the rendered canvas", f.file)),
@@ -189,8 +167,8 @@ impl Render {
         };
         render.peak_bytes = render.plan_peak();
         if render.peak_bytes > opts.memory {
-            let probe = tempfile::tempfile_in(&render.scratch).map_err(|e| raster::Error::io(&render.scratch, e));
-            probe?;
+            // Frames will spill: check now that the scratch folder takes files.
+            tempfile::tempfile_in(&render.scratch).map_err(|e| raster::Error::io(&render.scratch, e))?;
         }
         Ok(render)
     }
@@ -365,6 +343,34 @@ impl Render {
 }
 
 impl Planned {
+    /// Reads frame `i`'s header (checking it against the project) and works out how it is
+    /// sampled; the footprint is filled in later. Also says whether the frame is 16-bit.
+    fn new(project: &Project, i: usize, dir: &Path, canvas: &CanvasMap, antialias: bool) -> Result<(Planned, bool)> {
+        let f = &project.frames[i];
+        let path = dir.join(&f.file);
+        let info = formats::open(&path)?.source.info();
+        if (info.width, info.height) != (f.width, f.height) {
+            return Err(invalid(&path, format!("the frame is {}x{} but the project says {}x{}", info.width, info.height, f.width, f.height)));
+        }
+        let map = FrameMap::new(f);
+        let (w, h) = (f.width as f64, f.height as f64);
+        let (bounds, ellipse) = match f.crop {
+            Some(k) => ([k.left.max(0.0), (k.right - 1.0).min(w - 1.0), k.top.max(0.0), (k.bottom - 1.0).min(h - 1.0)], f.lens == pto::Lens::CircularFisheye),
+            None => ([0.0, w - 1.0, 0.0, h - 1.0], false),
+        };
+        let centre = [(bounds[0] + bounds[1]) / 2.0, (bounds[2] + bounds[3]) / 2.0];
+        let half_diagonal = ((bounds[1] - bounds[0]).powi(2) + (bounds[3] - bounds[2]).powi(2)).sqrt() / 2.0;
+        let scale = source_scale(canvas, &map, centre);
+        let factor = if antialias && scale >= 1.5 { scale.round() as u32 } else { 1 };
+        let channels = if info.format.has_alpha() { 4 } else { 3 };
+        let wide = info.format.sample != SampleType::U8;
+        let bytes = (f.width.div_ceil(factor) as u64) * (f.height.div_ceil(factor) as u64) * channels * if wide { 2 } else { 1 };
+        let photometry = Photometry::new(f, project.canvas.exposure);
+        let masks = project.masks.iter().filter(|m| m.frame == i).cloned().collect();
+        let planned = Planned { path, size: (f.width, f.height), map, footprint: [0; 4], factor, bytes, bounds, ellipse, centre, half_diagonal, scale, photometry, masks };
+        Ok((planned, wide))
+    }
+
     /// None inside an exclude mask (t0: the frame is not used there); otherwise whether
     /// the point is inside an include mask (t1: the frame is used there, other frames not).
     fn masked(&self, xs: f64, ys: f64) -> Option<bool> {

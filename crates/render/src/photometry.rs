@@ -77,6 +77,7 @@ impl Photometry {
 
 
     /// Corrects the colour of a pixel sampled at frame position (x, y).
+    #[allow(clippy::needless_range_loop)]
     pub fn apply(&self, px: &mut [f32; 4], x: f64, y: f64) {
         if self.identity {
             return;
