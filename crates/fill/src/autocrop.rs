@@ -6,8 +6,11 @@
 //! each of those finds the largest rectangle of that ratio too.
 //!
 //! Ties: the larger area wins; among equal areas the topmost, then the
-//! leftmost. With an aspect ratio the rectangle sits at the top-left of the
+//! leftmost, then the shorter (so rows scanned in parallel agree with one
+//! pass). With an aspect ratio the rectangle sits at the top-left of the
 //! maximal rectangle it was fitted into.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use raster::{Rect, Result, Samples, Source, Strip};
 
@@ -55,7 +58,7 @@ fn better(a: &Rect, b: &Option<Rect>) -> bool {
         None => true,
         Some(b) => {
             let (aa, ba) = (a.width as u64 * a.height as u64, b.width as u64 * b.height as u64);
-            aa > ba || (aa == ba && (a.y, a.x) < (b.y, b.x))
+            aa > ba || (aa == ba && (a.y, a.x, a.height) < (b.y, b.x, b.height))
         }
     }
 }
@@ -83,45 +86,48 @@ impl Finder {
     fn scan_row(&mut self) {
         let bottom = self.y;
         self.y += 1;
-        // Stack of (start column, height), heights increasing.
-        let mut stack = std::mem::take(&mut self.stack);
-        stack.clear();
-        for x in 0..=self.width {
-            let h = if x < self.width { self.heights[x as usize] } else { 0 };
-            let mut start = x;
-            while let Some(&(s, sh)) = stack.last() {
-                if sh < h {
-                    break;
-                }
-                stack.pop();
-                // Maximal rectangle: columns s..x, height sh, bottom row `bottom`
-                // (skipped when it can't beat the best: its area only shrinks with an aspect).
-                if sh > 0 && (sh as u64 * (x - s) as u64) >= self.best_area() {
-                    self.consider(s, x - s, sh, bottom);
-                }
-                start = s;
-            }
-            if stack.last().is_none_or(|&(_, sh)| sh < h) {
-                stack.push((start, h));
+        let floor = self.best_area();
+        if let Some(r) = scan(&self.heights, bottom, self.aspect, &AtomicU64::new(floor), &mut self.stack) {
+            if better(&r, &self.best) {
+                self.best = Some(r);
             }
         }
-        self.stack = stack;
     }
 
-    /// A maximal rectangle: columns `x..x + w`, rows `bottom + 1 - h..=bottom`.
-    fn consider(&mut self, x: u32, w: u32, h: u32, bottom: u32) {
-        let top = bottom + 1 - h;
-        let (w, h) = match self.aspect {
-            Some(a) => a.fit(w, h),
-            None => (w, h),
-        };
-        if w == 0 || h == 0 {
-            return;
+    /// Adds `rows` rows given as their column heights, one after the other in
+    /// `heights`, scanning them on all cores (each row's pass is independent).
+    pub fn push_batch(&mut self, heights: &[u32], rows: u32) {
+        use rayon::prelude::*;
+        let w = self.width as usize;
+        let floor = AtomicU64::new(self.best_area());
+        let top = self.y;
+        let aspect = self.aspect;
+        let found = heights
+            .par_chunks_exact(w)
+            .enumerate()
+            .fold(
+                || (Vec::new(), None::<Rect>),
+                |(mut stack, best), (k, h)| {
+                    let r = scan(h, top + k as u32, aspect, &floor, &mut stack);
+                    let best = match r {
+                        Some(r) if better(&r, &best) => Some(r),
+                        _ => best,
+                    };
+                    (stack, best)
+                },
+            )
+            .map(|(_, b)| b)
+            .reduce(|| None, |a, b| match b {
+                Some(r) if better(&r, &a) => b,
+                _ => a,
+            });
+        if let Some(r) = found {
+            if better(&r, &self.best) {
+                self.best = Some(r);
+            }
         }
-        let r = Rect { x, y: top, width: w, height: h };
-        if better(&r, &self.best) {
-            self.best = Some(r);
-        }
+        self.heights.copy_from_slice(&heights[heights.len() - w..]);
+        self.y += rows;
     }
 
     fn best_area(&self) -> u64 {
@@ -132,6 +138,45 @@ impl Finder {
     pub fn best(&self) -> Option<Rect> {
         self.best
     }
+}
+
+/// The largest rectangle whose bottom row is `bottom`, under `heights`, among those whose
+/// area reaches `floor` (which other rows' scans may raise meanwhile); ties as [`better`].
+fn scan(heights: &[u32], bottom: u32, aspect: Option<Aspect>, floor: &AtomicU64, stack: &mut Vec<(u32, u32)>) -> Option<Rect> {
+    let width = heights.len() as u32;
+    let mut best: Option<Rect> = None;
+    stack.clear();
+    // Stack of (start column, height), heights increasing.
+    for x in 0..=width {
+        let h = if x < width { heights[x as usize] } else { 0 };
+        let mut start = x;
+        while let Some(&(s, sh)) = stack.last() {
+            if sh < h {
+                break;
+            }
+            stack.pop();
+            // Maximal rectangle: columns s..x, height sh (skipped when it can't reach
+            // the floor: its area only shrinks with an aspect).
+            if sh > 0 && (sh as u64 * (x - s) as u64) >= floor.load(Ordering::Relaxed) {
+                let (w, hh) = match aspect {
+                    Some(a) => a.fit(x - s, sh),
+                    None => (x - s, sh),
+                };
+                if w > 0 && hh > 0 {
+                    let r = Rect { x: s, y: bottom + 1 - sh, width: w, height: hh };
+                    if better(&r, &best) {
+                        best = Some(r);
+                        floor.fetch_max(w as u64 * hh as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+            start = s;
+        }
+        if stack.last().is_none_or(|&(_, sh)| sh < h) {
+            stack.push((start, h));
+        }
+    }
+    best
 }
 
 /// Updates the column heights with every row of `strip` (a pixel counts as
@@ -198,9 +243,7 @@ pub fn largest_rectangle(source: Box<dyn Source>, threshold: f64, aspect: Option
     for item in rx.iter() {
         match item {
             Ok((batch, rows)) => {
-                for h in batch.chunks_exact(width) {
-                    f.push_heights(h);
-                }
+                f.push_batch(&batch, rows);
                 progress(rows);
             }
             Err(e) => {
@@ -218,6 +261,24 @@ pub fn largest_rectangle(source: Box<dyn Source>, threshold: f64, aspect: Option
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The same rows pushed in parallel batches of `batch` rows.
+    fn run_batched(mask: &[Vec<bool>], aspect: Option<Aspect>, batch: usize) -> Option<Rect> {
+        let w = mask[0].len();
+        let mut f = Finder::new(w as u32, aspect);
+        let mut heights = vec![0u32; w];
+        for chunk in mask.chunks(batch) {
+            let mut all = Vec::new();
+            for row in chunk {
+                for (h, &o) in heights.iter_mut().zip(row) {
+                    *h = if o { *h + 1 } else { 0 };
+                }
+                all.extend_from_slice(&heights);
+            }
+            f.push_batch(&all, chunk.len() as u32);
+        }
+        f.best()
+    }
 
     fn run(mask: &[Vec<bool>], aspect: Option<Aspect>) -> Option<Rect> {
         let mut f = Finder::new(mask[0].len() as u32, aspect);
@@ -291,6 +352,15 @@ mod tests {
         fn matches_brute_force(w in 1usize..9, h in 1usize..9, bits in proptest::collection::vec(prop::bool::weighted(0.75), 81)) {
             let mask: Vec<Vec<bool>> = (0..h).map(|y| (0..w).map(|x| bits[y * 9 + x]).collect()).collect();
             prop_assert_eq!(run(&mask, None), brute(&mask, None));
+        }
+
+        #[test]
+        fn parallel_batches_match_brute_force(w in 1usize..9, h in 1usize..9, batch in 1usize..5, aw in 1u32..4, ah in 1u32..4,
+                                              bits in proptest::collection::vec(prop::bool::weighted(0.75), 81)) {
+            let mask: Vec<Vec<bool>> = (0..h).map(|y| (0..w).map(|x| bits[y * 9 + x]).collect()).collect();
+            prop_assert_eq!(run_batched(&mask, None, batch), brute(&mask, None));
+            let a = Aspect::parse(&format!("{aw}:{ah}"));
+            prop_assert_eq!(run_batched(&mask, a, batch), run(&mask, a));
         }
 
         #[test]

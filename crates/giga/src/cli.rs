@@ -71,7 +71,7 @@ pub enum Command {
         out: OutputArgs,
     },
     /// Crop to the largest rectangle without transparent pixels
-    #[command(after_help = "Examples:\n  giga autocrop pano.kro pano-cropped.tif\n  giga autocrop pano.kro --print                 # prints X,Y,W,H for giga crop --rect\n  giga autocrop pano.kro print.tif --aspect 3:2 --threshold 0.5\n\nOne streaming pass finds the rectangle (memory: a few bytes per column), a second writes it\n(from KRO, reading only the window). Ties: the larger area, then the topmost, then the\nleftmost rectangle; with --aspect the rectangle is exactly that ratio.")]
+    #[command(after_help = "Examples:\n  giga autocrop pano.kro pano-cropped.tif\n  giga autocrop pano.kro --print                 # prints X,Y,W,H for giga crop --rect\n  giga autocrop pano.kro print.tif --aspect 3:2 --threshold 0.5\n\nOne streaming pass finds the rectangle (memory: a few bytes per column), a second writes it\n(from KRO, reading only the window). Ties: the larger area, then the topmost, then the\nleftmost, then the shorter rectangle; with --aspect the rectangle is exactly that ratio.")]
     Autocrop {
         /// The image to crop (its alpha decides what is kept)
         input: PathBuf,
