@@ -154,14 +154,25 @@ pub fn flatten(pixels: &[u8], background: Color) -> Vec<u8> {
 /// Composites RGBA onto `background` in place (alpha is left as it was).
 pub fn flatten_in_place(pixels: &mut [u8], background: Color) {
     let bg = background.0.map(|c| (c * 255.0 + 0.5) as u32);
-    for p in pixels.chunks_exact_mut(4) {
-        let a = p[3] as u32;
-        if a != 255 {
+    let bg8 = bg.map(|c| c as u8);
+    let one = |p: &mut [u8]| match p[3] {
+        255 => {}
+        0 => p[..3].copy_from_slice(&bg8),
+        a => {
+            let a = a as u32;
             for c in 0..3 {
                 p[c] = ((p[c] as u32 * a + bg[c] * (255 - a) + 127) / 255) as u8;
             }
         }
+    };
+    // Eight pixels at a time: most runs are wholly opaque and need no work.
+    let mut blocks = pixels.chunks_exact_mut(32);
+    for b in &mut blocks {
+        if b[3] & b[7] & b[11] & b[15] & b[19] & b[23] & b[27] & b[31] != 255 {
+            b.chunks_exact_mut(4).for_each(one);
+        }
     }
+    blocks.into_remainder().chunks_exact_mut(4).for_each(one);
 }
 
 pub fn encode_jpeg(rgb: &[u8], width: u32, height: u32, quality: u8) -> std::result::Result<Vec<u8>, String> {
@@ -284,5 +295,11 @@ mod tests {
         assert!(!is_blank(&[255, 255, 254, 255], 4, Color::WHITE));
         assert!(is_blank(&[0, 0, 0], 3, Color([0.0; 3])));
         assert_eq!(flatten(&[255, 0, 0, 128, 0, 0, 0, 0], Color::WHITE), vec![255, 127, 127, 255, 255, 255]);
+        // in place, across the eight-pixel blocks and the remainder, same as `flatten`
+        let px: Vec<u8> = (0..37 * 4).map(|i| if i % 4 == 3 { [255, 0, 128, 7][i / 4 % 4] } else { (i * 37 % 251) as u8 }).collect();
+        let mut inplace = px.clone();
+        flatten_in_place(&mut inplace, Color([0.2, 0.5, 0.9]));
+        let rgb: Vec<u8> = inplace.chunks_exact(4).flat_map(|p| p[..3].to_vec()).collect();
+        assert_eq!(rgb, flatten(&px, Color([0.2, 0.5, 0.9])));
     }
 }
