@@ -32,7 +32,8 @@ def main():
     a = parser(__doc__).parse_args()
     d, src = panorama(a)
     w, h = a.width, a.height
-    out = d / "tiles"
+    runs_dir = d / "tile-runs"
+    shutil.rmtree(runs_dir, ignore_errors=True)
     vips_v = subprocess.run(["vips", "--version"], capture_output=True, text=True).stdout.strip()
     try:
         pyv = subprocess.run([PY, "-c", "import pyvips; print('%d.%d' % (pyvips.version(0), pyvips.version(1)))"], capture_output=True, text=True, check=True).stdout.strip()
@@ -40,22 +41,23 @@ def main():
         pyv = None
 
     for tile, overlap in [(254, 1), (256, 0)]:
-        floor = json.loads(subprocess.run([FLOOR, str(src), str(tile), "85"], capture_output=True, text=True, check=True).stdout)
+        floor = json.loads(subprocess.run([FLOOR, str(src), str(tile), "85", str(runs_dir / f"floor-{tile}")], capture_output=True, text=True, check=True).stdout)
         tools = {
-            "giga": [GIGA, "tile", str(src), str(out), "--tile-size", str(tile), "--overlap", str(overlap), "--quality", "85", "--no-viewer", "--quiet"],
-            f"vips CLI ({vips_v})": ["vips", "rawload", str(src), f"{out}/pano.dz[container=fs,tile-size={tile},overlap={overlap},suffix=.jpg[Q=85]]", str(w), str(h), "4", "--offset", "20", "--interpretation", "srgb"],
+            "giga": lambda out: [GIGA, "tile", str(src), str(out), "--tile-size", str(tile), "--overlap", str(overlap), "--quality", "85", "--no-viewer", "--quiet"],
+            f"vips CLI ({vips_v})": lambda out: ["vips", "rawload", str(src), f"{out}/pano.dz[container=fs,tile-size={tile},overlap={overlap},suffix=.jpg[Q=85]]", str(w), str(h), "4", "--offset", "20", "--interpretation", "srgb"],
         }
         if pyv:
-            tools[f"pyvips (libvips {pyv})"] = [PY, "-c", PYVIPS, str(src), str(out / "pano"), str(w), str(h), str(tile), str(overlap)]
+            tools[f"pyvips (libvips {pyv})"] = lambda out: [PY, "-c", PYVIPS, str(src), str(out / "pano"), str(w), str(h), str(tile), str(overlap)]
         runs = {k: [] for k in tools}
-        for _ in range(a.reps):
-            for name, cmd in tools.items():
-                shutil.rmtree(out, ignore_errors=True)
-                out.mkdir()
+        for rep in range(a.reps):
+            for k, (name, cmd) in enumerate(tools.items()):
+                # A fresh folder each run, all deleted at the end: ext4 slows inode allocation
+                # down right after mass deletions, which would charge one tool for another's files.
+                out = runs_dir / f"{tile}-{overlap}-{rep}-{k}"
+                out.mkdir(parents=True)
                 anon = []
-                t, m = measure(cmd, anon)
+                t, m = measure(cmd(out), anon)
                 runs[name].append((t, m, count_tiles(out), anon[0]))
-        shutil.rmtree(out, ignore_errors=True)
         print(f"\nDZI {tile}/{overlap}, JPEG Q85, {w}x{h} RGBA  (median of {a.reps}, {os.cpu_count()} cores)")
         print(f"{'tool':<30} {'wall s':>8} {'peak RSS MB':>12} {'anon MB':>8} {'tiles':>7} {'tiles/s':>8} {'giga time / tool':>17}")
         g = statistics.median(r[0] for r in runs["giga"])
@@ -69,6 +71,7 @@ def main():
         print(f"{'floor + creating the files':<30} {floor['floor_with_files_s']:>8.2f}   (creating {floor['tiles']} files: {floor['create_files_s']:.2f} s)")
         print(f"giga / floor: {g / floor['floor_s']:.2f}, giga / floor with files: {g / floor['floor_with_files_s']:.2f}", flush=True)
     print("(peak RSS includes mapped file pages: pyvips' rawload maps the whole input; anon is RssAnon sampled every 10 ms)")
+    shutil.rmtree(runs_dir, ignore_errors=True)
     if not a.keep:
         shutil.rmtree(d, ignore_errors=True)
 
