@@ -133,14 +133,25 @@ enum Value {
 }
 
 /// Splits a line's fields into key -> value, honouring quoted `n"..."`.
-fn fields(rest: &str, keys: &[&str], line_no: usize) -> Result<HashMap<String, Value>, String> {
+/// Fields giga does not know are skipped and named in `unknown`.
+fn fields(rest: &str, keys: &[&str], line_no: usize, unknown: &mut Vec<String>) -> Result<HashMap<String, Value>, String> {
     let mut out = HashMap::new();
     let mut s = rest.trim_start();
     while !s.is_empty() {
-        let key = keys
-            .iter()
-            .find(|k| s.starts_with(**k))
-            .ok_or_else(|| format!("line {line_no}: unknown field {:?}", s.split_whitespace().next().unwrap_or("")))?;
+        let Some(key) = keys.iter().find(|k| s.starts_with(**k)) else {
+            let name: String = s.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+            let after = &s[name.len()..];
+            s = match after.strip_prefix('"') {
+                Some(q) => &q[q.find('"').ok_or_else(|| format!("line {line_no}: unterminated quote in {name}"))? + 1..],
+                None => &after[after.find(char::is_whitespace).unwrap_or(after.len())..],
+            };
+            s = s.trim_start();
+            let name = if name.is_empty() { "?".to_string() } else { name };
+            if !unknown.contains(&name) {
+                unknown.push(name);
+            }
+            continue;
+        };
         s = &s[key.len()..];
         let value = if let Some(q) = s.strip_prefix('"') {
             let end = q.find('"').ok_or_else(|| format!("line {line_no}: unterminated quote in {key}"))?;
@@ -183,14 +194,15 @@ pub fn parse(text: &str) -> Result<Project, String> {
     let mut images: Vec<(HashMap<String, Value>, usize)> = Vec::new();
     let mut interpolator = Interpolator::Bicubic;
     let mut masks = Vec::new();
+    let mut unknown = Vec::new();
     let mut warnings = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let no = i + 1;
         let line = line.trim_end_matches('\r');
         let (kind, rest) = line.split_at(line.char_indices().nth(1).map(|(i, _)| i).unwrap_or(line.len()));
         match kind {
-            "p" => pano = Some((fields(rest, PANO_KEYS, no)?, no)),
-            "i" | "o" => images.push((fields(rest, IMAGE_KEYS, no)?, no)),
+            "p" => pano = Some((fields(rest, PANO_KEYS, no, &mut unknown)?, no)),
+            "i" | "o" => images.push((fields(rest, IMAGE_KEYS, no, &mut unknown)?, no)),
             "m" => {
                 // m-line fields are few; only `i` (interpolator) matters here.
                 for f in rest.split_whitespace() {
@@ -208,7 +220,7 @@ pub fn parse(text: &str) -> Result<Project, String> {
                 }
             }
             "k" => {
-                let m = fields(rest, &["i", "t", "p"], no)?;
+                let m = fields(rest, &["i", "t", "p"], no, &mut unknown)?;
                 let text = |k: &str| match m.get(k) {
                     Some(Value::Text(t)) => Ok(t.clone()),
                     _ => Err(format!("line {no}: the mask has no {k}")),
@@ -227,6 +239,9 @@ pub fn parse(text: &str) -> Result<Project, String> {
             }
             _ => {} // comments, #-hugin, v, c and empty lines carry nothing a renderer needs
         }
+    }
+    if !unknown.is_empty() {
+        warnings.push(format!("fields giga does not use were ignored: {}", unknown.join(", ")));
     }
     let (p, p_line) = pano.ok_or("no p-line (panorama description) in the project")?;
     let get = |m: &HashMap<String, Value>, k: &str| match m.get(k) {
@@ -399,6 +414,10 @@ k i0 t0 p\"1 1 10 10 1 10\"\n";
         assert!(parse("p f0 w10 h10 v50\ni w1 h1 v=1 n\"a\"\n").unwrap_err().contains("links to a frame"));
         assert!(parse("p f0 w10 h10 v50\ni w1 h1 v=0 n\"a\"\n").unwrap_err().contains("cycle"));
         assert!(parse("p f0 w10 h10 v50\ni w1 h1 vx n\"a\"\n").unwrap_err().contains("not a number"));
+        // unknown fields are skipped and reported, not fatal
+        let p = parse("p f0 w10 h10 v50 Q\"x y\" z9\ni w1 h1 v50 u10 n\"a\"\n").unwrap();
+        assert_eq!(p.frames[0].hfov, 50.0);
+        assert!(p.warnings.iter().any(|w| w.contains("Q, z, u")), "{:?}", p.warnings);
         assert!(parse("p f0 w10 h10 v50\ni w1 h1 v50 n\"a\n").unwrap_err().contains("unterminated"));
         assert!(parse("p f0 w10 h10 v50\n").unwrap_err().contains("no i-lines"));
         assert!(parse("p f0 w10 h10 v50\ni w1 h1 v50\n").unwrap_err().contains("file name"));
