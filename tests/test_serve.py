@@ -37,6 +37,8 @@ def server(tmp_path_factory):
     write_kro(d.parent / "big.kro", a)
     subprocess.run([GIGA, "convert", str(d.parent / "big.kro"), str(d / "big.tif"), "--pyramid", "--tile-size", "128", "--quiet"], check=True)
     np.save(d.parent / "big.npy", a)
+    # The same image as a Deep Zoom pyramid from giga tile, served from its tiles.
+    subprocess.run([GIGA, "tile", str(d.parent / "big.kro"), str(d), "--format", "png", "--name", "bigdzi", "--no-viewer", "--quiet"], check=True)
     port = free_port()
     p = subprocess.Popen([GIGA, "serve", str(d), "--bind", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 20
@@ -152,6 +154,41 @@ def test_multi_resolution_tiff_is_served_by_tiles(server):
     blocks = lambda x: x.reshape(256, 2, 256, 2, -1).sum(axis=(1, 3))  # noqa: E731
     want_rgb = blocks(src[..., :3] * alpha) / np.maximum(blocks(alpha), 1)
     assert np.abs(got[..., :3] - want_rgb)[blocks(alpha)[..., 0] > 0].mean() < 1.5
+
+
+def test_deep_zoom_pyramid_is_served_by_tiles(server):
+    """A DZI written by giga tile (254-px PNG tiles, overlap 1) answers any region from
+    its tiles: exact at full resolution across tile borders, reduced from its levels."""
+    host, d = server
+    from io import BytesIO
+
+    from PIL import Image
+
+    a = np.load(d.parent / "big.npy")
+    status, _, body = get(host, "/iiif/3/bigdzi/info.json")
+    assert status == 200
+    info = json.loads(body)
+    assert (info["width"], info["height"]) == (2300, 1500)
+    for region in [(100, 200, 300, 250), (250, 250, 10, 10), (2290, 1490, 10, 10), (0, 0, 2300, 1500)]:
+        x, y, w, h = region
+        status, _, body = get(host, f"/iiif/3/bigdzi/{x},{y},{w},{h}/max/0/default.png")
+        assert status == 200
+        np.testing.assert_array_equal(np.asarray(Image.open(BytesIO(body))), a[y : y + h, x : x + w])
+    status, _, body = get(host, "/iiif/3/bigdzi/0,0,512,512/256,/0/default.png")
+    got = np.asarray(Image.open(BytesIO(body))).astype(int)
+    src = a[:512, :512].astype(float)
+    alpha = src[..., 3:4]
+    blocks = lambda x: x.reshape(256, 2, 256, 2, -1).sum(axis=(1, 3))  # noqa: E731
+    want_rgb = blocks(src[..., :3] * alpha) / np.maximum(blocks(alpha), 1)
+    assert np.abs(got[..., :3] - want_rgb)[blocks(alpha)[..., 0] > 0].mean() < 1.5
+    # A tile left out (as --skip-blank does) reads as transparent: level 11's tile 3_2
+    # (not requested before, so not cached) holds this region at half size.
+    shutil.move(d / "bigdzi_files" / "11" / "3_2.png", d.parent / "moved.png")
+    try:
+        status, _, body = get(host, "/iiif/3/bigdzi/1600,1100,200,200/100,/0/default.png")
+        assert status == 200 and np.asarray(Image.open(BytesIO(body)))[..., 3].max() == 0
+    finally:
+        shutil.move(d.parent / "moved.png", d / "bigdzi_files" / "11" / "3_2.png")
 
 
 def test_load_beside_iipimage(tmp_path):

@@ -29,8 +29,8 @@ pub struct Image {
     pub levels: Vec<Level>,
     /// Changes when the file does (for ETags).
     pub version: String,
-    /// Set for multi-resolution TIFFs: levels are read tile by tile from their pages.
-    pub tiff: Option<crate::tiled::TiledPages>,
+    /// Set for multi-resolution TIFFs and Deep Zoom pyramids: levels are read tile by tile.
+    pub tiled: Option<crate::tiled::Tiled>,
 }
 
 impl Image {
@@ -41,10 +41,16 @@ impl Image {
         let meta = std::fs::metadata(path).map_err(|e| raster::Error::io(path, e))?;
         let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
         let version = format!("{:x}-{:x}", meta.len(), modified);
-        if let Some(pages) = crate::tiled::TiledPages::open(path)? {
-            let (width, height) = (pages.levels[0].0, pages.levels[0].1);
-            let levels = pages.levels.iter().map(|&(w, h)| Level { width: w, height: h, pixels: Vec::new() }).collect();
-            return Ok(Image { width, height, channels: pages.channels, levels, version, tiff: Some(pages) });
+        let source: Option<Box<dyn crate::tiled::TileSource>> = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("dzi")) {
+            Some(Box::new(crate::dzi::DeepZoom::open(path)?))
+        } else {
+            crate::tiled::TiledPages::open(path)?.map(|p| Box::new(p) as Box<dyn crate::tiled::TileSource>)
+        };
+        if let Some(source) = source {
+            let (width, height) = source.levels()[0];
+            let levels = source.levels().iter().map(|&(w, h)| Level { width: w, height: h, pixels: Vec::new() }).collect();
+            let channels = source.channels();
+            return Ok(Image { width, height, channels, levels, version, tiled: Some(crate::tiled::Tiled::new(source)) });
         }
         let opened = formats::open(path)?;
         let info = opened.source.info();
@@ -78,12 +84,12 @@ impl Image {
             let pixels = pyramid::reduce::reduce_band(&last.pixels, last.width as usize, channels, w as usize, true);
             levels.push(Level { width: w, height: h, pixels });
         }
-        Ok(Image { width: info.width, height: info.height, channels, levels, version, tiff: None })
+        Ok(Image { width: info.width, height: info.height, channels, levels, version, tiled: None })
     }
 
     /// Pixels `[x0, x1) x [y0, y1)` of level `k`, 8-bit RGB(A), row-major.
     fn window(&self, k: usize, x0: usize, y0: usize, x1: usize, y1: usize) -> std::result::Result<Vec<u8>, String> {
-        if let Some(t) = &self.tiff {
+        if let Some(t) = &self.tiled {
             return t.window(k, x0 as u32, y0 as u32, x1 as u32, y1 as u32);
         }
         let (l, c) = (&self.levels[k], self.channels);

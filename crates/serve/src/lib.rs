@@ -5,9 +5,11 @@
 //! queue. Only the files named at start can be reached: identifiers are keys
 //! of a map built then, never paths.
 //!
-//! Multi-resolution tiled TIFFs ([`tiled`]) are served at any size, tile by
-//! tile; other images are decoded into memory (up to 256 Mpx).
+//! Multi-resolution tiled TIFFs and Deep Zoom pyramids ([`tiled`], [`dzi`])
+//! are served at any size, tile by tile; other images are decoded into
+//! memory (up to 256 Mpx).
 
+pub mod dzi;
 pub mod iiif;
 pub mod image;
 pub mod server;
@@ -29,7 +31,8 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(p).map_err(|e| Error::io(p, e))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
             entries.sort();
             for e in entries {
-                if e.is_file() && formats::Format::from_path(&e).is_some() {
+                let dzi = e.extension().is_some_and(|x| x.eq_ignore_ascii_case("dzi"));
+                if e.is_file() && (dzi || formats::Format::from_path(&e).is_some()) {
                     out.push(e);
                 }
             }

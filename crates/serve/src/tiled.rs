@@ -1,7 +1,8 @@
-//! Multi-resolution tiled TIFFs (`giga convert --pyramid`, libvips'
-//! `pyramid`, what IIPImage serves) read tile by tile: a request decodes
-//! only the tiles under its region, on the page closest to its scale, and
-//! decoded tiles are kept in a cache with a memory cap.
+//! Multi-resolution sources read tile by tile: a request decodes only the
+//! tiles under its region, on the level closest to its scale, and decoded
+//! tiles are kept in a cache with a memory cap. Two sources: tiled TIFFs with
+//! reduced-resolution pages (`giga convert --pyramid`, libvips' `pyramid`,
+//! what IIPImage serves) and Deep Zoom pyramids (`giga tile`, [`crate::dzi`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -18,23 +19,47 @@ pub const CACHE_BYTES: usize = 256 << 20;
 
 type Dec = Decoder<BufReader<File>>;
 
+/// A decoded tile: 8-bit RGB(A) pixels covering `width` columns from level
+/// column `x0` and rows from level row `y0` (a DZI tile carries its overlap).
+pub struct Tile {
+    pub pixels: Vec<u8>,
+    pub x0: u32,
+    pub y0: u32,
+    pub width: u32,
+}
+
+/// Something made of levels (full resolution first) cut into a grid of tiles.
+pub trait TileSource: Send + Sync {
+    /// (width, height) of each level, full resolution first.
+    fn levels(&self) -> &[(u32, u32)];
+    /// Channels served: 3 (RGB) or 4 (RGBA), 8-bit.
+    fn channels(&self) -> usize;
+    /// The grid step of level `k`'s tiles.
+    fn grid(&self, k: usize) -> (u32, u32);
+    /// Tile (tx, ty) of level `k`, decoded.
+    fn decode(&self, k: usize, tx: u32, ty: u32) -> std::result::Result<Tile, String>;
+}
+
+/// A tile source with the cache in front of it.
+pub struct Tiled {
+    pub source: Box<dyn TileSource>,
+    cache: Mutex<Cache>,
+}
+
 pub struct TiledPages {
     path: PathBuf,
-    /// (width, height) of each page, full resolution first.
-    pub levels: Vec<(u32, u32)>,
-    /// Channels served: 3 (RGB) or 4 (RGBA), 8-bit.
-    pub channels: usize,
+    levels: Vec<(u32, u32)>,
+    channels: usize,
     stored: PixelFormat,
     tiles: Vec<(u32, u32)>,
     /// Decoders positioned on each page, one per concurrent request.
     pools: Vec<Mutex<Vec<Dec>>>,
-    cache: Mutex<Cache>,
 }
 
 #[derive(Default)]
 struct Cache {
-    map: HashMap<(usize, u32), Arc<Vec<u8>>>,
-    order: VecDeque<(usize, u32)>,
+    map: HashMap<(usize, u32, u32), Arc<Tile>>,
+    order: VecDeque<(usize, u32, u32)>,
     bytes: usize,
 }
 
@@ -110,14 +135,26 @@ impl TiledPages {
         let stored = PixelFormat::new(channels, sample);
         let served = pyramid::working_format(stored).channels as usize;
         let pools = (0..levels.len()).map(|_| Mutex::new(Vec::new())).collect();
-        Ok(Some(TiledPages { path: path.to_path_buf(), levels, channels: served, stored, tiles, pools, cache: Mutex::new(Cache::default()) }))
+        Ok(Some(TiledPages { path: path.to_path_buf(), levels, channels: served, stored, tiles, pools }))
+    }
+}
+
+impl TileSource for TiledPages {
+    fn levels(&self) -> &[(u32, u32)] {
+        &self.levels
     }
 
-    /// Tile `index` of page `k`, decoded to 8-bit RGB(A), with its size.
-    fn tile(&self, k: usize, index: u32) -> std::result::Result<Arc<Vec<u8>>, String> {
-        if let Some(t) = self.cache.lock().unwrap().map.get(&(k, index)) {
-            return Ok(t.clone());
-        }
+    fn channels(&self) -> usize {
+        self.channels
+    }
+
+    fn grid(&self, k: usize) -> (u32, u32) {
+        self.tiles[k]
+    }
+
+    fn decode(&self, k: usize, tx: u32, ty: u32) -> std::result::Result<Tile, String> {
+        let (gw, gh) = self.tiles[k];
+        let index = ty * self.levels[k].0.div_ceil(gw) + tx;
         let popped = self.pools[k].lock().unwrap().pop();
         let mut d = match popped {
             Some(d) => d,
@@ -134,47 +171,57 @@ impl TiledPages {
         };
         let strip = Strip::new(0, tw, th, self.stored.channels, samples);
         let work = PixelFormat::new(self.channels as u8, SampleType::U8);
-        let Samples::U8(px) = raster::ops::convert_strip(strip, work, Color::WHITE).samples else { unreachable!() };
-        let px = Arc::new(px);
+        let Samples::U8(pixels) = raster::ops::convert_strip(strip, work, Color::WHITE).samples else { unreachable!() };
+        // Edge tiles come clipped by the decoder.
+        Ok(Tile { pixels, x0: tx * gw, y0: ty * gh, width: tw })
+    }
+}
+
+impl Tiled {
+    pub fn new(source: Box<dyn TileSource>) -> Tiled {
+        Tiled { source, cache: Mutex::new(Cache::default()) }
+    }
+
+    fn tile(&self, k: usize, tx: u32, ty: u32) -> std::result::Result<Arc<Tile>, String> {
+        if let Some(t) = self.cache.lock().unwrap().map.get(&(k, tx, ty)) {
+            return Ok(t.clone());
+        }
+        let tile = Arc::new(self.source.decode(k, tx, ty)?);
         let mut cache = self.cache.lock().unwrap();
-        cache.bytes += px.len();
-        cache.map.insert((k, index), px.clone());
-        cache.order.push_back((k, index));
+        cache.bytes += tile.pixels.len();
+        cache.map.insert((k, tx, ty), tile.clone());
+        cache.order.push_back((k, tx, ty));
         while cache.bytes > CACHE_BYTES {
             let Some(old) = cache.order.pop_front() else { break };
             if let Some(v) = cache.map.remove(&old) {
-                cache.bytes -= v.len();
+                cache.bytes -= v.pixels.len();
             }
         }
-        Ok(px)
+        Ok(tile)
     }
 
-    /// Pixels `[x0, x1) x [y0, y1)` of page `k`, 8-bit RGB(A).
+    /// Pixels `[x0, x1) x [y0, y1)` of level `k`, 8-bit RGB(A).
     pub fn window(&self, k: usize, x0: u32, y0: u32, x1: u32, y1: u32) -> std::result::Result<Vec<u8>, String> {
-        let (tw, th) = self.tiles[k];
-        let across = self.levels[k].0.div_ceil(tw);
-        let c = self.channels;
+        let (tw, th) = self.source.grid(k);
+        let c = self.source.channels();
         let ww = (x1 - x0) as usize;
         let mut out = vec![0u8; ww * (y1 - y0) as usize * c];
-        // Decode the tiles not cached yet on all cores, then copy.
+        // Decode the tiles not cached yet on all cores, then copy each one's grid cell.
         let wanted: Vec<(u32, u32)> = (y0 / th..=(y1 - 1) / th).flat_map(|ty| (x0 / tw..=(x1 - 1) / tw).map(move |tx| (tx, ty))).collect();
-        let decoded: Vec<std::result::Result<Arc<Vec<u8>>, String>> = {
+        let decoded: Vec<std::result::Result<Arc<Tile>, String>> = {
             use rayon::prelude::*;
-            wanted.par_iter().map(|&(tx, ty)| self.tile(k, ty * across + tx)).collect()
+            wanted.par_iter().map(|&(tx, ty)| self.tile(k, tx, ty)).collect()
         };
         for (&(tx, ty), tile) in wanted.iter().zip(decoded) {
             let tile = tile?;
-            {
-                // The tile's data size (edge tiles are clipped by the decoder).
-                let dw = tw.min(self.levels[k].0 - tx * tw) as usize;
-                let (ax0, ax1) = (x0.max(tx * tw), x1.min(tx * tw + tw));
-                let (ay0, ay1) = (y0.max(ty * th), y1.min(ty * th + th));
-                for y in ay0..ay1 {
-                    let src = ((y - ty * th) as usize * dw + (ax0 - tx * tw) as usize) * c;
-                    let dst = ((y - y0) as usize * ww + (ax0 - x0) as usize) * c;
-                    let n = (ax1 - ax0) as usize * c;
-                    out[dst..dst + n].copy_from_slice(&tile[src..src + n]);
-                }
+            let (ax0, ax1) = (x0.max(tx * tw), x1.min(tx * tw + tw));
+            let (ay0, ay1) = (y0.max(ty * th), y1.min(ty * th + th));
+            let dw = tile.width as usize;
+            for y in ay0..ay1 {
+                let src = ((y - tile.y0) as usize * dw + (ax0 - tile.x0) as usize) * c;
+                let dst = ((y - y0) as usize * ww + (ax0 - x0) as usize) * c;
+                let n = (ax1 - ax0) as usize * c;
+                out[dst..dst + n].copy_from_slice(&tile.pixels[src..src + n]);
             }
         }
         Ok(out)
