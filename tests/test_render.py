@@ -156,6 +156,17 @@ def test_blended_panorama_matches_truth(synth, tmp_path):
         assert (union & ~covered).sum() < 0.01 * union.sum()
 
 
+def test_info_on_a_project(synth):
+    """giga info PROJECT.pto says what the render will make before it runs."""
+    d, pto, truth = synth
+    info = json.loads(giga("info", "--json", pto).stdout)
+    assert (info["width"], info["height"]) == truth.shape[1::-1]
+    assert info["frames"] == info["frames_on_canvas"] == 6 and info["projection"] == "equirectangular"
+    assert info["peak_frame_bytes"] == 6 * 400 * 300 * 3
+    text = giga("info", pto).stdout
+    assert "PanoTools project" in text and "6 (6 on the rendered area)" in text
+
+
 def test_crop_and_formats(synth, tmp_path):
     """The p-line's S renders exactly that part of the canvas; KRO, PNG and tiles carry the same pixels."""
     d, pto, _ = synth

@@ -23,9 +23,9 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Print an image's format, size, channels and depth
+    /// Print an image's format, size, channels and depth (or what a .pto project renders to)
     Info {
-        /// The image to describe
+        /// The image to describe, or a Hugin/PanoTools project (.pto)
         file: PathBuf,
         /// Print one JSON object (keys: file, format, width, height, channels, bits, sample, file_size, ...)
         #[arg(long)]

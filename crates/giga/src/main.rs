@@ -89,6 +89,9 @@ fn dispatch(cli: Cli) -> Result<()> {
 }
 
 fn info(path: &Path, json: bool) -> Result<()> {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("pto")) {
+        return render_cmd::info(path, json);
+    }
     let Opened { source, format, file_size, details } = formats::open(path)?;
     let i = source.info();
     let bits = i.format.sample.bits();

@@ -157,3 +157,49 @@ fn resumable(r: render::Render, project: &Path, out: &Path, opts: &render::Optio
     RESUMABLE.store(false, Ordering::Relaxed);
     Ok(())
 }
+
+/// `giga info PROJECT.pto`: what a render would make, before running it.
+pub fn info(project: &Path, json: bool) -> Result<()> {
+    let text = std::fs::read_to_string(project).map_err(|e| raster::Error::io(project, e))?;
+    let p = render::pto::parse(&text).map_err(|m| raster::Error::invalid(project, m))?;
+    let r = render::Render::open(project, &render::Options::default())?;
+    let i = raster::Source::info(&r);
+    let c = &p.canvas;
+    let projection = format!("{:?}", c.projection).to_lowercase();
+    let crop = c.crop.map(|k| format!("{},{},{},{}", k.left, k.right, k.top, k.bottom));
+    if json {
+        let o = serde_json::json!({
+            "file": project.display().to_string(),
+            "format": "PanoTools project",
+            "width": i.width,
+            "height": i.height,
+            "channels": 4,
+            "bits": i.format.sample.bits(),
+            "sample": "uint",
+            "alpha": true,
+            "projection": projection,
+            "hfov": c.hfov,
+            "canvas_width": c.width,
+            "canvas_height": c.height,
+            "crop": crop,
+            "frames": p.frames.len(),
+            "frames_on_canvas": r.frame_count(),
+            "peak_frame_bytes": r.peak_frame_bytes(),
+        });
+        println!("{o}");
+    } else {
+        let mp = i.width as f64 * i.height as f64 / 1e6;
+        let size = if mp >= 1000.0 { format!("{:.2} gigapixels", mp / 1000.0) } else { format!("{mp:.1} megapixels") };
+        println!("file:       {}", project.display());
+        println!("format:     PanoTools project (rendered by giga render)");
+        println!("size:       {} x {} ({size}), {}", i.width, i.height, i.format);
+        println!("canvas:     {projection}, {} degrees wide, {} x {}{}", c.hfov, c.width, c.height, crop.map(|k| format!(", crop S{k}")).unwrap_or_default());
+        println!("frames:     {} ({} on the rendered area)", p.frames.len(), r.frame_count());
+        println!("memory:     at most {} of decoded frames at once", human_bytes(r.peak_frame_bytes()));
+        println!("output:     {} as raw RGBA ({} bytes a pixel)", human_bytes(i.height as u64 * i.row_bytes() as u64), i.format.pixel_bytes());
+    }
+    for w in raster::Source::warnings(&r) {
+        eprintln!("giga: warning: {w}");
+    }
+    Ok(())
+}
