@@ -13,7 +13,7 @@ pub struct RenderHow {
     pub interpolator: Option<String>,
     pub feather: f64,
     pub memory: f64,
-    pub temp: Option<std::path::PathBuf>,
+    pub temp: Option<PathBuf>,
     pub frames: Option<Vec<usize>>,
     pub no_antialias: bool,
     pub pyramid: bool,
