@@ -178,6 +178,13 @@ def test_crop_and_formats(synth, tmp_path):
     out = tmp_path / "crop.png"
     giga("render", cropped, out, "--quiet")
     assert np.array_equal(np.asarray(Image.open(out)), ref[57:211, 101:300])
+    # --region does the same from the command line, whatever the project says
+    giga("render", pto, tmp_path / "region.png", "--region", "101,57,199,154", "--quiet")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "region.png")), ref[57:211, 101:300])
+    r = giga("render", pto, tmp_path / "x.png", "--region", "700,0,100,10", check=False)
+    assert r.returncode == 1 and "outside" in r.stderr
+    r = giga("render", pto, tmp_path / "x.png", "--region", "1,2,3", check=False)
+    assert r.returncode == 2
     kro = tmp_path / "pano.kro"
     giga("render", pto, kro, "--quiet")
     from conftest import read_kro_numpy

@@ -129,6 +129,10 @@ pub enum Command {
         /// Render only these frames (numbers as in the project, e.g. 0,3,4)
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         frames: Option<Vec<usize>>,
+        /// Render only this rectangle of the canvas, in canvas pixels (overrides the project's S
+        /// crop); its pixels equal the same rectangle of a full render
+        #[arg(long, value_name = "X,Y,W,H")]
+        region: Option<String>,
         /// Don't box-reduce frames that are shrunk onto the canvas (as nona)
         #[arg(long)]
         no_antialias: bool,

@@ -79,8 +79,15 @@ fn dispatch(cli: Cli) -> Result<()> {
             };
             serve::serve(&bind, &paths, opts, |m| eprintln!("giga: {m}")).map_err(Failure::Run)
         }
-        Command::Render { project, output, tiles, interpolator, feather, memory, temp, frames, no_antialias, pyramid, bigtiff, tile } => {
-            let how = render_cmd::RenderHow { interpolator, feather, memory, temp, frames, no_antialias, pyramid, bigtiff };
+        Command::Render { project, output, tiles, interpolator, feather, memory, temp, frames, region, no_antialias, pyramid, bigtiff, tile } => {
+            let region = match region {
+                Some(r) => {
+                    let [x, y, w, h] = parse_numbers(&r, "--region")?;
+                    Some(Rect { x: x as u32, y: y as u32, width: w as u32, height: h as u32 })
+                }
+                None => None,
+            };
+            let how = render_cmd::RenderHow { interpolator, feather, memory, temp, frames, region, no_antialias, pyramid, bigtiff };
             render_cmd::run(&project, output.as_deref(), tiles.as_deref(), &how, &tile)
         }
         Command::Fill { input, output, keep_alpha, out } => fill_command(&input, &output, keep_alpha, &out),
@@ -219,8 +226,8 @@ fn parse_numbers(s: &str, flag: &str) -> Result<[f64; 4]> {
     if flag == "--rel" && v.iter().any(|x| *x > 1.0) {
         return Err(Failure::Usage(format!("--rel values are fractions between 0 and 1, got {s:?}")));
     }
-    if flag == "--rect" && v.iter().any(|x| x.fract() != 0.0) {
-        return Err(Failure::Usage(format!("--rect values are whole pixels, got {s:?}")));
+    if (flag == "--rect" || flag == "--region") && v.iter().any(|x| x.fract() != 0.0) {
+        return Err(Failure::Usage(format!("{flag} values are whole pixels, got {s:?}")));
     }
     Ok(v)
 }

@@ -15,6 +15,7 @@ pub struct RenderHow {
     pub memory: f64,
     pub temp: Option<PathBuf>,
     pub frames: Option<Vec<usize>>,
+    pub region: Option<raster::Rect>,
     pub no_antialias: bool,
     pub pyramid: bool,
     pub bigtiff: bool,
@@ -44,6 +45,7 @@ pub fn run(project: &Path, output: Option<&Path>, tiles: Option<&Path>, how: &Re
             Some(if dir.as_os_str().is_empty() { Path::new(".").to_path_buf() } else { dir.to_path_buf() })
         }),
         only: how.frames.clone(),
+        region: how.region,
         antialias: !how.no_antialias,
     };
     // Check the output options before the (slower) project and frame checks.
@@ -119,7 +121,7 @@ fn resumable(r: render::Render, project: &Path, out: &Path, opts: &render::Optio
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         text.hash(&mut h);
-        format!("{:?} {} {:?} {}", opts.interpolator, opts.feather, opts.only, opts.antialias).hash(&mut h);
+        format!("{:?} {} {:?} {:?} {}", opts.interpolator, opts.feather, opts.only, opts.region, opts.antialias).hash(&mut h);
         h.finish()
     };
     let key = format!("{} {digest:016x}", project.display());

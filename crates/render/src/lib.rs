@@ -44,13 +44,15 @@ pub struct Options {
     pub scratch: Option<PathBuf>,
     /// Render only these frames (numbered as in the project), like `nona -i`.
     pub only: Option<Vec<usize>>,
+    /// Render only this rectangle of the canvas (instead of the p-line's S crop).
+    pub region: Option<Rect>,
     /// Anti-alias frames that are shrunk onto the canvas (box-reduce them first).
     pub antialias: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { interpolator: None, feather: 8.0, memory: 8 << 30, scratch: None, only: None, antialias: true }
+        Options { interpolator: None, feather: 8.0, memory: 8 << 30, scratch: None, only: None, region: None, antialias: true }
     }
 }
 
@@ -113,9 +115,15 @@ impl Render {
     fn plan(project: Project, dir: &Path, project_path: &Path, opts: &Options) -> Result<Render> {
         let c = &project.canvas;
         let canvas = CanvasMap::new(c);
-        let (x0, x1, y0, y1) = match c.crop {
-            Some(k) => (k.left as u32, k.right as u32, k.top as u32, k.bottom as u32),
-            None => (0, c.width, 0, c.height),
+        let (x0, x1, y0, y1) = match (opts.region, c.crop) {
+            (Some(r), _) => {
+                if r.width == 0 || r.height == 0 || r.right() > c.width as u64 || r.bottom() > c.height as u64 {
+                    return Err(invalid(project_path, format!("the region {r} is empty or outside the {}x{} canvas", c.width, c.height)));
+                }
+                (r.x, r.x + r.width, r.y, r.y + r.height)
+            }
+            (None, Some(k)) => (k.left as u32, k.right as u32, k.top as u32, k.bottom as u32),
+            (None, None) => (0, c.width, 0, c.height),
         };
         let (width, height) = (x1 - x0, y1 - y0);
         let mut warnings = project.warnings.clone();
