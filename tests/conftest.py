@@ -77,3 +77,24 @@ def photo():
     from PIL import Image
 
     return np.asarray(Image.open(PHOTO).convert("RGB"))
+
+
+def peak_rss_mb(args):
+    """Runs giga with `args`; returns its peak resident memory in MB, polled from
+    /proc/PID/status (VmHWM). Not wait4's ru_maxrss: a child forked from this (large)
+    test process starts with the parent's high-water mark, so ru_maxrss would depend on
+    which tests ran before."""
+    import time
+
+    p = subprocess.Popen([GIGA, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while p.poll() is None:
+        try:
+            for line in open(f"/proc/{p.pid}/status"):
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            pass
+        time.sleep(0.005)
+    assert p.returncode == 0, p.stderr.read()
+    return peak / 1024

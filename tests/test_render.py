@@ -16,7 +16,7 @@ import tifffile
 from PIL import Image
 
 import render_synth
-from conftest import GIGA, PHOTO, ROOT, giga, listing
+from conftest import GIGA, PHOTO, ROOT, giga, listing, peak_rss_mb
 
 TRAFO = str(ROOT / "target" / "release" / "examples" / "trafo")
 GOLDEN = ROOT / "tests" / "golden" / "render"
@@ -324,12 +324,6 @@ def test_shrunk_frames_are_antialiased(tmp_path):
     assert abs(a.mean() - 127.5) < 3 and a.std() < 20, (a.mean(), a.std())
     assert n.std() > 50, n.std()
 
-
-def peak_rss_mb(args):
-    p = subprocess.Popen([GIGA, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, p.stderr.read()
-    return usage.ru_maxrss / 1024
 
 
 def test_memory_follows_the_band_not_the_canvas(tmp_path):
