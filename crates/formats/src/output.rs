@@ -66,11 +66,9 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(dest: &Path) -> Result<AtomicFile> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        match File::options().read(true).write(true).custom_flags(libc::O_TMPFILE).mode(0o644).open(dir) {
+        match create_unnamed(dest) {
             Ok(file) => return Ok(AtomicFile { file: Some(file), tmp: None, dest: dest.to_path_buf() }),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)) => {}
+            Err(e) if unnamed_unsupported(&e) => {}
             Err(e) => return Err(Error::io(dest, e)),
         }
         let tmp = temporary_path(dest);
@@ -128,7 +126,22 @@ impl AtomicFile {
     }
 }
 
-fn link_unnamed(file: &File, to: &Path) -> std::io::Result<()> {
+/// An unnamed file (O_TMPFILE) in the folder `dest` will be in; it disappears
+/// with the process unless [`link_unnamed`] gives it a name.
+pub fn create_unnamed(dest: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::options().read(true).write(true).custom_flags(libc::O_TMPFILE).mode(0o644).open(dir)
+}
+
+/// Whether [`create_unnamed`] failed because the file system has no O_TMPFILE
+/// (the caller then falls back to a temporary name and a rename).
+pub fn unnamed_unsupported(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL))
+}
+
+/// Gives an unnamed file the name `to` (which must not exist: linkat does not replace).
+pub fn link_unnamed(file: &File, to: &Path) -> std::io::Result<()> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::io::AsRawFd;

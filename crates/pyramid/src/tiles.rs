@@ -243,35 +243,17 @@ fn write_tile(mut job: TileJob, enc: &Encoding) -> Result<bool> {
 /// directory operation per tile; where the file system lacks O_TMPFILE, a
 /// temporary name and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    match write_linked(path, bytes) {
+    use formats::output::{create_unnamed, link_unnamed, unnamed_unsupported};
+    let linked = create_unnamed(path).and_then(|mut f| {
+        f.write_all(bytes)?;
+        link_unnamed(&f, path)
+    });
+    match linked {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            // linkat won't replace: fall back to the rename, which does.
-            write_renamed(path, bytes)
-        }
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)) => {
-            write_renamed(path, bytes)
-        }
+        // linkat won't replace an existing tile (--resume rewrites): the rename does.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists || unnamed_unsupported(&e) => write_renamed(path, bytes),
         Err(e) => Err(Error::io(path, e)),
     }
-}
-
-fn write_linked(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::io::AsRawFd;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut f = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_TMPFILE).mode(0o644).open(dir)?;
-    f.write_all(bytes)?;
-    let src = CString::new(format!("/proc/self/fd/{}", f.as_raw_fd())).unwrap();
-    let dst = CString::new(path.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-    // SAFETY: both are valid NUL-terminated paths; linkat only reads them.
-    let r = unsafe { libc::linkat(libc::AT_FDCWD, src.as_ptr(), libc::AT_FDCWD, dst.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 fn write_renamed(path: &Path, bytes: &[u8]) -> Result<()> {
