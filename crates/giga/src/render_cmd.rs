@@ -94,15 +94,9 @@ pub fn run(project: &Path, output: Option<&Path>, tiles: Option<&Path>, how: &Re
     match (output, tiles) {
         (Some(out), _) if tile.resume => {
             let choice = choice.expect("checked");
-            resumable(r, project, out, &opts, tile.quiet, |rows| match choice.0 {
-                Format::Kro => Ok(rows),
-                // Other formats: the rows go to a raw KRO beside the output, converted at the end.
-                _ => {
-                    let source = formats::open(&rows)?.source;
-                    write_source("KRO", source, out, choice, &out_args)?;
-                    Ok(rows)
-                }
-            })
+            // Other formats than KRO: the rows go to a raw KRO beside the output, converted at the end.
+            let convert = (choice.0 != Format::Kro).then_some(|rows: &Path| write_source("KRO", formats::open(rows)?.source, out, choice, &out_args));
+            resumable(r, project, out, &opts, tile.quiet, convert)
         }
         (Some(out), _) => write_source("pto", Box::new(r), out, choice.expect("checked"), &out_args),
         (None, Some(dir)) => tile::build(Box::new(r), project, dir, tile, checked.expect("checked")),
@@ -110,11 +104,11 @@ pub fn run(project: &Path, output: Option<&Path>, tiles: Option<&Path>, how: &Re
     }
 }
 
-/// A render that survives interruptions: rows go into a KRO with a checkpoint per band
-/// (the output itself when it is a KRO, else `.OUT.giga-rows.kro`, which `finish`
-/// converts into the output and which is then deleted). A finished rows file whose key
-/// matches is not rendered again, so an interrupted conversion resumes too.
-fn resumable(r: render::Render, project: &Path, out: &Path, opts: &render::Options, quiet: bool, finish: impl FnOnce(PathBuf) -> Result<PathBuf>) -> Result<()> {
+/// A render that survives interruptions: rows go into a KRO with a checkpoint per band:
+/// the output itself, or with `convert` `.OUT.giga-rows.kro`, which `convert` turns into
+/// the output and which is then deleted. A finished rows file whose key matches is not
+/// rendered again, so an interrupted conversion resumes too.
+fn resumable(r: render::Render, project: &Path, out: &Path, opts: &render::Options, quiet: bool, convert: Option<impl FnOnce(&Path) -> Result<()>>) -> Result<()> {
     // What the rows depend on: the project's text and the options that change pixels.
     let text = std::fs::read(project).map_err(|e| raster::Error::io(project, e))?;
     let digest = {
@@ -125,15 +119,15 @@ fn resumable(r: render::Render, project: &Path, out: &Path, opts: &render::Optio
         h.finish()
     };
     let key = format!("{} {digest:016x}", project.display());
-    let kro_out = formats::Format::from_path(out) == Some(Format::Kro);
-    let rows = if kro_out {
-        out.to_path_buf()
-    } else {
-        let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        out.with_file_name(format!(".{name}.giga-rows.kro"))
+    let rows = match convert {
+        None => out.to_path_buf(),
+        Some(_) => {
+            let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            out.with_file_name(format!(".{name}.giga-rows.kro"))
+        }
     };
     let key_file = rows.with_extension("kro.key");
-    let done = !kro_out && rows.exists() && std::fs::read_to_string(&key_file).is_ok_and(|k| k == key);
+    let done = convert.is_some() && rows.exists() && std::fs::read_to_string(&key_file).is_ok_and(|k| k == key);
     RESUMABLE.store(true, Ordering::Relaxed);
     if done {
         if !quiet {
@@ -147,12 +141,12 @@ fn resumable(r: render::Render, project: &Path, out: &Path, opts: &render::Optio
         if start > 0 && !quiet {
             eprintln!("giga: resumed at row {start} of {height}");
         }
-        if !kro_out {
+        if convert.is_some() {
             std::fs::write(&key_file, &key).map_err(|e| raster::Error::io(&key_file, e))?;
         }
     }
-    let rows = finish(rows)?;
-    if !kro_out {
+    if let Some(convert) = convert {
+        convert(&rows)?;
         let _ = std::fs::remove_file(&rows);
         let _ = std::fs::remove_file(&key_file);
     }
@@ -162,9 +156,9 @@ fn resumable(r: render::Render, project: &Path, out: &Path, opts: &render::Optio
 
 /// `giga info PROJECT.pto`: what a render would make, before running it.
 pub fn info(project: &Path, json: bool) -> Result<()> {
-    let text = std::fs::read_to_string(project).map_err(|e| raster::Error::io(project, e))?;
-    let p = render::pto::parse(&text).map_err(|m| raster::Error::invalid(project, m))?;
-    let r = render::Render::open(project, &render::Options::default())?;
+    let text = std::fs::read(project).map_err(|e| raster::Error::io(project, e))?;
+    let p = render::pto::parse(&String::from_utf8_lossy(&text)).map_err(|m| raster::Error::invalid(project, m))?;
+    let r = render::Render::from_project(p.clone(), project, &render::Options::default())?;
     let i = raster::Source::info(&r);
     let c = &p.canvas;
     let projection = format!("{:?}", c.projection).to_lowercase();

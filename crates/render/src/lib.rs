@@ -108,11 +108,13 @@ impl Render {
         let text = std::fs::read(project_path).map_err(|e| raster::Error::io(project_path, e))?;
         let text = String::from_utf8_lossy(&text);
         let project = pto::parse(&text).map_err(|m| invalid(project_path, m))?;
-        let dir = project_path.parent().unwrap_or(Path::new("."));
-        Render::plan(project, dir, project_path, opts)
+        Render::from_project(project, project_path, opts)
     }
 
-    fn plan(project: Project, dir: &Path, project_path: &Path, opts: &Options) -> Result<Render> {
+    /// Plans the render of an already parsed project; frame paths are relative to
+    /// `project_path`'s folder, and errors name it.
+    pub fn from_project(project: Project, project_path: &Path, opts: &Options) -> Result<Render> {
+        let dir = project_path.parent().unwrap_or(Path::new("."));
         let c = &project.canvas;
         let canvas = CanvasMap::new(c);
         let (x0, x1, y0, y1) = match (opts.region, c.crop) {
@@ -337,15 +339,12 @@ impl Render {
                 cover[x] = cover[x].max(px[3]);
             }
         }
-        for x in 0..width {
-            if weight[x] > 0.0 {
-                for ch in 0..3 {
-                    out[x * 4 + ch] /= weight[x];
-                }
-                out[x * 4 + 3] = cover[x];
-            } else {
-                out[x * 4..x * 4 + 4].iter_mut().for_each(|v| *v = 0.0);
+        // Pixels no frame took keep the zeros they started with: transparent.
+        for x in (0..width).filter(|&x| weight[x] > 0.0) {
+            for ch in 0..3 {
+                out[x * 4 + ch] /= weight[x];
             }
+            out[x * 4 + 3] = cover[x];
         }
     }
 }
