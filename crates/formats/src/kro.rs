@@ -9,7 +9,7 @@ use ::kro::{Depth, Header, LengthCheck, HEADER_LEN};
 use raster::{Error, ImageInfo, PixelFormat, Rect, Result, SampleType, Samples, Sink, Source, Strip};
 
 use crate::output::AtomicFile;
-use crate::io::{next_rows, read_up_to, RawWriter};
+use crate::io::{next_rows, read_exact_at_into, read_up_to, RawWriter};
 
 fn sample_type(d: Depth) -> SampleType {
     match d {
@@ -94,16 +94,24 @@ impl Source for KroReader {
         let info = self.info();
         let Some(rows) = next_rows(&info, self.next) else { return Ok(None) };
         let row_bytes = info.row_bytes();
-        let mut samples = Samples::zeros(info.format.sample, rows as usize * info.row_samples());
-        let buf = samples.as_bytes_mut();
         let y0 = self.rect.y + self.next;
-        let result = if self.rect.width == self.header.width {
-            // Full rows are contiguous: one read for the whole strip.
-            self.file.read_exact_at(buf, self.header.pixel_offset(0, y0))
+        let whole_rows = self.rect.width == self.header.width;
+        let (mut samples, result) = if whole_rows && info.format.sample == SampleType::U8 {
+            // Full rows are contiguous: one read for the whole strip, into memory not zeroed first.
+            let mut v = Vec::new();
+            let r = read_exact_at_into(&self.file, &mut v, rows as usize * row_bytes, self.header.pixel_offset(0, y0));
+            (Samples::U8(v), r)
         } else {
-            buf.chunks_exact_mut(row_bytes)
-                .enumerate()
-                .try_for_each(|(i, row)| self.file.read_exact_at(row, self.header.pixel_offset(self.rect.x, y0 + i as u32)))
+            let mut samples = Samples::zeros(info.format.sample, rows as usize * info.row_samples());
+            let buf = samples.as_bytes_mut();
+            let r = if whole_rows {
+                self.file.read_exact_at(buf, self.header.pixel_offset(0, y0))
+            } else {
+                buf.chunks_exact_mut(row_bytes)
+                    .enumerate()
+                    .try_for_each(|(i, row)| self.file.read_exact_at(row, self.header.pixel_offset(self.rect.x, y0 + i as u32)))
+            };
+            (samples, r)
         };
         result.map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => {

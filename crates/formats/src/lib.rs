@@ -23,6 +23,7 @@ use std::path::Path;
 use raster::{Error, ImageInfo, Result, SampleType, Sink, Source};
 
 pub use guard::set_quiet_panics;
+pub use io::keep_freed_memory;
 
 /// Strips are about this many bytes: large enough for fast I/O and parallel
 /// work, small enough that a few of them stay well under the memory budget.

@@ -34,6 +34,7 @@ pub(crate) static RESUMABLE: std::sync::atomic::AtomicBool = std::sync::atomic::
 
 fn main() -> ExitCode {
     formats::set_quiet_panics();
+    formats::keep_freed_memory();
     let _ = ctrlc::set_handler(|| {
         formats::output::remove_temporaries();
         if RESUMABLE.load(std::sync::atomic::Ordering::Relaxed) {
