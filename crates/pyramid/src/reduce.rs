@@ -9,12 +9,12 @@ use rayon::prelude::*;
 pub fn reduce_rows(top: &[u8], bottom: &[u8], width: usize, channels: usize, out: &mut [u8]) {
     let out_width = out.len() / channels;
     if channels == 4 {
-        // The common case, RGBA: runs of opaque pixels take a fast path.
+        // The common case, RGBA: runs of opaque or transparent pixels take a fast path.
         let full = (width / 2).min(out_width);
         let mut ox = 0;
         while ox < full {
             #[cfg(target_arch = "x86_64")]
-            if ox + 4 <= full && opaque_x4(&top[ox * 8..ox * 8 + 32], &bottom[ox * 8..ox * 8 + 32], &mut out[ox * 4..ox * 4 + 16]) {
+            if ox + 4 <= full && uniform_x4(&top[ox * 8..ox * 8 + 32], &bottom[ox * 8..ox * 8 + 32], &mut out[ox * 4..ox * 4 + 16]) {
                 ox += 4;
                 continue;
             }
@@ -50,10 +50,11 @@ pub fn reduce_rows(top: &[u8], bottom: &[u8], width: usize, channels: usize, out
 }
 
 /// Four RGBA output pixels from eight pixel pairs (32 bytes of each row),
-/// if all sixteen are opaque: a plain rounded average, sixteen bytes at a
-/// time with SSE2 (part of every x86-64). False, writing nothing, otherwise.
+/// if all sixteen are opaque (a plain rounded average, sixteen bytes at a
+/// time with SSE2, part of every x86-64) or all transparent. False, writing
+/// nothing, otherwise.
 #[cfg(target_arch = "x86_64")]
-fn opaque_x4(top: &[u8], bottom: &[u8], out: &mut [u8]) -> bool {
+fn uniform_x4(top: &[u8], bottom: &[u8], out: &mut [u8]) -> bool {
     use std::arch::x86_64::*;
     assert!(top.len() >= 32 && bottom.len() >= 32 && out.len() >= 16);
     // SAFETY: SSE2 is always present on x86-64; the loads and the store stay
@@ -63,7 +64,13 @@ fn opaque_x4(top: &[u8], bottom: &[u8], out: &mut [u8]) -> bool {
         let (b0, b1) = (_mm_loadu_si128(bottom.as_ptr().cast()), _mm_loadu_si128(bottom.as_ptr().add(16).cast()));
         let all = _mm_and_si128(_mm_and_si128(t0, t1), _mm_and_si128(b0, b1));
         if _mm_movemask_epi8(_mm_cmpeq_epi8(all, _mm_set1_epi8(-1))) & 0x8888 != 0x8888 {
-            return false;
+            // Not opaque; wholly transparent reduces to transparent black.
+            let any = _mm_or_si128(_mm_or_si128(t0, t1), _mm_or_si128(b0, b1));
+            if _mm_movemask_epi8(_mm_cmpeq_epi8(any, _mm_setzero_si128())) & 0x8888 != 0x8888 {
+                return false;
+            }
+            _mm_storeu_si128(out.as_mut_ptr().cast(), _mm_setzero_si128());
+            return true;
         }
         let z = _mm_setzero_si128();
         // Column sums as 16-bit lanes, two pixels per register.
@@ -152,11 +159,11 @@ mod tests {
 
     #[test]
     fn rgba_fast_path_equals_per_pixel() {
-        // Opaque runs, a few translucent and transparent pixels, odd widths.
+        // Opaque and transparent runs, a few translucent pixels, odd widths.
         for width in [1usize, 2, 7, 8, 9, 16, 17, 33, 64, 71, 200] {
             let px = |seed: usize| -> Vec<u8> {
                 (0..width * 4)
-                    .map(|i| if i % 4 == 3 { [0, 128, 7].get((i / 4 + seed) % 29).copied().unwrap_or(255) } else { ((i * 31 + seed * 7) % 256) as u8 })
+                    .map(|i| if i % 4 == 3 { if (i / 4 + seed) % 64 >= 48 { 0 } else { [0, 128, 7].get((i / 4 + seed) % 29).copied().unwrap_or(255) } } else { ((i * 31 + seed * 7) % 256) as u8 })
                     .collect()
             };
             let (top, bottom) = (px(1), px(4));

@@ -165,11 +165,14 @@ pub fn flatten_in_place(pixels: &mut [u8], background: Color) {
             }
         }
     };
-    // Eight pixels at a time: most runs are wholly opaque and need no work.
-    let mut blocks = pixels.chunks_exact_mut(32);
+    // Sixteen pixels at a time: most runs are wholly opaque (no work) or transparent.
+    let clear = [bg8[0], bg8[1], bg8[2], 0].repeat(16);
+    let mut blocks = pixels.chunks_exact_mut(64);
     for b in &mut blocks {
-        if b[3] & b[7] & b[11] & b[15] & b[19] & b[23] & b[27] & b[31] != 255 {
-            b.chunks_exact_mut(4).for_each(one);
+        match alpha_run(b) {
+            Some(255) => {}
+            Some(0) => b.copy_from_slice(&clear),
+            _ => b.chunks_exact_mut(4).for_each(one),
         }
     }
     blocks.into_remainder().chunks_exact_mut(4).for_each(one);
@@ -215,6 +218,32 @@ pub fn encode_webp(pixels: &[u8], width: u32, height: u32, channels: usize, qual
     config.method = 0;
     config.alpha_compression = 1;
     enc.encode_advanced(&config).map(|m| m.to_vec()).map_err(|e| format!("WebP encoder: {e:?}"))
+}
+
+/// 255 or 0 if all sixteen RGBA pixels of `px` (64 bytes) have that alpha.
+fn alpha_run(px: &[u8]) -> Option<u8> {
+    assert!(px.len() >= 64);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of every x86-64; the loads stay within the 64 bytes checked.
+    unsafe {
+        use std::arch::x86_64::*;
+        let v = [0, 16, 32, 48].map(|o| _mm_loadu_si128(px.as_ptr().add(o).cast()));
+        let all = _mm_and_si128(_mm_and_si128(v[0], v[1]), _mm_and_si128(v[2], v[3]));
+        if _mm_movemask_epi8(_mm_cmpeq_epi8(all, _mm_set1_epi8(-1))) & 0x8888 == 0x8888 {
+            return Some(255);
+        }
+        let any = _mm_or_si128(_mm_or_si128(v[0], v[1]), _mm_or_si128(v[2], v[3]));
+        return (_mm_movemask_epi8(_mm_cmpeq_epi8(any, _mm_setzero_si128())) & 0x8888 == 0x8888).then_some(0);
+    }
+    #[allow(unreachable_code)]
+    {
+        let alphas = || px[..64].iter().skip(3).step_by(4);
+        if alphas().all(|&a| a == 255) {
+            Some(255)
+        } else {
+            alphas().all(|&a| a == 0).then_some(0)
+        }
+    }
 }
 
 /// Encodes and writes one tile; false if it was left out as blank.
@@ -277,8 +306,10 @@ mod tests {
         assert!(!is_blank(&[255, 255, 254, 255], 4, Color::WHITE));
         assert!(is_blank(&[0, 0, 0], 3, Color([0.0; 3])));
         assert_eq!(flatten(&[255, 0, 0, 128, 0, 0, 0, 0], Color::WHITE), vec![255, 127, 127, 255, 255, 255]);
-        // in place, across the eight-pixel blocks and the remainder, same as `flatten`
-        let px: Vec<u8> = (0..37 * 4).map(|i| if i % 4 == 3 { [255, 0, 128, 7][i / 4 % 4] } else { (i * 37 % 251) as u8 }).collect();
+        // in place, across opaque, transparent and mixed sixteen-pixel blocks and the remainder, same as `flatten`
+        let px: Vec<u8> = (0..149 * 4)
+            .map(|i| if i % 4 == 3 { if i / 4 < 64 { [255, 0][i / 64 % 2] } else { [255, 0, 128, 7][i / 4 % 4] } } else { (i * 37 % 251) as u8 })
+            .collect();
         let mut inplace = px.clone();
         flatten_in_place(&mut inplace, Color([0.2, 0.5, 0.9]));
         let rgb: Vec<u8> = inplace.chunks_exact(4).flat_map(|p| p[..3].to_vec()).collect();
