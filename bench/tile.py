@@ -44,7 +44,6 @@ def main():
         pyv = None
 
     for tile, overlap in [(254, 1), (256, 0)]:
-        floor = json.loads(subprocess.run([FLOOR, str(src), str(tile), "85", str(runs_dir / f"floor-{tile}")], capture_output=True, text=True, check=True).stdout)
         tools = {
             "giga": lambda out: [GIGA, "tile", str(src), str(out), "--tile-size", str(tile), "--overlap", str(overlap), "--quality", "85", "--no-viewer", "--quiet"],
             f"vips CLI ({vips_v})": lambda out: ["vips", "rawload", str(src), f"{out}/pano.dz[container=fs,tile-size={tile},overlap={overlap},suffix=.jpg[Q=85]]", str(w), str(h), "4", "--offset", "20", "--interpretation", "srgb"],
@@ -52,7 +51,10 @@ def main():
         if pyv:
             tools[f"pyvips (libvips {pyv})"] = lambda out: [PY, "-c", PYVIPS, str(src), str(out / "pano"), str(w), str(h), str(tile), str(overlap)]
         runs = {k: [] for k in tools}
+        floors = []
         for rep in range(a.reps):
+            # The floor once per round too: file creation swings with the file system's state.
+            floors.append(json.loads(subprocess.run([FLOOR, str(src), str(tile), "85", str(runs_dir / f"floor-{tile}-{rep}")], capture_output=True, text=True, check=True).stdout))
             for k, (name, cmd) in enumerate(tools.items()):
                 # A fresh folder each run, all deleted at the end: ext4 slows inode allocation
                 # down right after mass deletions, which would charge one tool for another's files.
@@ -70,8 +72,9 @@ def main():
             n = r[0][2]
             an = statistics.median(x[3] for x in r)
             print(f"{name:<30} {t:>8.2f} {m:>12.0f} {an:>8.0f} {n:>7} {n / t:>8.0f} {('-' if name == 'giga' else f'{g / t:.2f}'):>17}")
-        print(f"{'floor: read + encode / cores':<30} {floor['floor_s']:>8.2f}   (read {floor['read_s']:.2f} s, encode {floor['encode_all_s']:.2f} s at {floor['encode_mp_per_s']} MP/s/core)")
-        print(f"{'floor + creating the files':<30} {floor['floor_with_files_s']:>8.2f}   (creating {floor['tiles']} files: {floor['create_files_s']:.2f} s)")
+        floor = {k: statistics.median(f[k] for f in floors) for k in ("floor_s", "read_s", "encode_all_s", "encode_mp_per_s", "floor_with_files_s", "create_files_s", "tiles")}
+        print(f"{'floor: read + encode / cores':<30} {floor['floor_s']:>8.2f}   (read {floor['read_s']:.2f} s, encode {floor['encode_all_s']:.2f} s at {floor['encode_mp_per_s']:.0f} MP/s/core)")
+        print(f"{'floor + creating the files':<30} {floor['floor_with_files_s']:>8.2f}   (creating {floor['tiles']:.0f} files: {floor['create_files_s']:.2f} s)")
         print(f"giga / floor: {g / floor['floor_s']:.2f}, giga / floor with files: {g / floor['floor_with_files_s']:.2f}", flush=True)
     print("(peak RSS includes mapped file pages: pyvips' rawload maps the whole input; anon is RssAnon sampled every 10 ms)")
     shutil.rmtree(runs_dir, ignore_errors=True)
