@@ -85,9 +85,12 @@ impl ImageInfo {
     pub fn row_samples(&self) -> usize {
         self.width as usize * self.format.channels as usize
     }
-    /// A strip height giving strips of about `target` bytes (at least one row).
+    /// A strip height giving strips of about `target` bytes: an even number
+    /// of rows, at least two (the pyramid reduces pairs of rows, and a pair
+    /// split between strips costs a copy), never more than the height.
     pub fn rows_for_bytes(&self, target: usize) -> u32 {
-        (target / self.row_bytes().max(1)).clamp(1, self.height as usize) as u32
+        let rows = (target / self.row_bytes().max(1)).max(2) & !1;
+        rows.min(self.height as usize) as u32
     }
 }
 
