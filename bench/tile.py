@@ -74,7 +74,10 @@ def main():
             print(f"{name:<30} {t:>8.2f} {m:>12.0f} {an:>8.0f} {n:>7} {n / t:>8.0f} {('-' if name == 'giga' else f'{g / t:.2f}'):>17}")
         floor = {k: statistics.median(f[k] for f in floors) for k in ("floor_s", "read_s", "encode_all_s", "encode_mp_per_s", "floor_with_files_s", "create_files_s", "tiles")}
         print(f"{'floor: read + encode / cores':<30} {floor['floor_s']:>8.2f}   (read {floor['read_s']:.2f} s, encode {floor['encode_all_s']:.2f} s at {floor['encode_mp_per_s']:.0f} MP/s/core)")
-        print(f"{'floor + creating the files':<30} {floor['floor_with_files_s']:>8.2f}   (creating {floor['tiles']:.0f} files: {floor['create_files_s']:.2f} s)")
+        spread = sorted(f["create_files_s"] for f in floors)
+        print(f"{'floor + creating the files':<30} {floor['floor_with_files_s']:>8.2f}   (creating {floor['tiles']:.0f} files: {floor['create_files_s']:.2f} s, {spread[0]:.2f}-{spread[-1]:.2f} s over the rounds)")
+        if spread[-1] > 3 * spread[0] or spread[0] > 0.5:
+            print("  (file creation is slow or swinging: on ext4 without a journal, inodes freed in the last ~5 minutes slow allocation down; see docs/benchmarks.md)")
         print(f"giga / floor: {g / floor['floor_s']:.2f}, giga / floor with files: {g / floor['floor_with_files_s']:.2f}", flush=True)
     print("(peak RSS includes mapped file pages: pyvips' rawload maps the whole input; anon is RssAnon sampled every 10 ms)")
     shutil.rmtree(runs_dir, ignore_errors=True)
