@@ -100,3 +100,20 @@ impl Sink for RawWriter {
         self.out.commit()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_into_spare_capacity_and_reports_a_short_file() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&(0..=255u8).collect::<Vec<u8>>()).unwrap();
+        let mut buf = vec![7u8];
+        read_exact_at_into(&f, &mut buf, 10, 100).unwrap();
+        assert_eq!(buf, [7, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109]);
+        let e = read_exact_at_into(&f, &mut buf, 10, 250).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(buf.len(), 11, "nothing appended after a short read");
+    }
+}

@@ -3,7 +3,7 @@
 //! The corpus is generated (a few valid small files), so nothing is committed.
 
 use proptest::prelude::*;
-use raster::{ImageInfo, PixelFormat, SampleType, Samples, Sink, Strip};
+use raster::{ImageInfo, PixelFormat, SampleType, Samples, Strip};
 
 /// A small valid file of `format`, written by giga.
 fn valid_file(format: formats::Format, dir: &std::path::Path) -> Vec<u8> {

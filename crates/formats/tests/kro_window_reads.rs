@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use raster::{Rect, Source};
+use raster::Rect;
 
 fn bytes_read() -> u64 {
     let s = std::fs::read_to_string("/proc/self/io").unwrap();
