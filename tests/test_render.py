@@ -205,7 +205,8 @@ def test_crop_and_formats(synth, tmp_path):
 
 def test_masks_and_16_bit(synth, tmp_path):
     """An exclude mask (t0) cuts its frame as nona cuts it; an include mask (t1) makes the
-    other frames give way under it, as nona removes them from their layers."""
+    other frames give way under it, as nona removes them from their layers; a lens mask (t4)
+    cuts every frame of the lens."""
     d, pto, _ = synth
     p = d / "masked0.pto"
     p.write_text(pto.read_text() + 'k i0 t0 p"60 40 330 90 250 260 90 200"\n')
@@ -233,6 +234,18 @@ def test_masks_and_16_bit(synth, tmp_path):
         assert np.array_equal(both[inner], one[inner])
         giga("render", pto, tmp_path / "free.tif", "--frames", "0,1", "--feather", "0", "--quiet")
         assert not np.array_equal(tifffile.imread(tmp_path / "free.tif")[inner], one[inner])
+    # t4 (lens mask) on frame 0 cuts the same frame pixels out of frame 1, which shares the lens
+    p = d / "lens.pto"
+    p.write_text(pto.read_text() + 'k i0 t4 p"60 40 330 90 250 260 90 200"\n')
+    giga("render", p, tmp_path / "l1.tif", "--frames", "1", "--quiet")
+    giga("render", pto, tmp_path / "u1.tif", "--frames", "1", "--quiet")
+    ours = tifffile.imread(tmp_path / "l1.tif")[..., 3] == 255
+    unmasked = tifffile.imread(tmp_path / "u1.tif")[..., 3] == 255
+    assert 0.5 < ours.sum() / unmasked.sum() < 0.98 and not (ours & ~unmasked).any()
+    if HUGIN:
+        subprocess.run(["nona", "-i", "1", "-o", str(tmp_path / "n_"), str(p)], check=True, capture_output=True)
+        ref = tifffile.imread(tmp_path / "n_0001.tif")[..., 3] == 255
+        assert ref.sum() < unmasked.sum() and (ours != ref).sum() < 0.02 * ref.sum(), (ours != ref).sum()
     p = d / "stack.pto"
     p.write_text(pto.read_text() + 'k i0 t2 p"10 10 100 10 100 100"\n')
     r = giga("render", p, tmp_path / "m.tif", "--frames", "0")

@@ -112,7 +112,8 @@ pub struct Project {
     pub canvas: Canvas,
     pub frames: Vec<Frame>,
     pub interpolator: Interpolator,
-    /// Exclude (t0) and include (t1) masks; other kinds are reported in `warnings`.
+    /// Exclude (t0) and include (t1) masks, lens masks (t4) as an exclude mask on each
+    /// frame of the lens; stack masks (t2, t3) are reported in `warnings`.
     pub masks: Vec<Mask>,
     /// Things the renderer does not do that the project asks for.
     pub warnings: Vec<String>,
@@ -188,12 +189,47 @@ fn crop(v: &str, key: &str, line_no: usize) -> Result<Crop, String> {
     Ok(Crop { left: n[0], right: n[1], top: n[2], bottom: n[3] })
 }
 
+/// The pto keys of what Hugin counts as the lens: frames sharing a link in any
+/// of them are one lens.
+const LENS_KEYS: &[&str] = &[
+    "f", "v", "Rt", "Ra", "Rb", "Rc", "Rd", "Re", "Eev", "Er", "Eb", "a", "b", "c", "d", "e", "g", "t", "Vm", "Va", "Vb", "Vc", "Vd", "Vx", "Vy",
+];
+
+/// Each frame's lens number, as Hugin numbers lenses: frame 0 has lens 0; each
+/// later frame joins a lens whose first frame it shares a linked lens value
+/// with (`v=0`; the last such lens, as Hugin), else starts a new one. Links
+/// were checked when the frames were read.
+fn lens_numbers(images: &[(HashMap<String, Value>, usize)]) -> Vec<usize> {
+    // The frame whose own value a key of frame `i` resolves to.
+    let root = |mut i: usize, key: &str| -> Option<usize> {
+        for _ in 0..=images.len() {
+            match images[i].0.get(key)? {
+                Value::Text(_) => return Some(i),
+                Value::Link(n) => i = *n,
+            }
+        }
+        None
+    };
+    let linked = |i: usize, j: usize| LENS_KEYS.iter().any(|k| root(i, k).is_some() && root(i, k) == root(j, k));
+    let mut firsts: Vec<usize> = Vec::new();
+    (0..images.len())
+        .map(|i| match firsts.iter().rposition(|&f| linked(i, f)) {
+            Some(lens) => lens,
+            None => {
+                firsts.push(i);
+                firsts.len() - 1
+            }
+        })
+        .collect()
+}
+
 /// Parses a project. Errors say the line and the problem.
 pub fn parse(text: &str) -> Result<Project, String> {
     let mut pano: Option<(HashMap<String, Value>, usize)> = None;
     let mut images: Vec<(HashMap<String, Value>, usize)> = Vec::new();
     let mut interpolator = Interpolator::Bicubic;
     let mut masks = Vec::new();
+    let mut lens_masks = Vec::new();
     let mut unknown = Vec::new();
     let mut warnings = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -234,7 +270,9 @@ pub fn parse(text: &str) -> Result<Project, String> {
                 let polygon = v.chunks(2).map(|c| (c[0], c[1])).collect();
                 match kind {
                     0 | 1 => masks.push(Mask { frame, include: kind == 1, polygon }),
-                    _ => warnings.push(format!("line {no}: mask type t{kind} (stack or all-images masks) is not applied")),
+                    // Lens masks: spread to every frame of the lens below, once frames are known.
+                    4 => lens_masks.push(Mask { frame, include: false, polygon }),
+                    _ => warnings.push(format!("line {no}: mask type t{kind} (stack masks) is not applied")),
                 }
             }
             _ => {} // comments, #-hugin, v, c and empty lines carry nothing a renderer needs
@@ -364,8 +402,13 @@ pub fn parse(text: &str) -> Result<Project, String> {
             linear_response: num("Rt", Some(0.0))? == 1.0,
         });
     }
-    if let Some(m) = masks.iter().find(|m| m.frame >= images.len()) {
+    if let Some(m) = masks.iter().chain(&lens_masks).find(|m| m.frame >= images.len()) {
         return Err(format!("a mask names frame {}, which does not exist", m.frame));
+    }
+    // A lens mask (t4) excludes its polygon, in frame pixels, from every frame of the lens.
+    let lens = lens_numbers(&images);
+    for m in lens_masks {
+        masks.extend((0..images.len()).filter(|&k| lens[k] == lens[m.frame]).map(|k| Mask { frame: k, ..m.clone() }));
     }
     Ok(Project { canvas, frames, interpolator, masks, warnings })
 }
@@ -405,6 +448,19 @@ k i0 t0 p\"1 1 10 10 1 10\"\n";
         let m = &p.masks[0];
         assert!(!m.include && m.frame == 0 && m.polygon.len() == 3);
         assert!(m.contains(5.0, 8.0) && !m.contains(8.0, 5.0) && !m.contains(20.0, 5.0));
+    }
+
+    #[test]
+    fn lens_masks_reach_every_frame_of_the_lens() {
+        // Frames 0 and 1 share a lens (v=0), frame 2 has its own, frame 3 links frame 0's distortion.
+        let text = "p f0 w10 h10 v50\n\
+            i w8 h8 v50 a0.1 n\"a\"\ni w8 h8 v=0 a0 n\"b\"\ni w8 h8 v40 a0 n\"c\"\ni w8 h8 v30 a=0 n\"d\"\n\
+            k i1 t4 p\"1 1 5 1 5 5\"\nk i2 t2 p\"1 1 5 1 5 5\"\n";
+        let p = parse(text).unwrap();
+        let frames: Vec<usize> = p.masks.iter().map(|m| m.frame).collect();
+        assert_eq!(frames, [0, 1, 3]);
+        assert!(p.masks.iter().all(|m| !m.include && m.contains(3.0, 2.0)));
+        assert!(p.warnings.iter().any(|w| w.contains("t2")), "{:?}", p.warnings);
     }
 
     #[test]
