@@ -206,7 +206,8 @@ def test_crop_and_formats(synth, tmp_path):
 def test_masks_and_16_bit(synth, tmp_path):
     """An exclude mask (t0) cuts its frame as nona cuts it; an include mask (t1) makes the
     other frames give way under it, as nona removes them from their layers; a lens mask (t4)
-    cuts every frame of the lens."""
+    cuts every frame of the lens; stack masks (t2, t3) cut the frames of the stack, or the
+    others, where the polygon lands on the canvas."""
     d, pto, _ = synth
     p = d / "masked0.pto"
     p.write_text(pto.read_text() + 'k i0 t0 p"60 40 330 90 250 260 90 200"\n')
@@ -246,10 +247,28 @@ def test_masks_and_16_bit(synth, tmp_path):
         subprocess.run(["nona", "-i", "1", "-o", str(tmp_path / "n_"), str(p)], check=True, capture_output=True)
         ref = tifffile.imread(tmp_path / "n_0001.tif")[..., 3] == 255
         assert ref.sum() < unmasked.sum() and (ours != ref).sum() < 0.02 * ref.sum(), (ours != ref).sum()
-    p = d / "stack.pto"
-    p.write_text(pto.read_text() + 'k i0 t2 p"10 10 100 10 100 100"\n')
-    r = giga("render", p, tmp_path / "m.tif", "--frames", "0")
-    assert "t2" in r.stderr and "not applied" in r.stderr
+    # t2 (stack mask) on frame 0, frame 1 in its stack (j=0): frame 1 gives up the canvas area
+    # where frame 0's polygon lands; t3 takes it from the frames outside the stack instead
+    poly = 'p"260 40 395 30 395 280 280 260"'
+    lines = pto.read_text().splitlines(True)
+    i1 = [k for k, line in enumerate(lines) if line.startswith("i ")][1]
+    lines[i1] = lines[i1].replace(" j0 ", " j=0 ")
+    (d / "t2.pto").write_text("".join(lines) + f"k i0 t2 {poly}\n")
+    (d / "t3.pto").write_text(pto.read_text() + f"k i0 t3 {poly}\n")
+    (d / "t0.pto").write_text(pto.read_text() + f"k i0 t0 {poly}\n")
+    alpha = lambda name, *args: (giga("render", d / name, tmp_path / "a.tif", *args, "--quiet"), tifffile.imread(tmp_path / "a.tif")[..., 3] == 255)[1]
+    u0, u1 = alpha("project.pto", "--frames", "0"), alpha("project.pto", "--frames", "1")
+    cut0 = u0 & ~alpha("t0.pto", "--frames", "0")  # where frame 0's polygon lands on the canvas
+    assert cut0.sum() > 5000 and (cut0 & u1).sum() > 2000, (cut0.sum(), (cut0 & u1).sum())
+    for name, frame0_cut in [("t2.pto", True), ("t3.pto", False)]:
+        assert (u0 & ~alpha(name, "--frames", "0")).any() == frame0_cut
+        ours = alpha(name, "--frames", "1")
+        cut1 = u1 & ~ours
+        assert (cut1 ^ (cut0 & u1)).sum() < 0.03 * cut1.sum(), (name, (cut1 ^ (cut0 & u1)).sum(), cut1.sum())
+        if HUGIN:
+            subprocess.run(["nona", "-i", "1", "-o", str(tmp_path / "n_"), str(d / name)], check=True, capture_output=True)
+            ref = tifffile.imread(tmp_path / "n_0001.tif")[..., 3] == 255
+            assert (ours != ref).sum() < 0.01 * ref.sum(), (name, (ours != ref).sum())
     # a 16-bit frame makes a 16-bit panorama
     f16 = d / "frame16.tif"
     tifffile.imwrite(f16, np.asarray(Image.open(d / "frame0.png")).astype(np.uint16) * 257)

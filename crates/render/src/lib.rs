@@ -74,7 +74,14 @@ struct Planned {
     /// Source pixels per output pixel near the frame's centre.
     scale: f64,
     photometry: Photometry,
-    masks: Vec<pto::Mask>,
+    masks: Vec<FrameMask>,
+}
+
+/// A mask acting on a frame. A stack mask drawn on another frame (t2, t3) brings
+/// that frame's mapping and valid area along, as that frame may not be rendered.
+struct FrameMask {
+    mask: pto::Mask,
+    drawn_on: Option<(FrameMap, [f64; 4])>,
 }
 
 pub struct Render {
@@ -283,7 +290,7 @@ impl Render {
                     let edge = f.edge_distance(xs, ys)?;
                     let include = match f.masks.is_empty() {
                         true => false,
-                        false => f.masked(xs, ys)?,
+                        false => f.masked(xs, ys, *ray)?,
                     };
                     forced |= include;
                     let d = (((xs - f.centre[0]).powi(2) + (ys - f.centre[1]).powi(2)).sqrt() / f.half_diagonal) as f32;
@@ -360,11 +367,7 @@ impl Planned {
             return Err(invalid(&path, format!("the frame is {}x{} but the project says {}x{}", info.width, info.height, f.width, f.height)));
         }
         let map = FrameMap::new(f);
-        let (w, h) = (f.width as f64, f.height as f64);
-        let (bounds, ellipse) = match f.crop {
-            Some(k) => ([k.left.max(0.0), (k.right - 1.0).min(w - 1.0), k.top.max(0.0), (k.bottom - 1.0).min(h - 1.0)], f.lens == pto::Lens::CircularFisheye),
-            None => ([0.0, w - 1.0, 0.0, h - 1.0], false),
-        };
+        let (bounds, ellipse) = source_bounds(f);
         let centre = [(bounds[0] + bounds[1]) / 2.0, (bounds[2] + bounds[3]) / 2.0];
         let half_diagonal = ((bounds[1] - bounds[0]).powi(2) + (bounds[3] - bounds[2]).powi(2)).sqrt() / 2.0;
         let scale = source_scale(canvas, &map, centre);
@@ -373,18 +376,35 @@ impl Planned {
         let wide = info.format.sample != SampleType::U8;
         let bytes = (f.width.div_ceil(factor) as u64) * (f.height.div_ceil(factor) as u64) * channels * if wide { 2 } else { 1 };
         let photometry = Photometry::new(f, project.canvas.exposure);
-        let masks = project.masks.iter().filter(|m| m.frame == i).cloned().collect();
+        let masks = project
+            .masks
+            .iter()
+            .filter(|m| m.frame == i)
+            .map(|m| {
+                let g = &project.frames[m.from];
+                FrameMask { mask: m.clone(), drawn_on: (m.from != i).then(|| (FrameMap::new(g), source_bounds(g).0)) }
+            })
+            .collect();
         let planned = Planned { path, size: (f.width, f.height), map, footprint: [0; 4], factor, bytes, bounds, ellipse, centre, half_diagonal, scale, photometry, masks };
         Ok((planned, wide))
     }
 
-    /// None inside an exclude mask (t0: the frame is not used there); otherwise whether
-    /// the point is inside an include mask (t1: the frame is used there, other frames not).
-    fn masked(&self, xs: f64, ys: f64) -> Option<bool> {
-        if self.masks.iter().any(|m| !m.include && m.contains(xs, ys)) {
+    /// None inside an exclude mask (the frame is not used there); otherwise whether
+    /// the point (`xs`, `ys` in this frame, `ray` on the canvas) is inside an include
+    /// mask (t1: the frame is used there, other frames not).
+    fn masked(&self, xs: f64, ys: f64, ray: [f64; 3]) -> Option<bool> {
+        let inside = |m: &FrameMask| match &m.drawn_on {
+            None => m.mask.contains(xs, ys),
+            // Drawn on another frame: where the canvas point lands in that frame, within
+            // its pixels (Hugin clips the polygon to them, 2 px in).
+            Some((map, [l, r, t, b])) => map
+                .pixel(ray)
+                .is_some_and(|(x, y)| x >= l + 1.5 && x <= r - 1.5 && y >= t + 1.5 && y <= b - 1.5 && m.mask.contains(x, y)),
+        };
+        if self.masks.iter().any(|m| !m.mask.include && inside(m)) {
             return None;
         }
-        Some(self.masks.iter().any(|m| m.include && m.contains(xs, ys)))
+        Some(self.masks.iter().any(|m| m.mask.include && inside(m)))
     }
 
     /// Distance inside the valid area in source pixels, None outside. A frame covers
@@ -400,6 +420,16 @@ impl Planned {
             (xs - l).min(r - xs).min(ys - t).min(b - ys) + 0.5
         };
         (e >= 0.0).then_some(e)
+    }
+}
+
+/// A frame's valid area [left, right, top, bottom] (inclusive pixel centres: its
+/// `S` crop or all of it) and whether it is the inscribed ellipse (circular fisheye).
+fn source_bounds(f: &pto::Frame) -> ([f64; 4], bool) {
+    let (w, h) = (f.width as f64, f.height as f64);
+    match f.crop {
+        Some(k) => ([k.left.max(0.0), (k.right - 1.0).min(w - 1.0), k.top.max(0.0), (k.bottom - 1.0).min(h - 1.0)], f.lens == pto::Lens::CircularFisheye),
+        None => ([0.0, w - 1.0, 0.0, h - 1.0], false),
     }
 }
 

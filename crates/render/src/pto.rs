@@ -81,11 +81,15 @@ pub struct Frame {
     pub linear_response: bool,
 }
 
-/// A k-line polygon in a frame's pixel coordinates.
+/// A mask polygon as it acts on one frame.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mask {
+    /// The frame it acts on.
     pub frame: usize,
-    /// `t1`: inside, this frame is used and the others are not; `t0`: inside, this frame is not used.
+    /// The frame whose pixel coordinates `polygon` is in: `frame` itself, or for a stack
+    /// mask (t2, t3) carried over to another frame, the frame it was drawn on.
+    pub from: usize,
+    /// `t1`: inside, this frame is used and the others are not; otherwise inside, this frame is not used.
     pub include: bool,
     pub polygon: Vec<(f64, f64)>,
 }
@@ -112,8 +116,7 @@ pub struct Project {
     pub canvas: Canvas,
     pub frames: Vec<Frame>,
     pub interpolator: Interpolator,
-    /// Exclude (t0) and include (t1) masks, lens masks (t4) as an exclude mask on each
-    /// frame of the lens; stack masks (t2, t3) are reported in `warnings`.
+    /// The masks acting on each frame (see `spread_masks`).
     pub masks: Vec<Mask>,
     /// Things the renderer does not do that the project asks for.
     pub warnings: Vec<String>,
@@ -200,17 +203,7 @@ const LENS_KEYS: &[&str] = &[
 /// with (`v=0`; the last such lens, as Hugin), else starts a new one. Links
 /// were checked when the frames were read.
 fn lens_numbers(images: &[(HashMap<String, Value>, usize)]) -> Vec<usize> {
-    // The frame whose own value a key of frame `i` resolves to.
-    let root = |mut i: usize, key: &str| -> Option<usize> {
-        for _ in 0..=images.len() {
-            match images[i].0.get(key)? {
-                Value::Text(_) => return Some(i),
-                Value::Link(n) => i = *n,
-            }
-        }
-        None
-    };
-    let linked = |i: usize, j: usize| LENS_KEYS.iter().any(|k| root(i, k).is_some() && root(i, k) == root(j, k));
+    let linked = |i: usize, j: usize| LENS_KEYS.iter().any(|k| root(images, i, k).is_some() && root(images, i, k) == root(images, j, k));
     let mut firsts: Vec<usize> = Vec::new();
     (0..images.len())
         .map(|i| match firsts.iter().rposition(|&f| linked(i, f)) {
@@ -223,13 +216,47 @@ fn lens_numbers(images: &[(HashMap<String, Value>, usize)]) -> Vec<usize> {
         .collect()
 }
 
+/// The masks acting on each frame, from the masks as drawn (kind, mask), as
+/// Hugin spreads them: t0 and t1 act on their frame; t4 (lens) excludes its
+/// polygon, in each frame's own pixels, from every frame of the lens; t2
+/// (stack) excludes it from its frame and, carried over through the canvas,
+/// from the frames of its stack; t3 (stack include) excludes it, carried
+/// over, from every frame outside its stack. Stacks are frames whose `j`
+/// links together.
+fn spread_masks(images: &[(HashMap<String, Value>, usize)], drawn: Vec<(i64, Mask)>) -> Vec<Mask> {
+    let lens = lens_numbers(images);
+    let stacked = |i: usize, k: usize| i == k || (root(images, i, "j").is_some() && root(images, i, "j") == root(images, k, "j"));
+    let mut masks = Vec::new();
+    for (kind, m) in drawn {
+        let i = m.frame;
+        let carried = |k: usize| Mask { frame: k, from: i, include: false, polygon: m.polygon.clone() };
+        match kind {
+            4 => masks.extend((0..images.len()).filter(|&k| lens[k] == lens[i]).map(|k| Mask { frame: k, from: k, ..m.clone() })),
+            2 => masks.extend((0..images.len()).filter(|&k| stacked(i, k)).map(carried)),
+            3 => masks.extend((0..images.len()).filter(|&k| !stacked(i, k)).map(carried)),
+            _ => masks.push(m),
+        }
+    }
+    masks
+}
+
+/// The frame whose own value `key` of frame `i` resolves to through links.
+fn root(images: &[(HashMap<String, Value>, usize)], mut i: usize, key: &str) -> Option<usize> {
+    for _ in 0..=images.len() {
+        match images[i].0.get(key)? {
+            Value::Text(_) => return Some(i),
+            Value::Link(n) => i = *n,
+        }
+    }
+    None
+}
+
 /// Parses a project. Errors say the line and the problem.
 pub fn parse(text: &str) -> Result<Project, String> {
     let mut pano: Option<(HashMap<String, Value>, usize)> = None;
     let mut images: Vec<(HashMap<String, Value>, usize)> = Vec::new();
     let mut interpolator = Interpolator::Bicubic;
-    let mut masks = Vec::new();
-    let mut lens_masks = Vec::new();
+    let mut drawn = Vec::new();
     let mut unknown = Vec::new();
     let mut warnings = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -269,10 +296,8 @@ pub fn parse(text: &str) -> Result<Project, String> {
                 }
                 let polygon = v.chunks(2).map(|c| (c[0], c[1])).collect();
                 match kind {
-                    0 | 1 => masks.push(Mask { frame, include: kind == 1, polygon }),
-                    // Lens masks: spread to every frame of the lens below, once frames are known.
-                    4 => lens_masks.push(Mask { frame, include: false, polygon }),
-                    _ => warnings.push(format!("line {no}: mask type t{kind} (stack masks) is not applied")),
+                    0..=4 => drawn.push((kind, Mask { frame, from: frame, include: kind == 1, polygon })),
+                    _ => return Err(format!("line {no}: mask type t{kind} is unknown (0 to 4)")),
                 }
             }
             _ => {} // comments, #-hugin, v, c and empty lines carry nothing a renderer needs
@@ -402,14 +427,10 @@ pub fn parse(text: &str) -> Result<Project, String> {
             linear_response: num("Rt", Some(0.0))? == 1.0,
         });
     }
-    if let Some(m) = masks.iter().chain(&lens_masks).find(|m| m.frame >= images.len()) {
+    if let Some((_, m)) = drawn.iter().find(|(_, m)| m.frame >= images.len()) {
         return Err(format!("a mask names frame {}, which does not exist", m.frame));
     }
-    // A lens mask (t4) excludes its polygon, in frame pixels, from every frame of the lens.
-    let lens = lens_numbers(&images);
-    for m in lens_masks {
-        masks.extend((0..images.len()).filter(|&k| lens[k] == lens[m.frame]).map(|k| Mask { frame: k, ..m.clone() }));
-    }
+    let masks = spread_masks(&images, drawn);
     Ok(Project { canvas, frames, interpolator, masks, warnings })
 }
 
@@ -457,10 +478,21 @@ k i0 t0 p\"1 1 10 10 1 10\"\n";
             i w8 h8 v50 a0.1 n\"a\"\ni w8 h8 v=0 a0 n\"b\"\ni w8 h8 v40 a0 n\"c\"\ni w8 h8 v30 a=0 n\"d\"\n\
             k i1 t4 p\"1 1 5 1 5 5\"\nk i2 t2 p\"1 1 5 1 5 5\"\n";
         let p = parse(text).unwrap();
-        let frames: Vec<usize> = p.masks.iter().map(|m| m.frame).collect();
-        assert_eq!(frames, [0, 1, 3]);
+        let on: Vec<(usize, usize)> = p.masks.iter().map(|m| (m.frame, m.from)).collect();
+        assert_eq!(on, [(0, 0), (1, 1), (3, 3), (2, 2)]);
         assert!(p.masks.iter().all(|m| !m.include && m.contains(3.0, 2.0)));
-        assert!(p.warnings.iter().any(|w| w.contains("t2")), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn stack_masks_are_carried_to_the_stack_or_away_from_it() {
+        // Frames 0 and 2 are one stack (j=0), 1 and 3 are not.
+        let text = "p f0 w10 h10 v50\n\
+            i w8 h8 v50 j0 n\"a\"\ni w8 h8 v50 j1 n\"b\"\ni w8 h8 v50 j=0 n\"c\"\ni w8 h8 v50 n\"d\"\n\
+            k i2 t2 p\"1 1 5 1 5 5\"\nk i0 t3 p\"1 1 5 1 5 5\"\n";
+        let p = parse(text).unwrap();
+        let on: Vec<(usize, usize, bool)> = p.masks.iter().map(|m| (m.frame, m.from, m.include)).collect();
+        assert_eq!(on, [(0, 2, false), (2, 2, false), (1, 0, false), (3, 0, false)]);
+        assert!(parse(&text.replace("t3", "t7")).unwrap_err().contains("t7"));
     }
 
     #[test]
