@@ -224,7 +224,8 @@ fn lens_numbers(images: &[(HashMap<String, Value>, usize)]) -> Vec<usize> {
 /// over, from every frame outside its stack. Stacks are frames whose `j`
 /// links together.
 fn spread_masks(images: &[(HashMap<String, Value>, usize)], drawn: Vec<(i64, Mask)>) -> Vec<Mask> {
-    let lens = lens_numbers(images);
+    // Only with lens masks: grouping costs frames x lenses x lens keys.
+    let lens = if drawn.iter().any(|(kind, _)| *kind == 4) { lens_numbers(images) } else { Vec::new() };
     let stacked = |i: usize, k: usize| i == k || (root(images, i, "j").is_some() && root(images, i, "j") == root(images, k, "j"));
     let mut masks = Vec::new();
     for (kind, m) in drawn {
