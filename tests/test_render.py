@@ -37,17 +37,19 @@ def run_points(cmd, points):
 
 # Output projection x lens: rectilinear, cylindrical, equirectangular canvases;
 # rectilinear, cylindrical, full-frame fisheye and equirectangular lenses.
-PAIRS = [(pf, lf) for pf in (0, 1, 2) for lf in (0, 1, 3, 4)]
+# Then two in mosaic mode: the camera moved (TrX, TrY, TrZ) in front of a tilted plane (Tpy, Tpp).
+PAIRS = [(pf, lf, "") for pf in (0, 1, 2) for lf in (0, 1, 3, 4)] + [(0, 0, "-tr"), (2, 3, "-tr")]
+MOSAIC = " TrX0.1 TrY0.05 TrZ0.2 Tpy20 Tpp15"
 
 
-def trafo_project(tmp, pf, lf):
+def trafo_project(tmp, pf, lf, tr=""):
     v = 100 if pf == 0 else 300
     fov = {0: 60, 1: 90, 3: 150, 4: 120}[lf]
     text = (
         f"p f{pf} w3000 h1600 v{v} E0 R0\n"
-        f"i w1200 h800 f{lf} v{fov} y17.5 p-8.25 r2.5 a0.012 b-0.031 c0.008 d6.5 e-4.25 Rt1 n\"x.png\"\n"
+        f"i w1200 h800 f{lf} v{fov} y17.5 p-8.25 r2.5 a0.012 b-0.031 c0.008 d6.5 e-4.25{MOSAIC if tr else ''} Rt1 n\"x.png\"\n"
     )
-    p = Path(tmp) / f"trafo_{pf}_{lf}.pto"
+    p = Path(tmp) / f"trafo_{pf}_{lf}{tr}.pto"
     p.write_text(text)
     return p
 
@@ -61,9 +63,9 @@ def test_geometry_against_pano_trafo(tmp_path):
     golden_file = GOLDEN / "trafo.json"
     golden = json.loads(golden_file.read_text()) if golden_file.exists() else {}
     fresh = {}
-    for pf, lf in PAIRS:
-        pto = trafo_project(tmp_path, pf, lf)
-        key = f"f{pf}-f{lf}"
+    for pf, lf, tr in PAIRS:
+        pto = trafo_project(tmp_path, pf, lf, tr)
+        key = f"f{pf}-f{lf}{tr}"
         if HUGIN:
             frame_pts = run_points(["pano_trafo", "-r", pto, "0"], grid)
             fresh[key] = frame_pts.tolist()
@@ -330,6 +332,20 @@ def test_other_canvases_match_nona(synth, tmp_path, pf, v):
     p.write_text(pto.read_text().replace("p f2", f"p f{pf}").replace(" v120.0 ", f" v{v} ").replace('n"frame', f'n"{d}/frame'))
     for k in (1, 3):
         assert_frame_matches_nona(p, k, tmp_path)
+
+
+def test_mosaic_frames_match_nona(synth, tmp_path):
+    """Mosaic mode: frames shot from moved camera positions onto a tilted plane (Hugin only)."""
+    if not HUGIN:
+        pytest.skip("needs Hugin")
+    d, pto, _ = synth
+    p = tmp_path / "p.pto"
+    text = pto.read_text().replace('n"frame', f'n"{d}/frame').replace(" TrX0 TrY0 TrZ0 ", " TrX0.05 TrY-0.03 TrZ0.1 Tpy5 Tpp-4 ")
+    p.write_text(text)
+    for k in (1, 3):
+        assert_frame_matches_nona(p, k, tmp_path)
+    r = giga("info", p)
+    assert "not applied" not in r.stdout + r.stderr
 
 
 def test_fisheye_frames_match_nona(tmp_path):

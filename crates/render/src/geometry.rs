@@ -97,6 +97,10 @@ fn sphere(lambda: f64, phi: f64) -> V3 {
     [cp * sl, -sp, cp * cl]
 }
 
+fn dot(a: V3, b: V3) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
 fn normalise(v: V3) -> V3 {
     let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
     [v[0] / n, v[1] / n, v[2] / n]
@@ -142,6 +146,9 @@ pub struct FrameMap {
     /// Radius that distortion's rho is measured in: half the shorter side.
     norm: f64,
     centre: [f64; 2],
+    /// Mosaic mode: the camera's position and the unit normal of the photographed
+    /// plane, which lies at distance 1 from the panorama's centre.
+    translation: Option<(V3, V3)>,
 }
 
 impl FrameMap {
@@ -167,7 +174,34 @@ impl FrameMap {
             abc: f.abc,
             norm: w.min(h) / 2.0,
             centre: [(w - 1.0) / 2.0 + f.shift[0], (h - 1.0) / 2.0 + f.shift[1]],
+            translation: (f.translation != [0.0; 3]).then(|| {
+                let [x, y, z] = f.translation;
+                ([x, y, -z], sphere(f.plane[0].to_radians(), f.plane[1].to_radians()))
+            }),
         }
+    }
+
+    /// Mosaic mode, world ray from the panorama's centre -> ray from the camera: through
+    /// the point where the ray meets the plane (None if it never does).
+    fn to_camera_position(&self, ray: V3) -> Option<V3> {
+        let Some((t, n)) = self.translation else { return Some(ray) };
+        let den = dot(n, ray);
+        if den < 1e-15 {
+            return None;
+        }
+        let u = 1.0 / den;
+        Some(normalise([u * ray[0] - t[0], u * ray[1] - t[1], u * ray[2] - t[2]]))
+    }
+
+    /// The inverse: a ray from the camera -> the ray from the panorama's centre.
+    fn from_camera_position(&self, ray: V3) -> Option<V3> {
+        let Some((t, n)) = self.translation else { return Some(ray) };
+        let den = dot(n, ray);
+        let u = (1.0 - dot(n, t)) / den;
+        if den.abs() < 1e-15 || u < 0.0 {
+            return None;
+        }
+        Some(normalise([t[0] + u * ray[0], t[1] + u * ray[1], t[2] + u * ray[2]]))
     }
 
     fn distortion(&self, rho: f64) -> f64 {
@@ -177,7 +211,7 @@ impl FrameMap {
 
     /// The frame pixel a world ray lands on, if the lens sees it.
     pub fn pixel(&self, ray: V3) -> Option<(f64, f64)> {
-        let c = mul(&self.to_camera, ray);
+        let c = mul(&self.to_camera, self.to_camera_position(ray)?);
         let (u, t) = match self.lens {
             Lens::Rectilinear => {
                 if c[2] <= 1e-9 {
@@ -242,7 +276,9 @@ impl FrameMap {
             Lens::Cylindrical => normalise([u.sin(), t, u.cos()]),
             Lens::Equirectangular => sphere(u, -t),
         };
-        mul(&self.to_world, c)
+        let w = mul(&self.to_world, c);
+        // A ray that misses the plane in mosaic mode: only outlines ask, keep its direction.
+        self.from_camera_position(w).unwrap_or(w)
     }
 }
 

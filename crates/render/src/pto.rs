@@ -79,6 +79,10 @@ pub struct Frame {
     /// Ra..Re; meaningful only for the EMoR response.
     pub emor: [f64; 5],
     pub linear_response: bool,
+    /// Mosaic mode: the camera's position TrX, TrY, TrZ (in units of the distance to the
+    /// plane being photographed) and that plane's yaw and pitch Tpy, Tpp (degrees).
+    pub translation: [f64; 3],
+    pub plane: [f64; 2],
 }
 
 /// A mask polygon as it acts on one frame.
@@ -403,9 +407,9 @@ pub fn parse(text: &str) -> Result<Project, String> {
             }
             [1.0, 0.0, 0.0, 0.0]
         };
-        for k in ["TrX", "TrY", "TrZ", "g", "t"] {
+        for k in ["g", "t"] {
             if num(k, Some(0.0))? != 0.0 {
-                warnings.push(format!("frame {idx}: {k} (mosaic translation or shear) is not applied"));
+                warnings.push(format!("frame {idx}: {k} (shear) is not applied"));
             }
         }
         frames.push(Frame {
@@ -426,6 +430,8 @@ pub fn parse(text: &str) -> Result<Project, String> {
             vig_centre: [num("Vx", Some(0.0))?, num("Vy", Some(0.0))?],
             emor: [num("Ra", Some(0.0))?, num("Rb", Some(0.0))?, num("Rc", Some(0.0))?, num("Rd", Some(0.0))?, num("Re", Some(0.0))?],
             linear_response: num("Rt", Some(0.0))? == 1.0,
+            translation: [num("TrX", Some(0.0))?, num("TrY", Some(0.0))?, num("TrZ", Some(0.0))?],
+            plane: [num("Tpy", Some(0.0))?, num("Tpp", Some(0.0))?],
         });
     }
     if let Some((_, m)) = drawn.iter().find(|(_, m)| m.frame >= images.len()) {
