@@ -511,6 +511,44 @@ def test_hugin_default_response(tmp_path):
         golden_file.write_text(json.dumps(fresh))
 
 
+EMOR_CASES = [  # frame 0's coefficients (the output's curve), frame 1's, frame 1's exposure
+    ("Ra-0.5 Rb0.2 Rc-0.1 Rd0.05 Re-0.02", "Ra-0.5 Rb0.2 Rc-0.1 Rd0.05 Re-0.02", 0.7),
+    ("Ra-0.5 Rb0.2 Rc-0.1 Rd0.05 Re-0.02", "Ra0.8 Rb-0.3 Rc0.15 Rd-0.1 Re0.05", 0),
+    ("Ra0.8 Rb-0.3 Rc0.15 Rd-0.1 Re0.05", "Ra-0.5 Rb0.2 Rc-0.1 Rd0.05 Re-0.02", -0.6),
+    ("Ra0 Rb0 Rc0 Rd0 Re0", "Ra0.8 Rb-0.3 Rc0.15 Rd-0.1 Re0.05", 0.4),
+]
+
+
+def test_camera_response_curves(tmp_path):
+    """Camera-specific responses (EMoR coefficients Ra..Re, as Hugin's photometric optimiser
+    writes them): frame 1 goes in through its own curve and out through frame 0's, as nona
+    renders it, within an 8-bit level."""
+    Image.fromarray(np.tile(np.arange(256, dtype=np.uint8)[None, :, None], (64, 1, 3))).save(tmp_path / "grad.png")
+    golden_file = GOLDEN / "emor.json"
+    golden = json.loads(golden_file.read_text()) if golden_file.exists() else {}
+    fresh = {}
+    for n, (a, b, e) in enumerate(EMOR_CASES):
+        p = tmp_path / "p.pto"
+        line = lambda coeffs, ev: f"i w256 h64 f0 v40 {coeffs} Eev{ev} Er1 Eb1 Va1 Vb0 Vc0 Vd0 Vx0 Vy0 Vm5 n\"grad.png\"\n"
+        p.write_text('p f0 w256 h64 v40 E0 R0 n"TIFF_m c:NONE"\nm i0\n' + line(a, 0) + line(b, e))
+        if HUGIN:
+            subprocess.run(["nona", "-i", "1", "-o", str(tmp_path / "n_"), str(p)], check=True, capture_output=True)
+            ref = tifffile.imread(tmp_path / "n_0001.tif")[32, :, 0].astype(int)
+            fresh[str(n)] = ref.tolist()
+        else:
+            ref = np.array(golden[str(n)])
+        giga("render", p, tmp_path / "g.tif", "--frames", "1", "--quiet")
+        ours = tifffile.imread(tmp_path / "g.tif")[32, :, 0].astype(int)
+        # within a level, but for the few darkest values (and nona dithers its 8-bit output)
+        assert np.abs(ours - ref)[8:].max() <= 1 and np.abs(ours - ref).max() <= 2, (a, b, e, np.abs(ours - ref).max())
+        # the curves matter: with Hugin's default response in their place giga is levels off
+        p.write_text(p.read_text().replace(a, "Ra0 Rb0 Rc0 Rd0 Re0").replace(b, "Ra0 Rb0 Rc0 Rd0 Re0"))
+        giga("render", p, tmp_path / "d.tif", "--frames", "1", "--quiet")
+        assert np.abs(tifffile.imread(tmp_path / "d.tif")[32, :, 0].astype(int) - ref).max() >= 4
+    if REFRESH and HUGIN:
+        golden_file.write_text(json.dumps(fresh))
+
+
 def test_a_project_made_by_hugin(synth, tmp_path):
     """A project written by Hugin's own tools (pto_gen, pano_modify, pto_var: default
     response, links, #-hugin lines, cropped TIFF_m output) renders as nona renders it."""

@@ -151,12 +151,6 @@ impl Render {
             let (planned, wide) = Planned::new(&project, i, dir, &canvas, opts.antialias)?;
             sixteen |= wide;
             let f = &project.frames[i];
-            if !f.linear_response && f.emor.iter().any(|&c| c != 0.0) {
-                let note = "EMoR response coefficients (Ra..Re) are not applied: giga uses Hugin's default (mean) response";
-                if !warnings.iter().any(|w| w == note) {
-                    warnings.push(note.into());
-                }
-            }
             match footprint(&canvas, c, &planned, (x0, y0, width, height)) {
                 Some(fp) => frames.push(Planned { footprint: fp, ..planned }),
                 None => warnings.push(format!("frame {i} ({}) lies outside the rendered canvas", f.file)),
@@ -375,7 +369,7 @@ impl Planned {
         let channels = if info.format.has_alpha() { 4 } else { 3 };
         let wide = info.format.sample != SampleType::U8;
         let bytes = (f.width.div_ceil(factor) as u64) * (f.height.div_ceil(factor) as u64) * channels * if wide { 2 } else { 1 };
-        let photometry = Photometry::new(f, project.canvas.exposure);
+        let photometry = Photometry::new(f, project.canvas.exposure, project.frames[0].emor);
         let masks = project
             .masks
             .iter()
