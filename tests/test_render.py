@@ -37,9 +37,10 @@ def run_points(cmd, points):
 
 # Output projection x lens: rectilinear, cylindrical, equirectangular canvases;
 # rectilinear, cylindrical, full-frame fisheye and equirectangular lenses.
-# Then two in mosaic mode: the camera moved (TrX, TrY, TrZ) in front of a tilted plane (Tpy, Tpp).
+# Then two in mosaic mode, the camera moved (TrX, TrY, TrZ) in front of a tilted plane (Tpy,
+# Tpp), with shear (g, t).
 PAIRS = [(pf, lf, "") for pf in (0, 1, 2) for lf in (0, 1, 3, 4)] + [(0, 0, "-tr"), (2, 3, "-tr")]
-MOSAIC = " TrX0.1 TrY0.05 TrZ0.2 Tpy20 Tpp15"
+MOSAIC = " TrX0.1 TrY0.05 TrZ0.2 Tpy20 Tpp15 g12.5 t-7.25"
 
 
 def trafo_project(tmp, pf, lf, tr=""):
@@ -335,12 +336,13 @@ def test_other_canvases_match_nona(synth, tmp_path, pf, v):
 
 
 def test_mosaic_frames_match_nona(synth, tmp_path):
-    """Mosaic mode: frames shot from moved camera positions onto a tilted plane (Hugin only)."""
+    """Mosaic mode: frames shot from moved camera positions onto a tilted plane, and shear
+    (Hugin only)."""
     if not HUGIN:
         pytest.skip("needs Hugin")
     d, pto, _ = synth
     p = tmp_path / "p.pto"
-    text = pto.read_text().replace('n"frame', f'n"{d}/frame').replace(" TrX0 TrY0 TrZ0 ", " TrX0.05 TrY-0.03 TrZ0.1 Tpy5 Tpp-4 ")
+    text = pto.read_text().replace('n"frame', f'n"{d}/frame').replace(" TrX0 TrY0 TrZ0 ", " TrX0.05 TrY-0.03 TrZ0.1 Tpy5 Tpp-4 ").replace(" g0 t0 ", " g4 t-3 ")
     p.write_text(text)
     for k in (1, 3):
         assert_frame_matches_nona(p, k, tmp_path)

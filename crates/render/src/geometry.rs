@@ -146,6 +146,9 @@ pub struct FrameMap {
     /// Radius that distortion's rho is measured in: half the shorter side.
     norm: f64,
     centre: [f64; 2],
+    /// The shift d, e, and the shear g / height, t / width (applied after the shift, as libpano13).
+    shift: [f64; 2],
+    shear: [f64; 2],
     /// Mosaic mode: the camera's position and the unit normal of the photographed
     /// plane, which lies at distance 1 from the panorama's centre.
     translation: Option<(V3, V3)>,
@@ -173,7 +176,9 @@ impl FrameMap {
             focal,
             abc: f.abc,
             norm: w.min(h) / 2.0,
-            centre: [(w - 1.0) / 2.0 + f.shift[0], (h - 1.0) / 2.0 + f.shift[1]],
+            centre: [(w - 1.0) / 2.0, (h - 1.0) / 2.0],
+            shift: f.shift,
+            shear: [f.shear[0] / h, f.shear[1] / w],
             translation: (f.translation != [0.0; 3]).then(|| {
                 let [x, y, z] = f.translation;
                 ([x, y, -z], sphere(f.plane[0].to_radians(), f.plane[1].to_radians()))
@@ -239,12 +244,17 @@ impl FrameMap {
         };
         let (u, t) = (u * self.focal, t * self.focal);
         let s = self.distortion((u * u + t * t).sqrt() / self.norm);
-        Some((s * u + self.centre[0], s * t + self.centre[1]))
+        let (x, y) = (s * u + self.shift[0], s * t + self.shift[1]);
+        let [g, t] = self.shear;
+        Some((x + g * y + self.centre[0], y + t * x + self.centre[1]))
     }
 
     /// The world ray a frame pixel sees (inverting the distortion by Newton's method).
     pub fn ray(&self, px: f64, py: f64) -> V3 {
-        let (uo, to) = (px - self.centre[0], py - self.centre[1]);
+        let (x, y) = (px - self.centre[0], py - self.centre[1]);
+        let [g, t] = self.shear;
+        let det = 1.0 - g * t;
+        let (uo, to) = ((x - g * y) / det - self.shift[0], (y - t * x) / det - self.shift[1]);
         let ro = (uo * uo + to * to).sqrt() / self.norm;
         let mut rho = ro;
         for _ in 0..20 {

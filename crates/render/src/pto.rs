@@ -66,9 +66,10 @@ pub struct Frame {
     pub yaw: f64,
     pub pitch: f64,
     pub roll: f64,
-    /// Radial distortion a, b, c and the centre shift d, e.
+    /// Radial distortion a, b, c, the centre shift d, e and the shear g, t.
     pub abc: [f64; 3],
     pub shift: [f64; 2],
+    pub shear: [f64; 2],
     pub crop: Option<Crop>,
     pub exposure: f64,
     /// Er, Eb: red and blue white-balance multipliers.
@@ -407,11 +408,6 @@ pub fn parse(text: &str) -> Result<Project, String> {
             }
             [1.0, 0.0, 0.0, 0.0]
         };
-        for k in ["g", "t"] {
-            if num(k, Some(0.0))? != 0.0 {
-                warnings.push(format!("frame {idx}: {k} (shear) is not applied"));
-            }
-        }
         frames.push(Frame {
             file,
             width: fw as u32,
@@ -423,6 +419,7 @@ pub fn parse(text: &str) -> Result<Project, String> {
             roll: num("r", Some(0.0))?,
             abc: [num("a", Some(0.0))?, num("b", Some(0.0))?, num("c", Some(0.0))?],
             shift: [num("d", Some(0.0))?, num("e", Some(0.0))?],
+            shear: [num("g", Some(0.0))?, num("t", Some(0.0))?],
             crop: frame_crop,
             exposure: num("Eev", Some(0.0))?,
             wb: [num("Er", Some(1.0))?, num("Eb", Some(1.0))?],
