@@ -32,6 +32,11 @@ pub fn reduce_rows(top: &[u8], bottom: &[u8], width: usize, channels: usize, out
         }
         return;
     }
+    match channels {
+        3 => return reduce_plain::<3>(top, bottom, width, out),
+        1 => return reduce_plain::<1>(top, bottom, width, out),
+        _ => {}
+    }
     let alpha = channels == 2 || channels == 4;
     for ox in 0..out_width {
         let x0 = 2 * ox;
@@ -45,6 +50,36 @@ pub fn reduce_rows(top: &[u8], bottom: &[u8], width: usize, channels: usize, out
                 let sum: u32 = px.iter().map(|p| p[c] as u32).sum();
                 o[c] = ((sum + 2) / 4) as u8;
             }
+        }
+    }
+}
+
+/// Rows without alpha (RGB, gray): a plain rounded average, the two rows
+/// summed first (a loop the compiler vectorises), then neighbouring pixels.
+fn reduce_plain<const CH: usize>(top: &[u8], bottom: &[u8], width: usize, out: &mut [u8]) {
+    const CHUNK: usize = 64; // output pixels per pass
+    let out_width = out.len() / CH;
+    let full = (width / 2).min(out_width);
+    let mut sums = [0u16; 2 * CHUNK * 3];
+    let mut ox = 0;
+    while ox < full {
+        let n = CHUNK.min(full - ox);
+        let (at, len) = (2 * ox * CH, 2 * n * CH);
+        for (s, (&t, &b)) in sums[..len].iter_mut().zip(top[at..at + len].iter().zip(&bottom[at..at + len])) {
+            *s = t as u16 + b as u16;
+        }
+        for (k, o) in out[ox * CH..(ox + n) * CH].chunks_exact_mut(CH).enumerate() {
+            for c in 0..CH {
+                o[c] = ((sums[2 * k * CH + c] + sums[(2 * k + 1) * CH + c] + 2) >> 2) as u8;
+            }
+        }
+        ox += n;
+    }
+    if out_width > full {
+        // A last odd column pairs with itself.
+        let x = 2 * full * CH;
+        for c in 0..CH {
+            out[full * CH + c] = ((2 * (top[x + c] as u16 + bottom[x + c] as u16) + 2) >> 2) as u8;
         }
     }
 }
@@ -176,6 +211,29 @@ mod tests {
                 let mut want = [0u8; 4];
                 reduce_pixel(&p, 4, &mut want);
                 assert_eq!(fast[ox * 4..ox * 4 + 4], want, "width {width}, pixel {ox}");
+            }
+        }
+    }
+
+    #[test]
+    fn rgb_and_gray_equal_the_plain_average() {
+        for channels in [1usize, 3] {
+            for width in [1usize, 2, 3, 127, 128, 129, 300] {
+                let row = |seed: usize| -> Vec<u8> { (0..width * channels).map(|i| ((i * 37 + seed * 11) % 256) as u8).collect() };
+                let (top, bottom) = (row(1), row(2));
+                let out_w = width.div_ceil(2);
+                let mut fast = vec![0u8; out_w * channels];
+                reduce_rows(&top, &bottom, width, channels, &mut fast);
+                for ox in 0..out_w {
+                    let (x0, x1) = (2 * ox, (2 * ox + 1).min(width - 1));
+                    for c in 0..channels {
+                        let sum = [top[x0 * channels + c], top[x1 * channels + c], bottom[x0 * channels + c], bottom[x1 * channels + c]]
+                            .iter()
+                            .map(|&v| v as u32)
+                            .sum::<u32>();
+                        assert_eq!(fast[ox * channels + c] as u32, (sum + 2) / 4, "{channels} channels, width {width}, pixel {ox}");
+                    }
+                }
             }
         }
     }
