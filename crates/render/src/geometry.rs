@@ -245,16 +245,16 @@ impl FrameMap {
         let (u, t) = (u * self.focal, t * self.focal);
         let s = self.distortion((u * u + t * t).sqrt() / self.norm);
         let (x, y) = (s * u + self.shift[0], s * t + self.shift[1]);
-        let [g, t] = self.shear;
-        Some((x + g * y + self.centre[0], y + t * x + self.centre[1]))
+        let [sx, sy] = self.shear;
+        Some((x + sx * y + self.centre[0], y + sy * x + self.centre[1]))
     }
 
     /// The world ray a frame pixel sees (inverting the distortion by Newton's method).
     pub fn ray(&self, px: f64, py: f64) -> V3 {
         let (x, y) = (px - self.centre[0], py - self.centre[1]);
-        let [g, t] = self.shear;
-        let det = 1.0 - g * t;
-        let (uo, to) = ((x - g * y) / det - self.shift[0], (y - t * x) / det - self.shift[1]);
+        let [sx, sy] = self.shear;
+        let det = 1.0 - sx * sy;
+        let (uo, to) = ((x - sx * y) / det - self.shift[0], (y - sy * x) / det - self.shift[1]);
         let ro = (uo * uo + to * to).sqrt() / self.norm;
         let mut rho = ro;
         for _ in 0..20 {
