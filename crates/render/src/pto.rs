@@ -207,10 +207,14 @@ const LENS_KEYS: &[&str] = &[
 /// later frame joins a lens whose first frame it shares a linked lens value
 /// with (`v=0`; the last such lens, as Hugin), else starts a new one. Links
 /// were checked when the frames were read.
-fn lens_numbers(images: &[(HashMap<String, Value>, usize)]) -> Vec<usize> {
-    let linked = |i: usize, j: usize| LENS_KEYS.iter().any(|k| root(images, i, k).is_some() && root(images, i, k) == root(images, j, k));
+fn lens_numbers(images: &[Image]) -> Result<Vec<usize>, String> {
+    let mut roots = Vec::with_capacity(images.len());
+    for i in 0..images.len() {
+        roots.push(LENS_KEYS.iter().map(|k| root(images, i, k)).collect::<Result<Vec<_>, _>>()?);
+    }
+    let linked = |i: usize, j: usize| roots[i].iter().zip(&roots[j]).any(|(a, b)| a.is_some() && a == b);
     let mut firsts: Vec<usize> = Vec::new();
-    (0..images.len())
+    Ok((0..images.len())
         .map(|i| match firsts.iter().rposition(|&f| linked(i, f)) {
             Some(lens) => lens,
             None => {
@@ -218,7 +222,7 @@ fn lens_numbers(images: &[(HashMap<String, Value>, usize)]) -> Vec<usize> {
                 firsts.len() - 1
             }
         })
-        .collect()
+        .collect())
 }
 
 /// The masks acting on each frame, from the masks as drawn (kind, mask), as
@@ -228,10 +232,12 @@ fn lens_numbers(images: &[(HashMap<String, Value>, usize)]) -> Vec<usize> {
 /// from the frames of its stack; t3 (stack include) excludes it, carried
 /// over, from every frame outside its stack. Stacks are frames whose `j`
 /// links together.
-fn spread_masks(images: &[(HashMap<String, Value>, usize)], drawn: Vec<(i64, Mask)>) -> Vec<Mask> {
-    // Only with lens masks: grouping costs frames x lenses x lens keys.
-    let lens = if drawn.iter().any(|(kind, _)| *kind == 4) { lens_numbers(images) } else { Vec::new() };
-    let stacked = |i: usize, k: usize| i == k || (root(images, i, "j").is_some() && root(images, i, "j") == root(images, k, "j"));
+fn spread_masks(images: &[Image], drawn: Vec<(i64, Mask)>) -> Result<Vec<Mask>, String> {
+    // Lenses and stacks only when a mask needs them (lenses cost frames x lenses x lens keys).
+    let needs = |kinds: &[i64]| drawn.iter().any(|(kind, _)| kinds.contains(kind));
+    let lens = if needs(&[4]) { lens_numbers(images)? } else { Vec::new() };
+    let stacks = if needs(&[2, 3]) { (0..images.len()).map(|i| root(images, i, "j")).collect::<Result<Vec<_>, _>>()? } else { Vec::new() };
+    let stacked = |i: usize, k: usize| i == k || (stacks[i].is_some() && stacks[i] == stacks[k]);
     let mut masks = Vec::new();
     for (kind, m) in drawn {
         let i = m.frame;
@@ -243,24 +249,35 @@ fn spread_masks(images: &[(HashMap<String, Value>, usize)], drawn: Vec<(i64, Mas
             _ => masks.push(m),
         }
     }
-    masks
+    Ok(masks)
 }
 
-/// The frame whose own value `key` of frame `i` resolves to through links.
-fn root(images: &[(HashMap<String, Value>, usize)], mut i: usize, key: &str) -> Option<usize> {
+/// An i-line's fields and its line number.
+type Image = (HashMap<String, Value>, usize);
+
+/// The frame whose own value `key` of frame `i` is, through links (a value may name an
+/// earlier or later frame's value, never in a cycle); None if the frame has no `key`.
+fn root(images: &[Image], i: usize, key: &str) -> Result<Option<usize>, String> {
+    let mut at = i;
     for _ in 0..=images.len() {
-        match images[i].0.get(key)? {
-            Value::Text(_) => return Some(i),
-            Value::Link(n) => i = *n,
+        match images[at].0.get(key) {
+            Some(Value::Text(_)) => return Ok(Some(at)),
+            Some(Value::Link(n)) => {
+                if *n >= images.len() {
+                    return Err(format!("line {}: {key}={n} links to a frame that does not exist", images[i].1));
+                }
+                at = *n;
+            }
+            None => return Ok(None),
         }
     }
-    None
+    Err(format!("line {}: {key} links in a cycle", images[i].1))
 }
 
 /// Parses a project. Errors say the line and the problem.
 pub fn parse(text: &str) -> Result<Project, String> {
     let mut pano: Option<(HashMap<String, Value>, usize)> = None;
-    let mut images: Vec<(HashMap<String, Value>, usize)> = Vec::new();
+    let mut images: Vec<Image> = Vec::new();
     let mut interpolator = Interpolator::Bicubic;
     let mut drawn = Vec::new();
     let mut unknown = Vec::new();
@@ -349,22 +366,11 @@ pub fn parse(text: &str) -> Result<Project, String> {
         return Err("the project has no i-lines (frames)".into());
     }
 
-    // Resolve links: a value may name an earlier (or later) frame's value, never in a cycle.
     let resolve = |idx: usize, key: &str| -> Result<Option<String>, String> {
-        let mut at = idx;
-        for _ in 0..=images.len() {
-            match images[at].0.get(key) {
-                Some(Value::Text(t)) => return Ok(Some(t.clone())),
-                Some(Value::Link(n)) => {
-                    if *n >= images.len() {
-                        return Err(format!("line {}: {key}={n} links to a frame that does not exist", images[idx].1));
-                    }
-                    at = *n;
-                }
-                None => return Ok(None),
-            }
-        }
-        Err(format!("line {}: {key} links in a cycle", images[idx].1))
+        Ok(root(&images, idx, key)?.and_then(|at| match images[at].0.get(key) {
+            Some(Value::Text(t)) => Some(t.clone()),
+            _ => None,
+        }))
     };
     let mut frames = Vec::new();
     for (idx, (m, no)) in images.iter().enumerate() {
@@ -434,7 +440,7 @@ pub fn parse(text: &str) -> Result<Project, String> {
     if let Some((_, m)) = drawn.iter().find(|(_, m)| m.frame >= images.len()) {
         return Err(format!("a mask names frame {}, which does not exist", m.frame));
     }
-    let masks = spread_masks(&images, drawn);
+    let masks = spread_masks(&images, drawn)?;
     Ok(Project { canvas, frames, interpolator, masks, warnings })
 }
 
@@ -497,6 +503,9 @@ k i0 t0 p\"1 1 10 10 1 10\"\n";
         let on: Vec<(usize, usize, bool)> = p.masks.iter().map(|m| (m.frame, m.from, m.include)).collect();
         assert_eq!(on, [(0, 2, false), (2, 2, false), (1, 0, false), (3, 0, false)]);
         assert!(parse(&text.replace("t3", "t7")).unwrap_err().contains("t7"));
+        // a broken link in a field only the grouping reads is an error, not a panic
+        assert!(parse(&text.replace("j1", "j=9")).unwrap_err().contains("j=9"));
+        assert!(parse(&text.replace("k i0 t3", "k i0 t4").replace("v50 n\"d\"", "v50 Vm0 Va=9 n\"d\"")).unwrap_err().contains("Va=9"));
     }
 
     #[test]
