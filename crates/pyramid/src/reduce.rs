@@ -37,20 +37,12 @@ pub fn reduce_rows(top: &[u8], bottom: &[u8], width: usize, channels: usize, out
         1 => return reduce_plain::<1>(top, bottom, width, out),
         _ => {}
     }
-    let alpha = channels == 2 || channels == 4;
+    // Gray + alpha, pixel by pixel.
     for ox in 0..out_width {
         let x0 = 2 * ox;
         let x1 = (x0 + 1).min(width - 1);
         let px = [&top[x0 * channels..], &top[x1 * channels..], &bottom[x0 * channels..], &bottom[x1 * channels..]];
-        let o = &mut out[ox * channels..(ox + 1) * channels];
-        if alpha {
-            reduce_pixel(&[px[0], px[1], px[2], px[3]], channels, o);
-        } else {
-            for c in 0..channels {
-                let sum: u32 = px.iter().map(|p| p[c] as u32).sum();
-                o[c] = ((sum + 2) / 4) as u8;
-            }
-        }
+        reduce_pixel(&px, channels, &mut out[ox * channels..(ox + 1) * channels]);
     }
 }
 
@@ -58,6 +50,7 @@ pub fn reduce_rows(top: &[u8], bottom: &[u8], width: usize, channels: usize, out
 /// summed first (a loop the compiler vectorises), then neighbouring pixels.
 fn reduce_plain<const CH: usize>(top: &[u8], bottom: &[u8], width: usize, out: &mut [u8]) {
     const CHUNK: usize = 64; // output pixels per pass
+    const { assert!(CH <= 3, "the sums below hold three channels") };
     let out_width = out.len() / CH;
     let full = (width / 2).min(out_width);
     let mut sums = [0u16; 2 * CHUNK * 3];

@@ -102,7 +102,7 @@ fn dot(a: V3, b: V3) -> f64 {
 }
 
 fn normalise(v: V3) -> V3 {
-    let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+    let n = dot(v, v).sqrt();
     [v[0] / n, v[1] / n, v[2] / n]
 }
 
@@ -202,8 +202,11 @@ impl FrameMap {
     fn from_camera_position(&self, ray: V3) -> Option<V3> {
         let Some((t, n)) = self.translation else { return Some(ray) };
         let den = dot(n, ray);
+        if den.abs() < 1e-15 {
+            return None;
+        }
         let u = (1.0 - dot(n, t)) / den;
-        if den.abs() < 1e-15 || u < 0.0 {
+        if u < 0.0 {
             return None;
         }
         Some(normalise([t[0] + u * ray[0], t[1] + u * ray[1], t[2] + u * ray[2]]))
