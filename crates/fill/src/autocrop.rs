@@ -40,7 +40,11 @@ impl Aspect {
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 { a } else { gcd(b, a % b) }
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// Tracks the best rectangle as rows arrive.
@@ -57,7 +61,10 @@ fn better(a: &Rect, b: &Option<Rect>) -> bool {
     match b {
         None => true,
         Some(b) => {
-            let (aa, ba) = (a.width as u64 * a.height as u64, b.width as u64 * b.height as u64);
+            let (aa, ba) = (
+                a.width as u64 * a.height as u64,
+                b.width as u64 * b.height as u64,
+            );
             aa > ba || (aa == ba && (a.y, a.x, a.height) < (b.y, b.x, b.height))
         }
     }
@@ -65,7 +72,14 @@ fn better(a: &Rect, b: &Option<Rect>) -> bool {
 
 impl Finder {
     pub fn new(width: u32, aspect: Option<Aspect>) -> Finder {
-        Finder { width, heights: vec![0; width as usize], y: 0, aspect, best: None, stack: Vec::new() }
+        Finder {
+            width,
+            heights: vec![0; width as usize],
+            y: 0,
+            aspect,
+            best: None,
+            stack: Vec::new(),
+        }
     }
 
     /// Adds one row: `opaque[x]` says whether pixel x counts as opaque.
@@ -87,7 +101,13 @@ impl Finder {
         let bottom = self.y;
         self.y += 1;
         let floor = self.best_area();
-        if let Some(r) = scan(&self.heights, bottom, self.aspect, &AtomicU64::new(floor), &mut self.stack) {
+        if let Some(r) = scan(
+            &self.heights,
+            bottom,
+            self.aspect,
+            &AtomicU64::new(floor),
+            &mut self.stack,
+        ) {
             if better(&r, &self.best) {
                 self.best = Some(r);
             }
@@ -117,10 +137,13 @@ impl Finder {
                 },
             )
             .map(|(_, b)| b)
-            .reduce(|| None, |a, b| match b {
-                Some(r) if better(&r, &a) => b,
-                _ => a,
-            });
+            .reduce(
+                || None,
+                |a, b| match b {
+                    Some(r) if better(&r, &a) => b,
+                    _ => a,
+                },
+            );
         if let Some(r) = found {
             if better(&r, &self.best) {
                 self.best = Some(r);
@@ -142,7 +165,13 @@ impl Finder {
 
 /// The largest rectangle whose bottom row is `bottom`, under `heights`, among those whose
 /// area reaches `floor` (which other rows' scans may raise meanwhile); ties as [`better`].
-fn scan(heights: &[u32], bottom: u32, aspect: Option<Aspect>, floor: &AtomicU64, stack: &mut Vec<(u32, u32)>) -> Option<Rect> {
+fn scan(
+    heights: &[u32],
+    bottom: u32,
+    aspect: Option<Aspect>,
+    floor: &AtomicU64,
+    stack: &mut Vec<(u32, u32)>,
+) -> Option<Rect> {
     let width = heights.len() as u32;
     let mut best: Option<Rect> = None;
     stack.clear();
@@ -163,7 +192,12 @@ fn scan(heights: &[u32], bottom: u32, aspect: Option<Aspect>, floor: &AtomicU64,
                     None => (x - s, sh),
                 };
                 if w > 0 && hh > 0 {
-                    let r = Rect { x: s, y: bottom + 1 - sh, width: w, height: hh };
+                    let r = Rect {
+                        x: s,
+                        y: bottom + 1 - sh,
+                        width: w,
+                        height: hh,
+                    };
                     if better(&r, &best) {
                         best = Some(r);
                         floor.fetch_max(w as u64 * hh as u64, Ordering::Relaxed);
@@ -182,7 +216,12 @@ fn scan(heights: &[u32], bottom: u32, aspect: Option<Aspect>, floor: &AtomicU64,
 /// Updates the column heights with every row of `strip` (a pixel counts as
 /// opaque when its alpha is at least `threshold` of full) and hands each
 /// row's heights to `emit`.
-fn heights_of_strip(heights: &mut [u32], strip: &Strip, threshold: f64, mut emit: impl FnMut(&[u32])) {
+fn heights_of_strip(
+    heights: &mut [u32],
+    strip: &Strip,
+    threshold: f64,
+    mut emit: impl FnMut(&[u32]),
+) {
     let c = strip.channels as usize;
     let n = strip.width as usize;
     let alpha = strip.format().has_alpha();
@@ -213,7 +252,12 @@ fn heights_of_strip(heights: &mut [u32], strip: &Strip, threshold: f64, mut emit
 /// least `threshold` (1.0: fully opaque only). Images without alpha are
 /// opaque everywhere. Two threads: one reads and updates the column
 /// heights, the other runs the stack search over each row's heights.
-pub fn largest_rectangle(source: Box<dyn Source>, threshold: f64, aspect: Option<Aspect>, mut progress: impl FnMut(u32)) -> Result<Option<Rect>> {
+pub fn largest_rectangle(
+    source: Box<dyn Source>,
+    threshold: f64,
+    aspect: Option<Aspect>,
+    mut progress: impl FnMut(u32),
+) -> Result<Option<Rect>> {
     let info = source.info();
     let width = info.width as usize;
     // Batches of rows' heights, so the channel isn't touched per row.
@@ -301,8 +345,14 @@ mod tests {
                                 continue;
                             }
                         }
-                        let ok = (y..y + rh).all(|yy| (x..x + rw).all(|xx| mask[yy as usize][xx as usize]));
-                        let r = Rect { x, y, width: rw, height: rh };
+                        let ok = (y..y + rh)
+                            .all(|yy| (x..x + rw).all(|xx| mask[yy as usize][xx as usize]));
+                        let r = Rect {
+                            x,
+                            y,
+                            width: rw,
+                            height: rh,
+                        };
                         if ok && better(&r, &best) {
                             best = Some(r);
                         }
@@ -318,19 +368,45 @@ mod tests {
     }
 
     fn mask_from(s: &[&str]) -> Vec<Vec<bool>> {
-        s.iter().map(|r| r.chars().map(|c| c == '#').collect()).collect()
+        s.iter()
+            .map(|r| r.chars().map(|c| c == '#').collect())
+            .collect()
     }
 
     #[test]
     fn classic_shapes() {
         let l = mask_from(&["#...", "#...", "####", "####"]);
-        assert_eq!(run(&l, None), Some(Rect { x: 0, y: 2, width: 4, height: 2 }));
+        assert_eq!(
+            run(&l, None),
+            Some(Rect {
+                x: 0,
+                y: 2,
+                width: 4,
+                height: 2
+            })
+        );
         let ring = mask_from(&["#####", "#...#", "#...#", "#####"]);
-        assert_eq!(run(&ring, None), Some(Rect { x: 0, y: 0, width: 5, height: 1 }));
+        assert_eq!(
+            run(&ring, None),
+            Some(Rect {
+                x: 0,
+                y: 0,
+                width: 5,
+                height: 1
+            })
+        );
         let empty = mask_from(&["...", "..."]);
         assert_eq!(run(&empty, None), None);
         let full = mask_from(&["###", "###"]);
-        assert_eq!(run(&full, Some(Aspect::parse("1:1").unwrap())), Some(Rect { x: 0, y: 0, width: 2, height: 2 }));
+        assert_eq!(
+            run(&full, Some(Aspect::parse("1:1").unwrap())),
+            Some(Rect {
+                x: 0,
+                y: 0,
+                width: 2,
+                height: 2
+            })
+        );
     }
 
     #[test]
@@ -338,11 +414,15 @@ mod tests {
         // A panorama-like mask: opaque between two sine curves.
         let (w, h) = (60, 30);
         let mask: Vec<Vec<bool>> = (0..h)
-            .map(|y| (0..w).map(|x| {
-                let top = 4.0 + 3.0 * (x as f64 / 7.0).sin();
-                let bottom = 25.0 + 3.0 * (x as f64 / 5.0).cos();
-                (y as f64) >= top && (y as f64) < bottom && x > 2 && x < 57
-            }).collect())
+            .map(|y| {
+                (0..w)
+                    .map(|x| {
+                        let top = 4.0 + 3.0 * (x as f64 / 7.0).sin();
+                        let bottom = 25.0 + 3.0 * (x as f64 / 5.0).cos();
+                        (y as f64) >= top && (y as f64) < bottom && x > 2 && x < 57
+                    })
+                    .collect()
+            })
             .collect();
         assert_eq!(run(&mask, None), brute(&mask, None));
     }

@@ -26,7 +26,10 @@ pub const MEMORY_PIXELS: u64 = 4 << 20;
 /// [`MEMORY_PIXELS`], or `GIGA_FILL_MEMORY_PIXELS` (tests use a tiny value to
 /// force streamed levels on small images and check the result is the same).
 fn memory_pixels() -> u64 {
-    std::env::var("GIGA_FILL_MEMORY_PIXELS").ok().and_then(|v| v.parse().ok()).unwrap_or(MEMORY_PIXELS)
+    std::env::var("GIGA_FILL_MEMORY_PIXELS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MEMORY_PIXELS)
 }
 
 /// One row of a level: `nc` premultiplied colours then the weight, per pixel.
@@ -54,7 +57,12 @@ fn pull_rows(a: &[f32], b: &[f32], w: usize, n: usize) -> Row {
         let x0 = 2 * ox;
         // A last odd column pairs with itself (edge replication, as in the tile pyramid).
         let x1 = if ox < pairs { x0 + 1 } else { x0 };
-        let (p0, p1, p2, p3) = (&a[x0 * n..x0 * n + n], &a[x1 * n..x1 * n + n], &b[x0 * n..x0 * n + n], &b[x1 * n..x1 * n + n]);
+        let (p0, p1, p2, p3) = (
+            &a[x0 * n..x0 * n + n],
+            &a[x1 * n..x1 * n + n],
+            &b[x0 * n..x0 * n + n],
+            &b[x1 * n..x1 * n + n],
+        );
         let weight = p0[n - 1] + p1[n - 1] + p2[n - 1] + p3[n - 1];
         if weight > 0.0 {
             let capped = weight.min(1.0);
@@ -81,7 +89,11 @@ fn upsample_row(coarse: &[f32], cw: usize, w: usize, nc: usize) -> Vec<f32> {
     let mut out = vec![0f32; w * nc];
     for x in 0..w {
         let i = x / 2;
-        let j = if x % 2 == 0 { i.saturating_sub(1) } else { (i + 1).min(cw - 1) };
+        let j = if x % 2 == 0 {
+            i.saturating_sub(1)
+        } else {
+            (i + 1).min(cw - 1)
+        };
         for c in 0..nc {
             out[x * nc + c] = 0.75 * coarse[i * nc + c] + 0.25 * coarse[j * nc + c];
         }
@@ -92,7 +104,11 @@ fn upsample_row(coarse: &[f32], cw: usize, w: usize, nc: usize) -> Vec<f32> {
 /// The two coarse rows (near, far) that fine row `r` blends, 3:1.
 fn coarse_rows(r: u32, coarse_h: u32) -> (u32, u32) {
     let i = r / 2;
-    let j = if r % 2 == 0 { i.saturating_sub(1) } else { (i + 1).min(coarse_h - 1) };
+    let j = if r % 2 == 0 {
+        i.saturating_sub(1)
+    } else {
+        (i + 1).min(coarse_h - 1)
+    };
     (i, j)
 }
 
@@ -152,14 +168,32 @@ struct Coarse {
 
 /// Pass one: reduce the whole image to level K (streaming), then pull and
 /// push the in-memory levels. Fails if no pixel has any alpha.
-fn pass_one(mut source: Box<dyn Source>, levels: &[(u32, u32)], n: usize, mut progress: impl FnMut(u32)) -> Result<Coarse> {
+fn pass_one(
+    mut source: Box<dyn Source>,
+    levels: &[(u32, u32)],
+    n: usize,
+    mut progress: impl FnMut(u32),
+) -> Result<Coarse> {
     let budget = memory_pixels();
-    let k = levels.iter().position(|&(w, h)| w as u64 * h as u64 <= budget).unwrap_or(levels.len() - 1).max(1);
+    let k = levels
+        .iter()
+        .position(|&(w, h)| w as u64 * h as u64 <= budget)
+        .unwrap_or(levels.len() - 1)
+        .max(1);
     // Streaming reduction from level 0 to level K; `pending[l]` holds an unpaired row of level l.
     let mut pending: Vec<Option<Row>> = vec![None; k];
     let mut level_k: Vec<f32> = Vec::with_capacity(levels[k].0 as usize * levels[k].1 as usize * n);
     let mut rows_seen = vec![0u32; k];
-    fn feed(l: usize, row: Row, k: usize, levels: &[(u32, u32)], n: usize, pending: &mut [Option<Row>], rows_seen: &mut [u32], out: &mut Vec<f32>) {
+    fn feed(
+        l: usize,
+        row: Row,
+        k: usize,
+        levels: &[(u32, u32)],
+        n: usize,
+        pending: &mut [Option<Row>],
+        rows_seen: &mut [u32],
+        out: &mut Vec<f32>,
+    ) {
         if l == k {
             out.extend_from_slice(&row);
             return;
@@ -168,8 +202,26 @@ fn pass_one(mut source: Box<dyn Source>, levels: &[(u32, u32)], n: usize, mut pr
         let last = rows_seen[l] == levels[l].1;
         let w = levels[l].0 as usize;
         match pending[l].take() {
-            Some(prev) => feed(l + 1, pull_rows(&prev, &row, w, n), k, levels, n, pending, rows_seen, out),
-            None if last => feed(l + 1, pull_rows(&row, &row, w, n), k, levels, n, pending, rows_seen, out),
+            Some(prev) => feed(
+                l + 1,
+                pull_rows(&prev, &row, w, n),
+                k,
+                levels,
+                n,
+                pending,
+                rows_seen,
+                out,
+            ),
+            None if last => feed(
+                l + 1,
+                pull_rows(&row, &row, w, n),
+                k,
+                levels,
+                n,
+                pending,
+                rows_seen,
+                out,
+            ),
             None => pending[l] = Some(row),
         }
     }
@@ -177,7 +229,16 @@ fn pass_one(mut source: Box<dyn Source>, levels: &[(u32, u32)], n: usize, mut pr
     while let Some(strip) = source.next_strip()? {
         any_transparent = any_transparent || has_transparency(&strip);
         for r in 0..strip.height {
-            feed(0, premultiplied(&strip, r), k, levels, n, &mut pending, &mut rows_seen, &mut level_k);
+            feed(
+                0,
+                premultiplied(&strip, r),
+                k,
+                levels,
+                n,
+                &mut pending,
+                &mut rows_seen,
+                &mut level_k,
+            );
         }
         progress(strip.height);
     }
@@ -189,14 +250,20 @@ fn pass_one(mut source: Box<dyn Source>, levels: &[(u32, u32)], n: usize, mut pr
         let mut next = Vec::with_capacity(levels[l + 1].0 as usize * levels[l + 1].1 as usize * n);
         for r in (0..h).step_by(2) {
             let a = &src[r * w * n..(r + 1) * w * n];
-            let b = if r + 1 < h { &src[(r + 1) * w * n..(r + 2) * w * n] } else { a };
+            let b = if r + 1 < h {
+                &src[(r + 1) * w * n..(r + 2) * w * n]
+            } else {
+                a
+            };
             next.extend_from_slice(&pull_rows(a, b, w, n));
         }
         pulled.push(next);
     }
     let top = pulled.last().unwrap();
     if top[n - 1] <= 0.0 {
-        return Err(Error::Other("the image is entirely transparent: there is no colour to fill with".into()));
+        return Err(Error::Other(
+            "the image is entirely transparent: there is no colour to fill with".into(),
+        ));
     }
     let nc = n - 1;
     let mut filled = vec![0f32; nc];
@@ -210,11 +277,22 @@ fn pass_one(mut source: Box<dyn Source>, levels: &[(u32, u32)], n: usize, mut pr
             let (i, j) = coarse_rows(r as u32, ch);
             let near = &filled[i as usize * cw * nc..(i as usize + 1) * cw * nc];
             let far = &filled[j as usize * cw * nc..(j as usize + 1) * cw * nc];
-            f.extend_from_slice(&push_row(&p[r * w * n..(r + 1) * w * n], near, far, cw, w, nc));
+            f.extend_from_slice(&push_row(
+                &p[r * w * n..(r + 1) * w * n],
+                near,
+                far,
+                cw,
+                w,
+                nc,
+            ));
         }
         filled = f;
     }
-    Ok(Coarse { any_transparent, k, filled })
+    Ok(Coarse {
+        any_transparent,
+        k,
+        filled,
+    })
 }
 
 /// Rows of one streamed level in pass two.
@@ -366,7 +444,14 @@ impl Filled {
         let start = row as usize * w * c;
         // The fill at pixel x: bilinear from the two coarse rows, computed only where needed.
         let fill_at = |x: usize, ch: usize| -> f32 {
-            let (xi, xj) = (x / 2, if x % 2 == 0 { (x / 2).saturating_sub(1) } else { (x / 2 + 1).min(cw - 1) });
+            let (xi, xj) = (
+                x / 2,
+                if x % 2 == 0 {
+                    (x / 2).saturating_sub(1)
+                } else {
+                    (x / 2 + 1).min(cw - 1)
+                },
+            );
             let n_ = 0.75 * near[xi * nc + ch] + 0.25 * near[xj * nc + ch];
             let f_ = 0.75 * far[xi * nc + ch] + 0.25 * far[xj * nc + ch];
             0.75 * n_ + 0.25 * f_
@@ -396,8 +481,13 @@ impl Filled {
             }};
         }
         match (&strip.samples, out) {
-            (Samples::U8(v), Samples::U8(o)) => blend!(v, o, 255u8, |f: f32| (f * 255.0 + 0.5).clamp(0.0, 255.0) as u8),
-            (Samples::U16(v), Samples::U16(o)) => blend!(v, o, 65535u16, |f: f32| (f * 65535.0 + 0.5).clamp(0.0, 65535.0) as u16),
+            (Samples::U8(v), Samples::U8(o)) => blend!(v, o, 255u8, |f: f32| (f * 255.0 + 0.5)
+                .clamp(0.0, 255.0)
+                as u8),
+            (Samples::U16(v), Samples::U16(o)) => blend!(v, o, 65535u16, |f: f32| (f * 65535.0
+                + 0.5)
+                .clamp(0.0, 65535.0)
+                as u16),
             (Samples::F32(v), Samples::F32(o)) => blend!(v, o, 1.0f32, |f: f32| f),
             _ => unreachable!("output has the input's sample type"),
         }
@@ -436,7 +526,10 @@ impl Filled {
             if r + 1 < strip.height {
                 self.input.push_front((strip, r + 1));
             }
-            let keep = { let (a, b) = coarse_rows(self.next_out.min(self.info.height - 1), ch); a.min(b) };
+            let keep = {
+                let (a, b) = coarse_rows(self.next_out.min(self.info.height - 1), ch);
+                a.min(b)
+            };
             if 1 < self.coarse.k {
                 let lv = &mut self.streamed[1];
                 while lv.filled_base < keep && !lv.filled.is_empty() {
@@ -460,7 +553,10 @@ impl Filled {
 
 impl Source for Filled {
     fn info(&self) -> ImageInfo {
-        ImageInfo { format: self.out_format, ..self.info }
+        ImageInfo {
+            format: self.out_format,
+            ..self.info
+        }
     }
 
     fn next_strip(&mut self) -> Result<Option<Strip>> {
@@ -506,7 +602,12 @@ pub enum Outcome {
 /// Fills the transparent pixels of an image read twice: `first` for the
 /// analysis, `second` streamed out filled. The output is opaque (alpha
 /// dropped) unless `keep_alpha`. Errors if no pixel has any alpha.
-pub fn fill(first: Box<dyn Source>, second: Box<dyn Source>, keep_alpha: bool, progress: impl FnMut(u32)) -> Result<Outcome> {
+pub fn fill(
+    first: Box<dyn Source>,
+    second: Box<dyn Source>,
+    keep_alpha: bool,
+    progress: impl FnMut(u32),
+) -> Result<Outcome> {
     let info = first.info();
     if !info.format.has_alpha() {
         return Ok(Outcome::Opaque);
@@ -516,9 +617,13 @@ pub fn fill(first: Box<dyn Source>, second: Box<dyn Source>, keep_alpha: bool, p
     if levels.len() < 2 {
         // A single pixel: opaque, or nothing to fill it from.
         let mut first = first;
-        let s = first.next_strip()?.ok_or_else(|| Error::Other("internal error: no rows".into()))?;
+        let s = first
+            .next_strip()?
+            .ok_or_else(|| Error::Other("internal error: no rows".into()))?;
         if has_transparency(&s) {
-            return Err(Error::Other("the image is entirely transparent: there is no colour to fill with".into()));
+            return Err(Error::Other(
+                "the image is entirely transparent: there is no colour to fill with".into(),
+            ));
         }
         return Ok(Outcome::Opaque);
     }
@@ -526,7 +631,11 @@ pub fn fill(first: Box<dyn Source>, second: Box<dyn Source>, keep_alpha: bool, p
     if !coarse.any_transparent {
         return Ok(Outcome::Opaque);
     }
-    let out_format = if keep_alpha { info.format } else { PixelFormat::new(info.format.channels - 1, info.format.sample) };
+    let out_format = if keep_alpha {
+        info.format
+    } else {
+        PixelFormat::new(info.format.channels - 1, info.format.sample)
+    };
     let streamed = (0..coarse.k).map(|_| Level::default()).collect();
     Ok(Outcome::Filled(Box::new(Filled {
         source: second,

@@ -26,7 +26,12 @@ pub(crate) fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> std::io::R
 /// Appends `len` bytes read at `offset` to `buf`, without zeroing the
 /// space first (a strip is overwritten whole, and zeroing it costs as much
 /// as reading it from the page cache). Errors with `UnexpectedEof` short of `len`.
-pub(crate) fn read_exact_at_into(file: &File, buf: &mut Vec<u8>, len: usize, offset: u64) -> std::io::Result<()> {
+pub(crate) fn read_exact_at_into(
+    file: &File,
+    buf: &mut Vec<u8>,
+    len: usize,
+    offset: u64,
+) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     buf.reserve(len);
     let start = buf.len();
@@ -34,7 +39,14 @@ pub(crate) fn read_exact_at_into(file: &File, buf: &mut Vec<u8>, len: usize, off
     while done < len {
         let spare = &mut buf.spare_capacity_mut()[done..len];
         // SAFETY: pread writes at most `spare.len()` bytes into memory we own.
-        let n = unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), (offset + done as u64) as libc::off_t) };
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                (offset + done as u64) as libc::off_t,
+            )
+        };
         match n {
             0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             n if n > 0 => done += n as usize,
@@ -79,7 +91,10 @@ pub(crate) struct RawWriter {
 impl RawWriter {
     pub(crate) fn new(out: AtomicFile, header: &[u8]) -> Result<RawWriter> {
         out.file().write_all(header).map_err(|e| out.err(e))?;
-        Ok(RawWriter { out, buf: Vec::new() })
+        Ok(RawWriter {
+            out,
+            buf: Vec::new(),
+        })
     }
 }
 
@@ -93,7 +108,10 @@ impl Sink for RawWriter {
                 &self.buf
             }
         };
-        self.out.file().write_all(bytes).map_err(|e| self.out.err(e))
+        self.out
+            .file()
+            .write_all(bytes)
+            .map_err(|e| self.out.err(e))
     }
 
     fn finish(self: Box<Self>) -> Result<()> {

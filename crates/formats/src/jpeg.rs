@@ -59,8 +59,13 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
     let p = path.to_path_buf();
     let thread = std::thread::spawn(move || {
         let hit = Arc::new(AtomicBool::new(false));
-        let reader = EofWatch { inner: BufReader::with_capacity(1 << 20, file), hit: hit.clone() };
-        let r = guard(&p, "corrupt JPEG", || decode(&p, reader, &hit, &info_tx, &tx));
+        let reader = EofWatch {
+            inner: BufReader::with_capacity(1 << 20, file),
+            hit: hit.clone(),
+        };
+        let r = guard(&p, "corrupt JPEG", || {
+            decode(&p, reader, &hit, &info_tx, &tx)
+        });
         if let Err(e) = r {
             // Whoever waits (for the header or for strips) learns of the error.
             let _ = info_tx.try_send(Err(Error::Other(e.to_string())));
@@ -76,7 +81,16 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
         Err(_) => return Err(Error::invalid(path, "corrupt JPEG: the decoder stopped")),
     };
     let details = vec![];
-    Ok((Box::new(JpegReader { path: path.to_path_buf(), info, rx, thread: Some(thread), next: 0 }), details))
+    Ok((
+        Box::new(JpegReader {
+            path: path.to_path_buf(),
+            info,
+            rx,
+            thread: Some(thread),
+            next: 0,
+        }),
+        details,
+    ))
 }
 
 fn decode(
@@ -91,13 +105,25 @@ fn decode(
     let channels = match d.color_space() {
         ColorSpace::JCS_GRAYSCALE => 1,
         ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => {
-            return Err(Error::invalid(path, "CMYK JPEG is not supported (convert it to RGB first)"))
+            return Err(Error::invalid(
+                path,
+                "CMYK JPEG is not supported (convert it to RGB first)",
+            ))
         }
         _ => 3,
     };
     let (w, h) = (d.width() as u32, d.height() as u32);
-    let mut d = if channels == 1 { d.grayscale() } else { d.rgb() }.map_err(err)?;
-    let info = ImageInfo { width: w, height: h, format: PixelFormat::new(channels, SampleType::U8) };
+    let mut d = if channels == 1 {
+        d.grayscale()
+    } else {
+        d.rgb()
+    }
+    .map_err(err)?;
+    let info = ImageInfo {
+        width: w,
+        height: h,
+        format: PixelFormat::new(channels, SampleType::U8),
+    };
     if info_tx.send(Ok(info)).is_err() {
         return Ok(());
     }
@@ -105,11 +131,18 @@ fn decode(
     while y < h {
         let rows = info.rows_for_bytes(STRIP_BYTES / 2).min(h - y);
         let mut buf = vec![0u8; rows as usize * info.row_bytes()];
-        d.read_scanlines_into(&mut buf).map_err(|_| Error::invalid(path, format!("truncated JPEG: no data after row {y}")))?;
+        d.read_scanlines_into(&mut buf)
+            .map_err(|_| Error::invalid(path, format!("truncated JPEG: no data after row {y}")))?;
         if hit.load(Ordering::Relaxed) {
-            return Err(Error::invalid(path, format!("truncated JPEG: the data ends before row {}", y + rows)));
+            return Err(Error::invalid(
+                path,
+                format!("truncated JPEG: the data ends before row {}", y + rows),
+            ));
         }
-        if tx.send(Ok(Strip::new(y, w, rows, channels, Samples::U8(buf)))).is_err() {
+        if tx
+            .send(Ok(Strip::new(y, w, rows, channels, Samples::U8(buf))))
+            .is_err()
+        {
             return Ok(()); // the reader was dropped: stop quietly
         }
         y += rows;
@@ -143,7 +176,10 @@ impl Source for JpegReader {
                 self.next += s.height;
                 Ok(Some(s))
             }
-            Err(_) => Err(Error::invalid(&self.path, "corrupt JPEG: the decoder stopped")),
+            Err(_) => Err(Error::invalid(
+                &self.path,
+                "corrupt JPEG: the decoder stopped",
+            )),
         }
     }
 }
@@ -153,21 +189,43 @@ pub(crate) fn create(path: &Path, info: &ImageInfo, opts: &WriteOptions) -> Resu
     let file = out.file().try_clone().map_err(|e| out.err(e))?;
     let (tx, rx) = sync_channel::<Strip>(1);
     let (info, quality, p) = (*info, opts.quality, path.to_path_buf());
-    let thread = std::thread::spawn(move || guard(&p, "JPEG encoder failed", || encode(&p, file, info, quality, rx)));
-    Ok(Box::new(JpegWriter { out: Some(out), tx: Some(tx), thread: Some(thread) }))
+    let thread = std::thread::spawn(move || {
+        guard(&p, "JPEG encoder failed", || {
+            encode(&p, file, info, quality, rx)
+        })
+    });
+    Ok(Box::new(JpegWriter {
+        out: Some(out),
+        tx: Some(tx),
+        thread: Some(thread),
+    }))
 }
 
-fn encode(path: &Path, file: File, info: ImageInfo, quality: u8, rx: Receiver<Strip>) -> Result<()> {
-    let space = if info.format.channels == 1 { ColorSpace::JCS_GRAYSCALE } else { ColorSpace::JCS_RGB };
+fn encode(
+    path: &Path,
+    file: File,
+    info: ImageInfo,
+    quality: u8,
+    rx: Receiver<Strip>,
+) -> Result<()> {
+    let space = if info.format.channels == 1 {
+        ColorSpace::JCS_GRAYSCALE
+    } else {
+        ColorSpace::JCS_RGB
+    };
     let mut c = mozjpeg::Compress::new(space);
     c.set_size(info.width as usize, info.height as usize);
     c.set_fastest_defaults();
     c.set_quality(quality as f32);
     let io = |e: std::io::Error| Error::io(path, e);
-    let mut started = c.start_compress(std::io::BufWriter::with_capacity(1 << 20, file)).map_err(io)?;
+    let mut started = c
+        .start_compress(std::io::BufWriter::with_capacity(1 << 20, file))
+        .map_err(io)?;
     let mut rows = 0;
     for strip in rx {
-        let Samples::U8(v) = &strip.samples else { return Err(Error::Other("JPEG takes 8-bit samples".into())) };
+        let Samples::U8(v) = &strip.samples else {
+            return Err(Error::Other("JPEG takes 8-bit samples".into()));
+        };
         started.write_scanlines(v).map_err(io)?;
         rows += strip.height;
     }
@@ -199,7 +257,10 @@ impl Sink for JpegWriter {
     fn write(&mut self, strip: Strip) -> Result<()> {
         if self.tx.as_ref().unwrap().send(strip).is_err() {
             // The encoder stopped: its error says why.
-            return Err(self.join().err().unwrap_or_else(|| Error::Other("JPEG encoder stopped".into())));
+            return Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| Error::Other("JPEG encoder stopped".into())));
         }
         Ok(())
     }

@@ -41,7 +41,14 @@ pub enum Format {
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [Format::Kro, Format::Tiff, Format::Psd, Format::Png, Format::Jpeg, Format::Pnm];
+    pub const ALL: [Format; 6] = [
+        Format::Kro,
+        Format::Tiff,
+        Format::Psd,
+        Format::Png,
+        Format::Jpeg,
+        Format::Pnm,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -68,23 +75,31 @@ impl Format {
     /// The format named by a path's extension, if any.
     pub fn from_path(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-        Format::ALL.into_iter().find(|f| f.extensions().contains(&ext.as_str()))
+        Format::ALL
+            .into_iter()
+            .find(|f| f.extensions().contains(&ext.as_str()))
     }
 
     /// Parses a format name as given to `--format` (any of its extensions, or its name).
     pub fn from_name(name: &str) -> Option<Format> {
         let n = name.to_ascii_lowercase();
         let n = n.trim_start_matches('.');
-        Format::ALL
-            .into_iter()
-            .find(|f| f.name().eq_ignore_ascii_case(n) || f.extensions().contains(&n) || (n == "psb" && *f == Format::Psd))
+        Format::ALL.into_iter().find(|f| {
+            f.name().eq_ignore_ascii_case(n)
+                || f.extensions().contains(&n)
+                || (n == "psb" && *f == Format::Psd)
+        })
     }
 
     /// Recognises a file from its first bytes.
     pub fn detect(head: &[u8]) -> Option<Format> {
         if head.starts_with(b"KRO") {
             Some(Format::Kro)
-        } else if head.starts_with(b"II*\0") || head.starts_with(b"MM\0*") || head.starts_with(b"II+\0") || head.starts_with(b"MM\0+") {
+        } else if head.starts_with(b"II*\0")
+            || head.starts_with(b"MM\0*")
+            || head.starts_with(b"II+\0")
+            || head.starts_with(b"MM\0+")
+        {
             Some(Format::Tiff)
         } else if head.starts_with(b"8BPS") {
             Some(Format::Psd)
@@ -158,7 +173,13 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { bigtiff: None, compression: Compression::Deflate, tile_size: 256, quality: 90, pyramid: false }
+        WriteOptions {
+            bigtiff: None,
+            compression: Compression::Deflate,
+            tile_size: 256,
+            quality: 90,
+            pyramid: false,
+        }
     }
 }
 
@@ -200,7 +221,8 @@ pub fn open(path: &Path) -> Result<Opened> {
         }
     };
     let file_size = meta.len();
-    file.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, e))?;
     let (source, details) = match format {
         Format::Kro => kro::open(path, file)?,
         Format::Tiff => tiff_read::open(path, file)?,
@@ -209,13 +231,23 @@ pub fn open(path: &Path) -> Result<Opened> {
         Format::Jpeg => jpeg::open(path, file)?,
         Format::Pnm => pnm::open(path, file)?,
     };
-    Ok(Opened { source, format, file_size, details })
+    Ok(Opened {
+        source,
+        format,
+        file_size,
+        details,
+    })
 }
 
 /// Creates a writer of `format` for an image like `info` at `path`. The
 /// caller converts the strips to what the format holds beforehand (see
 /// [`Format::cannot_hold`] and [`Format::has_alpha`]).
-pub fn create(path: &Path, format: Format, info: &ImageInfo, opts: &WriteOptions) -> Result<Box<dyn Sink>> {
+pub fn create(
+    path: &Path,
+    format: Format,
+    info: &ImageInfo,
+    opts: &WriteOptions,
+) -> Result<Box<dyn Sink>> {
     if let Some(why) = format.cannot_hold(info) {
         return Err(Error::invalid(path, why));
     }

@@ -52,7 +52,10 @@ pub fn remove_temporaries() {
 /// The temporary name used for `dest`: hidden, in the same folder (so the
 /// rename is atomic), and marked with the process id.
 pub fn temporary_path(dest: &Path) -> PathBuf {
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     dest.with_file_name(format!(".{name}.giga-{}.tmp", std::process::id()))
 }
 
@@ -67,7 +70,13 @@ pub struct AtomicFile {
 impl AtomicFile {
     pub fn create(dest: &Path) -> Result<AtomicFile> {
         match create_unnamed(dest) {
-            Ok(file) => return Ok(AtomicFile { file: Some(file), tmp: None, dest: dest.to_path_buf() }),
+            Ok(file) => {
+                return Ok(AtomicFile {
+                    file: Some(file),
+                    tmp: None,
+                    dest: dest.to_path_buf(),
+                })
+            }
             Err(e) if unnamed_unsupported(&e) => {}
             Err(e) => return Err(Error::io(dest, e)),
         }
@@ -83,7 +92,11 @@ impl AtomicFile {
                 register(&tmp, false);
                 Error::io(dest, e)
             })?;
-        Ok(AtomicFile { file: Some(file), tmp: Some(tmp), dest: dest.to_path_buf() })
+        Ok(AtomicFile {
+            file: Some(file),
+            tmp: Some(tmp),
+            dest: dest.to_path_buf(),
+        })
     }
 
     pub fn file(&self) -> &File {
@@ -130,14 +143,25 @@ impl AtomicFile {
 /// with the process unless [`link_unnamed`] gives it a name.
 pub fn create_unnamed(dest: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    File::options().read(true).write(true).custom_flags(libc::O_TMPFILE).mode(0o644).open(dir)
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o644)
+        .open(dir)
 }
 
 /// Whether [`create_unnamed`] failed because the file system has no O_TMPFILE
 /// (the caller then falls back to a temporary name and a rename).
 pub fn unnamed_unsupported(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)
+    )
 }
 
 /// Gives an unnamed file the name `to` (which must not exist: linkat does not replace).
@@ -146,9 +170,18 @@ pub fn link_unnamed(file: &File, to: &Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::io::AsRawFd;
     let src = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).expect("no NUL");
-    let dst = CString::new(to.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    let dst =
+        CString::new(to.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
     // SAFETY: both are valid NUL-terminated paths; linkat only reads them.
-    let r = unsafe { libc::linkat(libc::AT_FDCWD, src.as_ptr(), libc::AT_FDCWD, dst.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            libc::AT_FDCWD,
+            dst.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
     if r != 0 {
         return Err(std::io::Error::last_os_error());
     }

@@ -11,14 +11,16 @@ use png::{BitDepth, ColorType, Transformations};
 use raster::{Error, ImageInfo, PixelFormat, Result, SampleType, Samples, Sink, Source, Strip};
 
 use crate::guard::guard;
-use crate::output::AtomicFile;
 use crate::io::next_rows;
+use crate::output::AtomicFile;
 
 type Details = Vec<(&'static str, String)>;
 
 fn corrupt(path: &Path, e: png::DecodingError) -> Error {
     match e {
-        png::DecodingError::IoError(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => Error::io(path, e),
+        png::DecodingError::IoError(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => {
+            Error::io(path, e)
+        }
         png::DecodingError::IoError(_) => Error::invalid(path, "truncated PNG"),
         e => Error::invalid(path, format!("corrupt PNG: {e}")),
     }
@@ -26,7 +28,10 @@ fn corrupt(path: &Path, e: png::DecodingError) -> Error {
 
 pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
     guard(path, "corrupt PNG", || {
-        let mut dec = png::Decoder::new_with_limits(BufReader::with_capacity(1 << 20, file), png::Limits { bytes: usize::MAX });
+        let mut dec = png::Decoder::new_with_limits(
+            BufReader::with_capacity(1 << 20, file),
+            png::Limits { bytes: usize::MAX },
+        );
         dec.set_transformations(Transformations::EXPAND);
         let mut reader = dec.read_info().map_err(|e| corrupt(path, e))?;
         let (color, depth) = reader.output_color_type();
@@ -35,15 +40,30 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
             ColorType::GrayscaleAlpha => 2,
             ColorType::Rgb => 3,
             ColorType::Rgba => 4,
-            ColorType::Indexed => return Err(Error::invalid(path, "unexpected palette after expansion")),
+            ColorType::Indexed => {
+                return Err(Error::invalid(path, "unexpected palette after expansion"))
+            }
         };
-        let sample = if depth == BitDepth::Sixteen { SampleType::U16 } else { SampleType::U8 };
+        let sample = if depth == BitDepth::Sixteen {
+            SampleType::U16
+        } else {
+            SampleType::U8
+        };
         let (width, height) = (reader.info().width, reader.info().height);
         let interlaced = reader.info().interlaced;
-        let info = ImageInfo { width, height, format: PixelFormat::new(channels, sample) };
-        let mut details = vec![("interlaced", if interlaced { "yes" } else { "no" }.to_string())];
+        let info = ImageInfo {
+            width,
+            height,
+            format: PixelFormat::new(channels, sample),
+        };
+        let mut details = vec![(
+            "interlaced",
+            if interlaced { "yes" } else { "no" }.to_string(),
+        )];
         let whole = if interlaced {
-            let size = reader.output_buffer_size().ok_or_else(|| Error::invalid(path, "interlaced PNG too large"))?;
+            let size = reader
+                .output_buffer_size()
+                .ok_or_else(|| Error::invalid(path, "interlaced PNG too large"))?;
             details.push(("note", "interlaced: decoded whole in memory".into()));
             let mut buf = vec![0u8; size];
             reader.next_frame(&mut buf).map_err(|e| corrupt(path, e))?;
@@ -51,7 +71,13 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
         } else {
             None
         };
-        let src = PngReader { path: path.to_path_buf(), reader, info, next: 0, whole };
+        let src = PngReader {
+            path: path.to_path_buf(),
+            reader,
+            info,
+            next: 0,
+            whole,
+        };
         Ok((Box::new(src) as Box<dyn Source>, details))
     })
 }
@@ -72,7 +98,9 @@ impl Source for PngReader {
 
     fn next_strip(&mut self) -> Result<Option<Strip>> {
         let info = self.info;
-        let Some(rows) = next_rows(&info, self.next) else { return Ok(None) };
+        let Some(rows) = next_rows(&info, self.next) else {
+            return Ok(None);
+        };
         let row_bytes = info.row_bytes();
         let mut bytes = Vec::with_capacity(rows as usize * row_bytes);
         if let Some(whole) = &self.whole {
@@ -83,8 +111,15 @@ impl Source for PngReader {
             guard(&path, "corrupt PNG", || {
                 for _ in 0..rows {
                     match self.reader.next_row().map_err(|e| corrupt(&path, e))? {
-                        Some(row) if row.data().len() >= row_bytes => bytes.extend_from_slice(&row.data()[..row_bytes]),
-                        _ => return Err(Error::invalid(&path, "truncated PNG: fewer rows than the header says")),
+                        Some(row) if row.data().len() >= row_bytes => {
+                            bytes.extend_from_slice(&row.data()[..row_bytes])
+                        }
+                        _ => {
+                            return Err(Error::invalid(
+                                &path,
+                                "truncated PNG: fewer rows than the header says",
+                            ))
+                        }
                     }
                 }
                 Ok(())
@@ -107,11 +142,23 @@ pub(crate) fn create(path: &Path, info: &ImageInfo) -> Result<Box<dyn Sink>> {
         3 => ColorType::Rgb,
         _ => ColorType::Rgba,
     });
-    enc.set_depth(if info.format.sample == SampleType::U16 { BitDepth::Sixteen } else { BitDepth::Eight });
+    enc.set_depth(if info.format.sample == SampleType::U16 {
+        BitDepth::Sixteen
+    } else {
+        BitDepth::Eight
+    });
     enc.set_compression(png::Compression::Fast);
     let err = |e: png::EncodingError| Error::invalid(path, format!("PNG encoder: {e}"));
-    let writer = enc.write_header().map_err(err)?.into_stream_writer_with_size(1 << 20).map_err(err)?;
-    Ok(Box::new(PngWriter { out, writer: Some(writer), buf: Vec::new() }))
+    let writer = enc
+        .write_header()
+        .map_err(err)?
+        .into_stream_writer_with_size(1 << 20)
+        .map_err(err)?;
+    Ok(Box::new(PngWriter {
+        out,
+        writer: Some(writer),
+        buf: Vec::new(),
+    }))
 }
 
 struct PngWriter {
@@ -124,12 +171,17 @@ impl Sink for PngWriter {
     fn write(&mut self, strip: Strip) -> Result<()> {
         self.buf.clear();
         strip.samples.extend_be_bytes(&mut self.buf);
-        self.writer.as_mut().unwrap().write_all(&self.buf).map_err(|e| self.out.err(e))
+        self.writer
+            .as_mut()
+            .unwrap()
+            .write_all(&self.buf)
+            .map_err(|e| self.out.err(e))
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {
         let w = self.writer.take().unwrap();
-        w.finish().map_err(|e| Error::invalid(self.out.dest(), format!("PNG encoder: {e}")))?;
+        w.finish()
+            .map_err(|e| Error::invalid(self.out.dest(), format!("PNG encoder: {e}")))?;
         self.out.commit()
     }
 }

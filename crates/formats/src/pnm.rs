@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use raster::{Error, ImageInfo, PixelFormat, Result, SampleType, Samples, Sink, Source, Strip};
 
-use crate::output::AtomicFile;
 use crate::io::{next_rows, RawWriter};
+use crate::output::AtomicFile;
 
 type Details = Vec<(&'static str, String)>;
 
@@ -40,7 +40,10 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
     let bad = |m: &str| Error::invalid(path, format!("invalid PNM header: {m}"));
     let io = |e| Error::io(path, e);
     let magic = token(&mut r).map_err(io)?;
-    let num = |s: String, what: &str| s.parse::<u32>().map_err(|_| bad(&format!("{what} {s:?} is not a number")));
+    let num = |s: String, what: &str| {
+        s.parse::<u32>()
+            .map_err(|_| bad(&format!("{what} {s:?} is not a number")))
+    };
     let (width, height, depth, maxval) = match magic.as_str() {
         "P5" | "P6" => {
             let w = num(token(&mut r).map_err(io)?, "width")?;
@@ -66,7 +69,12 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
                 }
             }
             let need = |v: Option<u32>, n: &str| v.ok_or_else(|| bad(&format!("no {n}")));
-            (need(w, "WIDTH")?, need(h, "HEIGHT")?, need(d, "DEPTH")?, need(m, "MAXVAL")?)
+            (
+                need(w, "WIDTH")?,
+                need(h, "HEIGHT")?,
+                need(d, "DEPTH")?,
+                need(m, "MAXVAL")?,
+            )
         }
         _ => return Err(bad("not P5, P6 or P7")),
     };
@@ -81,8 +89,20 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
         65535 => SampleType::U16,
         m => return Err(bad(&format!("maxval {m} (giga reads 255 and 65535)"))),
     };
-    let info = ImageInfo { width, height, format: PixelFormat::new(depth as u8, sample) };
-    Ok((Box::new(PnmReader { path: path.to_path_buf(), r, info, next: 0 }), vec![("variant", magic)]))
+    let info = ImageInfo {
+        width,
+        height,
+        format: PixelFormat::new(depth as u8, sample),
+    };
+    Ok((
+        Box::new(PnmReader {
+            path: path.to_path_buf(),
+            r,
+            info,
+            next: 0,
+        }),
+        vec![("variant", magic)],
+    ))
 }
 
 struct PnmReader {
@@ -98,12 +118,19 @@ impl Source for PnmReader {
     }
     fn next_strip(&mut self) -> Result<Option<Strip>> {
         let info = self.info;
-        let Some(rows) = next_rows(&info, self.next) else { return Ok(None) };
+        let Some(rows) = next_rows(&info, self.next) else {
+            return Ok(None);
+        };
         let mut samples = Samples::zeros(info.format.sample, rows as usize * info.row_samples());
-        self.r.read_exact(samples.as_bytes_mut()).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::invalid(&self.path, format!("truncated PNM: ends before row {}", self.next + rows)),
-            _ => Error::io(&self.path, e),
-        })?;
+        self.r
+            .read_exact(samples.as_bytes_mut())
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => Error::invalid(
+                    &self.path,
+                    format!("truncated PNM: ends before row {}", self.next + rows),
+                ),
+                _ => Error::io(&self.path, e),
+            })?;
         samples.swap_if_little_endian();
         let s = Strip::new(self.next, info.width, rows, info.format.channels, samples);
         self.next += rows;
@@ -113,13 +140,21 @@ impl Source for PnmReader {
 
 pub(crate) fn create(path: &Path, info: &ImageInfo) -> Result<Box<dyn Sink>> {
     let out = AtomicFile::create(path)?;
-    let maxval = if info.format.sample == SampleType::U16 { 65535 } else { 255 };
+    let maxval = if info.format.sample == SampleType::U16 {
+        65535
+    } else {
+        255
+    };
     let (w, h) = (info.width, info.height);
     let header = match info.format.channels {
         1 => format!("P5\n{w} {h}\n{maxval}\n"),
         3 => format!("P6\n{w} {h}\n{maxval}\n"),
         c => {
-            let t = if c == 2 { "GRAYSCALE_ALPHA" } else { "RGB_ALPHA" };
+            let t = if c == 2 {
+                "GRAYSCALE_ALPHA"
+            } else {
+                "RGB_ALPHA"
+            };
             format!("P7\nWIDTH {w}\nHEIGHT {h}\nDEPTH {c}\nMAXVAL {maxval}\nTUPLTYPE {t}\nENDHDR\n")
         }
     };

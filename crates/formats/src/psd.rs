@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use raster::{Error, ImageInfo, PixelFormat, Result, SampleType, Samples, Sink, Source, Strip};
 
-use crate::output::AtomicFile;
 use crate::io::{next_rows, read_up_to};
+use crate::output::AtomicFile;
 
 /// PSD allows at most 30,000 px a side; PSB 300,000.
 pub const PSD_MAX_SIDE: u32 = 30_000;
@@ -36,11 +36,16 @@ pub struct Layout {
 
 /// Parses everything up to the composite image data. `read` reads bytes at
 /// an offset (short at end of file); `len` is the file length.
-pub fn parse_layout(read: &dyn Fn(u64, &mut [u8]) -> std::io::Result<usize>, len: u64) -> std::result::Result<Layout, String> {
+pub fn parse_layout(
+    read: &dyn Fn(u64, &mut [u8]) -> std::io::Result<usize>,
+    len: u64,
+) -> std::result::Result<Layout, String> {
     let mut h = [0u8; 26];
     let n = read(0, &mut h).map_err(|e| e.to_string())?;
     if n < 26 {
-        return Err(format!("not a PSD file: {n} bytes, shorter than the 26-byte header"));
+        return Err(format!(
+            "not a PSD file: {n} bytes, shorter than the 26-byte header"
+        ));
     }
     if &h[..4] != b"8BPS" {
         return Err("not a PSD file: no 8BPS signature".into());
@@ -57,28 +62,48 @@ pub fn parse_layout(read: &dyn Fn(u64, &mut [u8]) -> std::io::Result<usize>, len
     let (height, width) = (be32(&h[14..]), be32(&h[18..]));
     let (depth, mode) = (be16(&h[22..]), be16(&h[24..]));
     if width == 0 || height == 0 {
-        return Err(format!("invalid PSD: size {width}x{height} has a zero side"));
+        return Err(format!(
+            "invalid PSD: size {width}x{height} has a zero side"
+        ));
     }
     let max = if psb { PSB_MAX_SIDE } else { PSD_MAX_SIDE };
     if width > max || height > max {
-        return Err(format!("invalid PSD: {width}x{height} exceeds {max} px a side"));
+        return Err(format!(
+            "invalid PSD: {width}x{height} exceeds {max} px a side"
+        ));
     }
     if stored_channels == 0 || stored_channels > 56 {
-        return Err(format!("invalid PSD: {stored_channels} channels (1 to 56 allowed)"));
+        return Err(format!(
+            "invalid PSD: {stored_channels} channels (1 to 56 allowed)"
+        ));
     }
     let sample = match depth {
         8 => SampleType::U8,
         16 => SampleType::U16,
         32 => SampleType::F32,
-        d => return Err(format!("unsupported PSD depth {d} bits (giga reads 8, 16 and 32)")),
+        d => {
+            return Err(format!(
+                "unsupported PSD depth {d} bits (giga reads 8, 16 and 32)"
+            ))
+        }
     };
     let channels = match mode {
         1 => stored_channels.min(2) as u8,
         3 if stored_channels >= 3 => stored_channels.min(4) as u8,
         3 => return Err(format!("invalid PSD: RGB with {stored_channels} channels")),
         m => {
-            let name = match m { 0 => "bitmap", 2 => "indexed", 4 => "CMYK", 7 => "multichannel", 8 => "duotone", 9 => "Lab", _ => "unknown" };
-            return Err(format!("unsupported PSD colour mode {m} ({name}); giga reads grayscale and RGB"));
+            let name = match m {
+                0 => "bitmap",
+                2 => "indexed",
+                4 => "CMYK",
+                7 => "multichannel",
+                8 => "duotone",
+                9 => "Lab",
+                _ => "unknown",
+            };
+            return Err(format!(
+                "unsupported PSD colour mode {m} ({name}); giga reads grayscale and RGB"
+            ));
         }
     };
     // Three length-prefixed sections: colour mode data, image resources, layers and masks.
@@ -89,7 +114,11 @@ pub fn parse_layout(read: &dyn Fn(u64, &mut [u8]) -> std::io::Result<usize>, len
         if read(pos, &mut b[..n]).map_err(|e| e.to_string())? < n {
             return Err(format!("truncated PSD: ends inside section {}", i + 1));
         }
-        let l = if wide { u64::from_be_bytes(b) } else { be32(&b) as u64 };
+        let l = if wide {
+            u64::from_be_bytes(b)
+        } else {
+            be32(&b) as u64
+        };
         pos = pos.checked_add(n as u64 + l).filter(|&p| p <= len).ok_or_else(|| {
             let name = ["colour mode data", "image resources", "layer and mask information"][i];
             format!("truncated or corrupt PSD: the {name} section ({l} bytes) runs past the end of the file")
@@ -102,10 +131,24 @@ pub fn parse_layout(read: &dyn Fn(u64, &mut [u8]) -> std::io::Result<usize>, len
     let rle = match be16(&c) {
         0 => false,
         1 => true,
-        2 | 3 => return Err("unsupported PSD: ZIP-compressed composite (save it uncompressed or with RLE)".into()),
+        2 | 3 => {
+            return Err(
+                "unsupported PSD: ZIP-compressed composite (save it uncompressed or with RLE)"
+                    .into(),
+            )
+        }
         m => return Err(format!("corrupt PSD: unknown compression {m}")),
     };
-    Ok(Layout { psb, width, height, stored_channels, channels, sample, rle, data_start: pos + 2 })
+    Ok(Layout {
+        psb,
+        width,
+        height,
+        stored_channels,
+        channels,
+        sample,
+        rle,
+        data_start: pos + 2,
+    })
 }
 
 pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
@@ -120,11 +163,22 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
         let n = layout.stored_channels as u64 * h as u64;
         let size = if layout.psb { 4 } else { 2 };
         let mut table = vec![0u8; (n * size) as usize];
-        if read_up_to(&file, &mut table, layout.data_start).map_err(|e| Error::io(path, e))? < table.len() {
-            return Err(Error::invalid(path, "truncated PSD: the RLE row table is cut off"));
+        if read_up_to(&file, &mut table, layout.data_start).map_err(|e| Error::io(path, e))?
+            < table.len()
+        {
+            return Err(Error::invalid(
+                path,
+                "truncated PSD: the RLE row table is cut off",
+            ));
         }
         let count = layout.channels as usize * h as usize;
-        let row_len = |c: &[u8]| if size == 2 { u16::from_be_bytes([c[0], c[1]]) as u64 } else { u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64 };
+        let row_len = |c: &[u8]| {
+            if size == 2 {
+                u16::from_be_bytes([c[0], c[1]]) as u64
+            } else {
+                u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64
+            }
+        };
         let mut at = layout.data_start + n * size;
         let mut offsets = Vec::with_capacity(count + 1);
         for c in table.chunks_exact(size as usize).take(count) {
@@ -132,27 +186,61 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
             at += row_len(c);
         }
         offsets.push(at);
-        let end = table.chunks_exact(size as usize).skip(count).fold(at, |a, c| a + row_len(c));
+        let end = table
+            .chunks_exact(size as usize)
+            .skip(count)
+            .fold(at, |a, c| a + row_len(c));
         if end > len {
-            return Err(Error::invalid(path, format!("truncated PSD: the composite needs {end} bytes, the file has {len}")));
+            return Err(Error::invalid(
+                path,
+                format!("truncated PSD: the composite needs {end} bytes, the file has {len}"),
+            ));
         }
         offsets
     } else {
         let end = layout.data_start + plane * layout.stored_channels as u64;
         if end > len {
-            return Err(Error::invalid(path, format!("truncated PSD: the composite needs {end} bytes, the file has {len}")));
+            return Err(Error::invalid(
+                path,
+                format!("truncated PSD: the composite needs {end} bytes, the file has {len}"),
+            ));
         }
         Vec::new()
     };
-    let info = ImageInfo { width: w, height: h, format: PixelFormat::new(layout.channels, layout.sample) };
+    let info = ImageInfo {
+        width: w,
+        height: h,
+        format: PixelFormat::new(layout.channels, layout.sample),
+    };
     let mut details = vec![
-        ("container", if layout.psb { "PSB (large document)" } else { "PSD" }.to_string()),
-        ("compression", if layout.rle { "RLE" } else { "none" }.to_string()),
+        (
+            "container",
+            if layout.psb {
+                "PSB (large document)"
+            } else {
+                "PSD"
+            }
+            .to_string(),
+        ),
+        (
+            "compression",
+            if layout.rle { "RLE" } else { "none" }.to_string(),
+        ),
     ];
     if layout.stored_channels as u8 != layout.channels {
         details.push(("stored channels", layout.stored_channels.to_string()));
     }
-    Ok((Box::new(PsdReader { path: path.to_path_buf(), file, layout, info, rows, next: 0 }), details))
+    Ok((
+        Box::new(PsdReader {
+            path: path.to_path_buf(),
+            file,
+            layout,
+            info,
+            rows,
+            next: 0,
+        }),
+        details,
+    ))
 }
 
 struct PsdReader {
@@ -168,7 +256,9 @@ struct PsdReader {
 fn unpackbits(mut src: &[u8], dst: &mut [u8]) -> bool {
     let mut o = 0;
     while o < dst.len() {
-        let Some((&n, rest)) = src.split_first() else { return false };
+        let Some((&n, rest)) = src.split_first() else {
+            return false;
+        };
         let n = n as i8;
         if n >= 0 {
             let k = n as usize + 1;
@@ -200,18 +290,25 @@ impl Source for PsdReader {
 
     fn next_strip(&mut self) -> Result<Option<Strip>> {
         let info = self.info;
-        let Some(rows) = next_rows(&info, self.next) else { return Ok(None) };
+        let Some(rows) = next_rows(&info, self.next) else {
+            return Ok(None);
+        };
         let (y0, h) = (self.next as u64, info.height as u64);
         let sz = info.format.sample.bytes();
         let row_bytes = info.width as usize * sz;
         let c = info.format.channels as usize;
         let io = |e: std::io::Error| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::invalid(&self.path, "file ended early (truncated PSD)"),
+            std::io::ErrorKind::UnexpectedEof => {
+                Error::invalid(&self.path, "file ended early (truncated PSD)")
+            }
             _ => Error::io(&self.path, e),
         };
         // Planar bytes for this strip: channel after channel.
         let mut planes = vec![0u8; c * rows as usize * row_bytes];
-        for (ch, plane) in planes.chunks_exact_mut(rows as usize * row_bytes).enumerate() {
+        for (ch, plane) in planes
+            .chunks_exact_mut(rows as usize * row_bytes)
+            .enumerate()
+        {
             if self.layout.rle {
                 let first = ch * info.height as usize + y0 as usize;
                 let (start, end) = (self.rows[first], self.rows[first + rows as usize]);
@@ -220,8 +317,17 @@ impl Source for PsdReader {
                 let mut p = 0usize;
                 for r in 0..rows as usize {
                     let n = (self.rows[first + r + 1] - self.rows[first + r]) as usize;
-                    if !unpackbits(&packed[p..p + n], &mut plane[r * row_bytes..(r + 1) * row_bytes]) {
-                        return Err(Error::invalid(&self.path, format!("corrupt PSD: bad RLE data in channel {ch}, row {}", y0 + r as u64)));
+                    if !unpackbits(
+                        &packed[p..p + n],
+                        &mut plane[r * row_bytes..(r + 1) * row_bytes],
+                    ) {
+                        return Err(Error::invalid(
+                            &self.path,
+                            format!(
+                                "corrupt PSD: bad RLE data in channel {ch}, row {}",
+                                y0 + r as u64
+                            ),
+                        ));
                     }
                     p += n;
                 }
@@ -235,7 +341,9 @@ impl Source for PsdReader {
         let plane_len = n * sz;
         for (i, px) in bytes.chunks_exact_mut(c * sz).enumerate() {
             for ch in 0..c {
-                px[ch * sz..(ch + 1) * sz].copy_from_slice(&planes[ch * plane_len + i * sz..ch * plane_len + (i + 1) * sz]);
+                px[ch * sz..(ch + 1) * sz].copy_from_slice(
+                    &planes[ch * plane_len + i * sz..ch * plane_len + (i + 1) * sz],
+                );
             }
         }
         let samples = Samples::from_be_bytes(info.format.sample, &bytes);
@@ -269,12 +377,20 @@ pub fn header_bytes(info: &ImageInfo, psb: bool) -> Vec<u8> {
 
 pub(crate) fn create(path: &Path, info: &ImageInfo) -> Result<Box<dyn Sink>> {
     // PSB when asked for by name, or when PSD can't hold the size.
-    let named_psb = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("psb"));
+    let named_psb = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("psb"));
     let psb = named_psb || info.width > PSD_MAX_SIDE || info.height > PSD_MAX_SIDE;
     let out = AtomicFile::create(path)?;
     let header = header_bytes(info, psb);
-    out.file().write_all_at(&header, 0).map_err(|e| out.err(e))?;
-    Ok(Box::new(PsdWriter { out, info: *info, data_start: header.len() as u64 }))
+    out.file()
+        .write_all_at(&header, 0)
+        .map_err(|e| out.err(e))?;
+    Ok(Box::new(PsdWriter {
+        out,
+        info: *info,
+        data_start: header.len() as u64,
+    }))
 }
 
 struct PsdWriter {
@@ -297,7 +413,10 @@ impl Sink for PsdWriter {
                 dst.copy_from_slice(&px[ch * sz..(ch + 1) * sz]);
             }
             let at = self.data_start + ch as u64 * plane + strip.y as u64 * row_bytes;
-            self.out.file().write_all_at(&buf, at).map_err(|e| self.out.err(e))?;
+            self.out
+                .file()
+                .write_all_at(&buf, at)
+                .map_err(|e| self.out.err(e))?;
         }
         Ok(())
     }
@@ -324,17 +443,28 @@ mod tests {
 
     #[test]
     fn header_round_trip() {
-        let info = ImageInfo { width: 40_000, height: 3, format: PixelFormat::new(4, SampleType::U16) };
+        let info = ImageInfo {
+            width: 40_000,
+            height: 3,
+            format: PixelFormat::new(4, SampleType::U16),
+        };
         let h = header_bytes(&info, true);
         let l = parse(&h).unwrap();
         assert!(l.psb);
-        assert_eq!((l.width, l.height, l.channels, l.sample, l.rle), (40_000, 3, 4, SampleType::U16, false));
+        assert_eq!(
+            (l.width, l.height, l.channels, l.sample, l.rle),
+            (40_000, 3, 4, SampleType::U16, false)
+        );
         assert_eq!(l.data_start, h.len() as u64);
     }
 
     #[test]
     fn refuses_bad_headers() {
-        let info = ImageInfo { width: 5, height: 3, format: PixelFormat::new(3, SampleType::U8) };
+        let info = ImageInfo {
+            width: 5,
+            height: 3,
+            format: PixelFormat::new(3, SampleType::U8),
+        };
         let good = header_bytes(&info, false);
         let mut b = good.clone();
         b[0] = b'X';

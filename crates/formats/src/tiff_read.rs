@@ -24,7 +24,9 @@ type Details = Vec<(&'static str, String)>;
 
 fn corrupt(path: &Path, e: tiff::TiffError) -> Error {
     match e {
-        tiff::TiffError::IoError(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => Error::io(path, e),
+        tiff::TiffError::IoError(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => {
+            Error::io(path, e)
+        }
         e => Error::invalid(path, format!("corrupt or unsupported TIFF: {e}")),
     }
 }
@@ -39,7 +41,10 @@ fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
     let mut dec = decoder(path, file)?;
     let (width, height) = dec.dimensions().map_err(err)?;
     if width == 0 || height == 0 {
-        return Err(Error::invalid(path, format!("invalid TIFF: size {width}x{height} has a zero side")));
+        return Err(Error::invalid(
+            path,
+            format!("invalid TIFF: size {width}x{height} has a zero side"),
+        ));
     }
     let (channels, bits) = match dec.colortype().map_err(err)? {
         ColorType::Gray(b) => (1, b),
@@ -60,42 +65,85 @@ fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
         (16, 1) => SampleType::U16,
         (32, 3) => SampleType::F32,
         _ => {
-            let kind = match sample_format { 1 => "unsigned", 2 => "signed", 3 => "float", _ => "unknown" };
+            let kind = match sample_format {
+                1 => "unsigned",
+                2 => "signed",
+                3 => "float",
+                _ => "unknown",
+            };
             return Err(Error::invalid(
                 path,
                 format!("unsupported TIFF samples: {bits}-bit {kind} (giga reads 8/16-bit unsigned and 32-bit float)"),
             ));
         }
     };
-    if dec.find_tag_unsigned::<u16>(Tag::PlanarConfiguration).map_err(err)?.unwrap_or(1) != 1 {
+    if dec
+        .find_tag_unsigned::<u16>(Tag::PlanarConfiguration)
+        .map_err(err)?
+        .unwrap_or(1)
+        != 1
+    {
         return Err(Error::invalid(path, "separate-plane TIFF is not supported (rewrite it with gdal_translate -co INTERLEAVE=PIXEL)"));
     }
-    let compression = dec.find_tag_unsigned::<u16>(Tag::Compression).map_err(err)?.unwrap_or(1);
-    let info = ImageInfo { width, height, format: PixelFormat::new(channels, sample) };
+    let compression = dec
+        .find_tag_unsigned::<u16>(Tag::Compression)
+        .map_err(err)?
+        .unwrap_or(1);
+    let info = ImageInfo {
+        width,
+        height,
+        format: PixelFormat::new(channels, sample),
+    };
     let chunk = dec.get_chunk_type();
     let (cw, ch) = dec.chunk_dimensions();
     let mut magic = [0u8; 4];
-    let big = crate::io::read_up_to(&raw, &mut magic, 0).is_ok() && (magic[2] == 43 || magic[3] == 43);
+    let big =
+        crate::io::read_up_to(&raw, &mut magic, 0).is_ok() && (magic[2] == 43 || magic[3] == 43);
     let mut details = vec![
-        ("container", if big { "BigTIFF" } else { "TIFF" }.to_string()),
+        (
+            "container",
+            if big { "BigTIFF" } else { "TIFF" }.to_string(),
+        ),
         ("compression", compression_name(compression).to_string()),
-        ("layout", match chunk { ChunkType::Tile => format!("tiles of {cw}x{ch}"), ChunkType::Strip => format!("strips of {ch} rows") }),
+        (
+            "layout",
+            match chunk {
+                ChunkType::Tile => format!("tiles of {cw}x{ch}"),
+                ChunkType::Strip => format!("strips of {ch} rows"),
+            },
+        ),
     ];
     if dec.byte_order() == tiff::tags::ByteOrder::BigEndian {
         details.push(("byte order", "big-endian".into()));
     }
     let raw_rows = if chunk == ChunkType::Strip && compression == 1 {
         let offsets = dec.get_tag_u64_vec(Tag::StripOffsets).map_err(err)?;
-        Some(RawRows { file: raw, offsets, rows_per_strip: ch, big_endian: dec.byte_order() == tiff::tags::ByteOrder::BigEndian })
+        Some(RawRows {
+            file: raw,
+            offsets,
+            rows_per_strip: ch,
+            big_endian: dec.byte_order() == tiff::tags::ByteOrder::BigEndian,
+        })
     } else {
         None
     };
-    let reader = TiffReader { path: path.to_path_buf(), pool: Mutex::new(vec![dec]), info, chunk, chunk_w: cw, chunk_h: ch, next: 0, raw_rows, decoded: Default::default() };
+    let reader = TiffReader {
+        path: path.to_path_buf(),
+        pool: Mutex::new(vec![dec]),
+        info,
+        chunk,
+        chunk_w: cw,
+        chunk_h: ch,
+        next: 0,
+        raw_rows,
+        decoded: Default::default(),
+    };
     Ok((Box::new(reader), details))
 }
 
 fn decoder(path: &Path, file: File) -> Result<Decoder<BufReader<File>>> {
-    let dec = Decoder::new(BufReader::with_capacity(1 << 20, file)).map_err(|e| corrupt(path, e))?;
+    let dec =
+        Decoder::new(BufReader::with_capacity(1 << 20, file)).map_err(|e| corrupt(path, e))?;
     let mut limits = Limits::unlimited();
     limits.ifd_value_size = 1 << 30;
     Ok(dec.with_limits(limits))
@@ -153,23 +201,41 @@ impl TiffReader {
         let info = self.info;
         let row_bytes = info.row_bytes();
         let mut samples = Samples::zeros(info.format.sample, rows as usize * info.row_samples());
-        for (i, row) in samples.as_bytes_mut().chunks_exact_mut(row_bytes).enumerate() {
+        for (i, row) in samples
+            .as_bytes_mut()
+            .chunks_exact_mut(row_bytes)
+            .enumerate()
+        {
             let y = self.next + i as u32;
             let strip = (y / raw.rows_per_strip) as usize;
             let Some(&start) = raw.offsets.get(strip) else {
-                return Err(Error::invalid(&self.path, format!("corrupt TIFF: no strip offset for row {y}")));
+                return Err(Error::invalid(
+                    &self.path,
+                    format!("corrupt TIFF: no strip offset for row {y}"),
+                ));
             };
             let at = start + (y % raw.rows_per_strip) as u64 * row_bytes as u64;
-            raw.file.read_exact_at(row, at).map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => Error::invalid(&self.path, format!("truncated TIFF: row {y} lies past the end of the file")),
-                _ => Error::io(&self.path, e),
-            })?;
+            raw.file
+                .read_exact_at(row, at)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => Error::invalid(
+                        &self.path,
+                        format!("truncated TIFF: row {y} lies past the end of the file"),
+                    ),
+                    _ => Error::io(&self.path, e),
+                })?;
         }
         if raw.big_endian != cfg!(target_endian = "big") {
             // swap_if_little_endian swaps exactly when file and machine order differ here.
             samples.swap_if_little_endian();
         }
-        Ok(Strip::new(self.next, info.width, rows, info.format.channels, samples))
+        Ok(Strip::new(
+            self.next,
+            info.width,
+            rows,
+            info.format.channels,
+            samples,
+        ))
     }
 
     /// Decodes chunks `indices` on all cores; returns each one's data size and samples.
@@ -180,11 +246,17 @@ impl TiffReader {
                 let popped = self.pool.lock().unwrap().pop();
                 let mut dec = match popped {
                     Some(d) => d,
-                    None => decoder(&self.path, File::open(&self.path).map_err(|e| Error::io(&self.path, e))?)?,
+                    None => decoder(
+                        &self.path,
+                        File::open(&self.path).map_err(|e| Error::io(&self.path, e))?,
+                    )?,
                 };
                 let r = guard(&self.path, "corrupt TIFF", || {
                     let dims = dec.chunk_data_dimensions(i);
-                    let s = into_samples(&self.path, dec.read_chunk(i).map_err(|e| corrupt(&self.path, e))?)?;
+                    let s = into_samples(
+                        &self.path,
+                        dec.read_chunk(i).map_err(|e| corrupt(&self.path, e))?,
+                    )?;
                     Ok((dims, s))
                 });
                 self.pool.lock().unwrap().push(dec);
@@ -210,14 +282,26 @@ impl TiffReader {
                 let want = rows as usize * info.row_samples();
                 let mut out = Samples::with_capacity(info.format.sample, want);
                 for (k, (_, s)) in self.decode(&indices)?.into_iter().enumerate() {
-                    let strip_rows = self.chunk_h.min(info.height - self.next - k as u32 * self.chunk_h) as usize;
+                    let strip_rows = self
+                        .chunk_h
+                        .min(info.height - self.next - k as u32 * self.chunk_h)
+                        as usize;
                     let n = strip_rows * info.row_samples();
                     if s.len() < n {
-                        return Err(Error::invalid(&path, format!("corrupt TIFF: strip {} is short", indices[k])));
+                        return Err(Error::invalid(
+                            &path,
+                            format!("corrupt TIFF: strip {} is short", indices[k]),
+                        ));
                     }
                     out.extend_from(&s, 0, n);
                 }
-                Ok(Strip::new(self.next, info.width, rows, info.format.channels, out))
+                Ok(Strip::new(
+                    self.next,
+                    info.width,
+                    rows,
+                    info.format.channels,
+                    out,
+                ))
             }
             ChunkType::Tile => {
                 let rows = self.chunk_h.min(info.height - self.next);
@@ -225,26 +309,42 @@ impl TiffReader {
                 let tiles = self.decode(&indices)?;
                 // The row of tiles goes straight into strips of giga's size, queued.
                 let per = info.rows_for_bytes(STRIP_BYTES).min(rows);
-                let mut parts: Vec<Samples> =
-                    (0..rows.div_ceil(per)).map(|k| Samples::zeros(info.format.sample, (per.min(rows - k * per)) as usize * info.row_samples())).collect();
+                let mut parts: Vec<Samples> = (0..rows.div_ceil(per))
+                    .map(|k| {
+                        Samples::zeros(
+                            info.format.sample,
+                            (per.min(rows - k * per)) as usize * info.row_samples(),
+                        )
+                    })
+                    .collect();
                 let stride = info.row_samples() * sz;
                 for (col, ((tw, th), tile)) in tiles.into_iter().enumerate() {
                     let (tw, th) = (tw as usize, th.min(rows) as usize);
                     if tile.len() < tw * th * c {
-                        return Err(Error::invalid(&path, format!("corrupt TIFF: tile {} is short", indices[col])));
+                        return Err(Error::invalid(
+                            &path,
+                            format!("corrupt TIFF: tile {} is short", indices[col]),
+                        ));
                     }
                     let src = tile.as_bytes();
                     let x0 = col * self.chunk_w as usize * c * sz;
                     let n = tw * c * sz;
                     for r in 0..th {
                         let (part, pr) = (r / per as usize, r % per as usize);
-                        parts[part].as_bytes_mut()[pr * stride + x0..pr * stride + x0 + n].copy_from_slice(&src[r * n..r * n + n]);
+                        parts[part].as_bytes_mut()[pr * stride + x0..pr * stride + x0 + n]
+                            .copy_from_slice(&src[r * n..r * n + n]);
                     }
                 }
                 let mut y = self.next;
                 for samples in parts {
                     let h = (samples.len() / info.row_samples()) as u32;
-                    self.decoded.push_back(Strip::new(y, info.width, h, info.format.channels, samples));
+                    self.decoded.push_back(Strip::new(
+                        y,
+                        info.width,
+                        h,
+                        info.format.channels,
+                        samples,
+                    ));
                     y += h;
                 }
                 Ok(self.decoded.pop_front().expect("a row of tiles has rows"))
@@ -263,7 +363,10 @@ impl Source for TiffReader {
             return Ok(None);
         }
         let strip = if self.raw_rows.is_some() {
-            let rows = self.info.rows_for_bytes(STRIP_BYTES).min(self.info.height - self.next);
+            let rows = self
+                .info
+                .rows_for_bytes(STRIP_BYTES)
+                .min(self.info.height - self.next);
             self.read_raw(rows)?
         } else if let Some(strip) = self.decoded.pop_front() {
             strip

@@ -27,25 +27,50 @@ const DEFLATE_LEVEL: i32 = 6;
 pub(crate) fn create(path: &Path, info: &ImageInfo, opts: &WriteOptions) -> Result<Box<dyn Sink>> {
     let tile = opts.tile_size;
     if tile == 0 || tile % 16 != 0 {
-        return Err(Error::invalid(path, format!("TIFF tile size {tile} must be a positive multiple of 16")));
+        return Err(Error::invalid(
+            path,
+            format!("TIFF tile size {tile} must be a positive multiple of 16"),
+        ));
     }
     let across = info.width.div_ceil(tile) as u64;
     let down = info.height.div_ceil(tile) as u64;
     let tile_bytes = tile as u64 * tile as u64 * info.format.pixel_bytes() as u64;
     // Worst case: incompressible data grows by 1/128 with PackBits, less with deflate.
-    let worst = (across * down * tile_bytes).saturating_mul(130) / 128 + across * down * 16 + (1 << 20);
-    let bigtiff = opts.bigtiff.unwrap_or(worst.saturating_mul(if opts.pyramid { 4 } else { 3 }) / 3 > u32::MAX as u64);
+    let worst =
+        (across * down * tile_bytes).saturating_mul(130) / 128 + across * down * 16 + (1 << 20);
+    let bigtiff = opts
+        .bigtiff
+        .unwrap_or(worst.saturating_mul(if opts.pyramid { 4 } else { 3 }) / 3 > u32::MAX as u64);
     let out = AtomicFile::create(path)?;
-    let header: &[u8] = if bigtiff { b"II\x2b\x00\x08\x00\x00\x00\0\0\0\0\0\0\0\0" } else { b"II\x2a\x00\0\0\0\0" };
+    let header: &[u8] = if bigtiff {
+        b"II\x2b\x00\x08\x00\x00\x00\0\0\0\0\0\0\0\0"
+    } else {
+        b"II\x2a\x00\0\0\0\0"
+    };
     out.file().write_all(header).map_err(|e| out.err(e))?;
     let mut levels = vec![Level::new(*info, tile)];
     // Halved pages down to one tile.
-    while opts.pyramid && levels.last().is_some_and(|l| l.info.width > tile || l.info.height > tile) {
+    while opts.pyramid
+        && levels
+            .last()
+            .is_some_and(|l| l.info.width > tile || l.info.height > tile)
+    {
         let last = levels.last().unwrap().info;
-        let info = ImageInfo { width: last.width.div_ceil(2), height: last.height.div_ceil(2), ..last };
+        let info = ImageInfo {
+            width: last.width.div_ceil(2),
+            height: last.height.div_ceil(2),
+            ..last
+        };
         levels.push(Level::new(info, tile));
     }
-    Ok(Box::new(TiffWriter { out, tile, bigtiff, compression: opts.compression, pos: header.len() as u64, levels }))
+    Ok(Box::new(TiffWriter {
+        out,
+        tile,
+        bigtiff,
+        compression: opts.compression,
+        pos: header.len() as u64,
+        levels,
+    }))
 }
 
 /// One page of the file: its tiles' offsets and the rows waiting for a full row of tiles.
@@ -61,7 +86,13 @@ struct Level {
 impl Level {
     fn new(info: ImageInfo, tile: u32) -> Level {
         let n = (info.width.div_ceil(tile) as usize) * (info.height.div_ceil(tile) as usize);
-        Level { info, blocks: RowBlocks::new(tile), offsets: Vec::with_capacity(n), counts: Vec::with_capacity(n), pending: None }
+        Level {
+            info,
+            blocks: RowBlocks::new(tile),
+            offsets: Vec::with_capacity(n),
+            counts: Vec::with_capacity(n),
+            pending: None,
+        }
     }
 }
 
@@ -104,7 +135,8 @@ impl TiffWriter {
                 let x0 = col * tile * px;
                 let n = (row_bytes - x0).min(tile * px);
                 for r in 0..rows {
-                    t[r * tile * px..r * tile * px + n].copy_from_slice(&bytes[r * row_bytes + x0..r * row_bytes + x0 + n]);
+                    t[r * tile * px..r * tile * px + n]
+                        .copy_from_slice(&bytes[r * row_bytes + x0..r * row_bytes + x0 + n]);
                 }
                 match compression {
                     Compression::None => t,
@@ -120,10 +152,16 @@ impl TiffWriter {
             l.counts.push(t.len() as u64);
             joined.extend_from_slice(t);
         }
-        self.out.file().write_all(&joined).map_err(|e| self.out.err(e))?;
+        self.out
+            .file()
+            .write_all(&joined)
+            .map_err(|e| self.out.err(e))?;
         self.pos += joined.len() as u64;
         if !self.bigtiff && self.pos > u32::MAX as u64 {
-            return Err(Error::invalid(self.out.dest(), "the file passed 4 GiB: write it as BigTIFF (--bigtiff)"));
+            return Err(Error::invalid(
+                self.out.dest(),
+                "the file passed 4 GiB: write it as BigTIFF (--bigtiff)",
+            ));
         }
         Ok(())
     }
@@ -135,7 +173,11 @@ impl TiffWriter {
         let info = &l.info;
         let spp = info.format.channels as u64;
         let bits = info.format.sample.bits() as u64;
-        let sample_format = if info.format.sample == SampleType::F32 { 3 } else { 1 };
+        let sample_format = if info.format.sample == SampleType::F32 {
+            3
+        } else {
+            1
+        };
         let photometric = if info.format.channels <= 2 { 1 } else { 2 };
         let compression = match self.compression {
             Compression::None => 1,
@@ -146,10 +188,22 @@ impl TiffWriter {
         let mut data = Vec::new();
         let mut entries: Vec<(u16, u16, u64, Vec<u8>)> = Vec::new();
         let (long_type, long_size) = if self.bigtiff { (16u16, 8) } else { (4u16, 4) };
-        let shorts = |v: &[u64]| v.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect::<Vec<u8>>();
-        let longs = |v: &[u64]| v.iter().flat_map(|&x| (x as u32).to_le_bytes()).collect::<Vec<u8>>();
+        let shorts = |v: &[u64]| {
+            v.iter()
+                .flat_map(|&x| (x as u16).to_le_bytes())
+                .collect::<Vec<u8>>()
+        };
+        let longs = |v: &[u64]| {
+            v.iter()
+                .flat_map(|&x| (x as u32).to_le_bytes())
+                .collect::<Vec<u8>>()
+        };
         let offs = |v: &[u64]| -> Vec<u8> {
-            if self.bigtiff { v.iter().flat_map(|&x| x.to_le_bytes()).collect() } else { longs(v) }
+            if self.bigtiff {
+                v.iter().flat_map(|&x| x.to_le_bytes()).collect()
+            } else {
+                longs(v)
+            }
         };
         if level > 0 {
             entries.push((254, 4, 1, longs(&[1]))); // NewSubfileType: a reduced-resolution page
@@ -181,7 +235,11 @@ impl TiffWriter {
                 }
                 let at = data_start + data.len() as u64;
                 data.extend_from_slice(value);
-                value_fields.push(if self.bigtiff { at.to_le_bytes().to_vec() } else { (at as u32).to_le_bytes().to_vec() });
+                value_fields.push(if self.bigtiff {
+                    at.to_le_bytes().to_vec()
+                } else {
+                    (at as u32).to_le_bytes().to_vec()
+                });
             } else {
                 let mut v = value.clone();
                 v.resize(inline, 0);
@@ -221,9 +279,13 @@ impl TiffWriter {
 fn deflate(data: &[u8]) -> Vec<u8> {
     DEFLATER.with(|d| {
         let mut d = d.borrow_mut();
-        let c = d.get_or_insert_with(|| libdeflater::Compressor::new(libdeflater::CompressionLvl::new(DEFLATE_LEVEL).unwrap()));
+        let c = d.get_or_insert_with(|| {
+            libdeflater::Compressor::new(libdeflater::CompressionLvl::new(DEFLATE_LEVEL).unwrap())
+        });
         let mut out = vec![0u8; c.zlib_compress_bound(data.len())];
-        let n = c.zlib_compress(data, &mut out).expect("buffer sized by compress_bound");
+        let n = c
+            .zlib_compress(data, &mut out)
+            .expect("buffer sized by compress_bound");
         out.truncate(n);
         out
     })
@@ -282,7 +344,8 @@ impl TiffWriter {
         let l = &mut self.levels[level];
         let mut rows = match l.pending.take() {
             Some(mut p) => {
-                p.samples.extend_from(&strip.samples, 0, strip.samples.len());
+                p.samples
+                    .extend_from(&strip.samples, 0, strip.samples.len());
                 p.height += strip.height;
                 p
             }
@@ -331,13 +394,21 @@ impl Sink for TiffWriter {
             all.extend_from_slice(&dir);
         }
         if !self.bigtiff && at > u32::MAX as u64 {
-            return Err(Error::invalid(self.out.dest(), "the file passed 4 GiB: write it as BigTIFF (--bigtiff)"));
+            return Err(Error::invalid(
+                self.out.dest(),
+                "the file passed 4 GiB: write it as BigTIFF (--bigtiff)",
+            ));
         }
         let mut file = self.out.file();
         file.write_all(&all).map_err(|e| self.out.err(e))?;
         let first = next; // level 0's IFD, written last
-        let patch = if self.bigtiff { (8, first.to_le_bytes().to_vec()) } else { (4, (first as u32).to_le_bytes().to_vec()) };
-        file.write_all_at(&patch.1, patch.0).map_err(|e| self.out.err(e))?;
+        let patch = if self.bigtiff {
+            (8, first.to_le_bytes().to_vec())
+        } else {
+            (4, (first as u32).to_le_bytes().to_vec())
+        };
+        file.write_all_at(&patch.1, patch.0)
+            .map_err(|e| self.out.err(e))?;
         self.out.commit()
     }
 }

@@ -7,7 +7,11 @@ use raster::{ImageInfo, PixelFormat, SampleType, Samples, Strip};
 
 /// A small valid file of `format`, written by giga.
 fn valid_file(format: formats::Format, dir: &std::path::Path) -> Vec<u8> {
-    let info = ImageInfo { width: 37, height: 19, format: PixelFormat::new(4, SampleType::U8) };
+    let info = ImageInfo {
+        width: 37,
+        height: 19,
+        format: PixelFormat::new(4, SampleType::U8),
+    };
     let ext = match format {
         formats::Format::Tiff => "tif",
         formats::Format::Psd => "psd",
@@ -16,9 +20,11 @@ fn valid_file(format: formats::Format, dir: &std::path::Path) -> Vec<u8> {
         _ => unreachable!(),
     };
     let path = dir.join(format!("seed.{ext}"));
-    let mut sink = formats::create(&path, format, &info, &formats::WriteOptions::default()).unwrap();
+    let mut sink =
+        formats::create(&path, format, &info, &formats::WriteOptions::default()).unwrap();
     let v: Vec<u8> = (0..37 * 19 * 4).map(|i| (i * 7 % 251) as u8).collect();
-    sink.write(Strip::new(0, 37, 19, 4, Samples::U8(v))).unwrap();
+    sink.write(Strip::new(0, 37, 19, 4, Samples::U8(v)))
+        .unwrap();
     sink.finish().unwrap();
     std::fs::read(&path).unwrap()
 }

@@ -22,14 +22,20 @@ fn crop_reads_only_the_window() {
     let mut f = std::fs::File::create(&path).unwrap();
     f.write_all(&header.to_bytes()).unwrap();
     f.set_len(header.file_len().unwrap()).unwrap(); // sparse: no disk used
-    // A marker pixel inside the window, to check the data is right.
+                                                    // A marker pixel inside the window, to check the data is right.
     use std::os::unix::fs::FileExt;
-    f.write_all_at(&[1, 2, 3, 4], header.pixel_offset(50_010, 60_020)).unwrap();
+    f.write_all_at(&[1, 2, 3, 4], header.pixel_offset(50_010, 60_020))
+        .unwrap();
     drop(f);
 
     let before = bytes_read();
     let opened = formats::open(&path).unwrap();
-    let rect = Rect { x: 50_000, y: 60_000, width: 1000, height: 1000 };
+    let rect = Rect {
+        x: 50_000,
+        y: 60_000,
+        width: 1000,
+        height: 1000,
+    };
     let mut src = raster::crop(opened.source, rect);
     let mut rows = 0;
     let mut marker = None;
@@ -45,5 +51,8 @@ fn crop_reads_only_the_window() {
     assert_eq!(marker.unwrap(), vec![1, 2, 3, 4]);
     let window = 1000 * 1000 * 4;
     // The window plus the header and a little slack for the signature probe.
-    assert!(read >= window && read < window + 4096, "read {read} bytes for a {window}-byte window");
+    assert!(
+        read >= window && read < window + 4096,
+        "read {read} bytes for a {window}-byte window"
+    );
 }

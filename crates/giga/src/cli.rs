@@ -32,14 +32,21 @@ pub enum Command {
         json: bool,
     },
     /// Cut a rectangle out of an image (KRO input reads only that window)
-    #[command(after_help = "Examples:\n  giga crop pano.kro face.png --rect 120000,40000,2000,1500\n  giga crop pano.kro middle.tif --rel 0.25,0.25,0.5,0.5\n\n--rel uses fractions of the width and height: x0 = floor(X*width), y0 = floor(Y*height),\nw = floor(W*width), h = floor(H*height). Either way the window is clamped to the image;\na window with nothing left is an error.")]
+    #[command(
+        after_help = "Examples:\n  giga crop pano.kro face.png --rect 120000,40000,2000,1500\n  giga crop pano.kro middle.tif --rel 0.25,0.25,0.5,0.5\n\n--rel uses fractions of the width and height: x0 = floor(X*width), y0 = floor(Y*height),\nw = floor(W*width), h = floor(H*height). Either way the window is clamped to the image;\na window with nothing left is an error."
+    )]
     Crop {
         /// The image to crop
         input: PathBuf,
         /// Where to write the window (format from the extension, or --format)
         output: PathBuf,
         /// The window in pixels: X,Y,WIDTH,HEIGHT
-        #[arg(long, value_name = "X,Y,W,H", conflicts_with = "rel", required_unless_present = "rel")]
+        #[arg(
+            long,
+            value_name = "X,Y,W,H",
+            conflicts_with = "rel",
+            required_unless_present = "rel"
+        )]
         rect: Option<String>,
         /// The window as fractions (0..1) of the width and height: X,Y,W,H
         #[arg(long, value_name = "X,Y,W,H")]
@@ -48,7 +55,9 @@ pub enum Command {
         out: OutputArgs,
     },
     /// Cut an image into a tile pyramid and a viewer page for OpenSeadragon
-    #[command(after_help = "Layouts (what OpenSeadragon opens):\n  dzi      NAME.dzi + NAME_files/LEVEL/COL_ROW.jpg (default; 254-px tiles, overlap 1)\n  iiif3    NAME/info.json + NAME/REGION/SIZE/0/default.jpg, IIIF Image API 3 level 0 (512-px tiles)\n  iiif2    the same for IIIF Image API 2.1\n  zoomify  NAME/ImageProperties.xml + NAME/TileGroupN/L-X-Y.jpg\n  xyz      NAME/Z/X/Y.png, OpenSeadragon's openstreetmaps source (256-px PNG)\n  tms      NAME/L/X/Y.png, rows counted from the bottom, the tiledmapservice source\n  legacy   NAME/WxH.jpg, one image per level up to 8192 px a side\n  custom   NAME/{z}/{x}_{y}.jpg (see --template) + NAME.json for a custom getTileUrl\n\nOUTDIR also gets index.html and openseadragon/ (OpenSeadragon 6.1.1): open index.html,\nor serve OUTDIR with any static web server. Description files are written last.\n\nExamples:\n  giga tile pano.kro site/\n  giga tile pano.kro site/ --layout iiif3 --id https://example.org/iiif\n  giga tile pano.kro site/ --layout xyz --skip-blank\n  giga tile pano.kro site/ --resume        # after an interruption")]
+    #[command(
+        after_help = "Layouts (what OpenSeadragon opens):\n  dzi      NAME.dzi + NAME_files/LEVEL/COL_ROW.jpg (default; 254-px tiles, overlap 1)\n  iiif3    NAME/info.json + NAME/REGION/SIZE/0/default.jpg, IIIF Image API 3 level 0 (512-px tiles)\n  iiif2    the same for IIIF Image API 2.1\n  zoomify  NAME/ImageProperties.xml + NAME/TileGroupN/L-X-Y.jpg\n  xyz      NAME/Z/X/Y.png, OpenSeadragon's openstreetmaps source (256-px PNG)\n  tms      NAME/L/X/Y.png, rows counted from the bottom, the tiledmapservice source\n  legacy   NAME/WxH.jpg, one image per level up to 8192 px a side\n  custom   NAME/{z}/{x}_{y}.jpg (see --template) + NAME.json for a custom getTileUrl\n\nOUTDIR also gets index.html and openseadragon/ (OpenSeadragon 6.1.1): open index.html,\nor serve OUTDIR with any static web server. Description files are written last.\n\nExamples:\n  giga tile pano.kro site/\n  giga tile pano.kro site/ --layout iiif3 --id https://example.org/iiif\n  giga tile pano.kro site/ --layout xyz --skip-blank\n  giga tile pano.kro site/ --resume        # after an interruption"
+    )]
     Tile {
         /// The image to tile (any format giga reads)
         input: PathBuf,
@@ -58,7 +67,9 @@ pub enum Command {
         tile: TileArgs,
     },
     /// Paint transparent areas with a smooth continuation of the colour around them
-    #[command(after_help = "Examples:\n  giga fill pano.kro pano-filled.tif\n  giga fill pano.kro pano-filled.png --keep-alpha\n\nPush-pull in premultiplied colour: holes of any size get the surrounding colour, smoothly.\nOpaque pixels are copied bit for bit; partly transparent ones are blended with the fill by\ntheir alpha. The input is read twice (once to analyse, once to write); memory stays bounded,\nno temporary files are needed.")]
+    #[command(
+        after_help = "Examples:\n  giga fill pano.kro pano-filled.tif\n  giga fill pano.kro pano-filled.png --keep-alpha\n\nPush-pull in premultiplied colour: holes of any size get the surrounding colour, smoothly.\nOpaque pixels are copied bit for bit; partly transparent ones are blended with the fill by\ntheir alpha. The input is read twice (once to analyse, once to write); memory stays bounded,\nno temporary files are needed."
+    )]
     Fill {
         /// The image to fill (gray+alpha or RGBA)
         input: PathBuf,
@@ -71,7 +82,9 @@ pub enum Command {
         out: OutputArgs,
     },
     /// Crop to the largest rectangle without transparent pixels
-    #[command(after_help = "Examples:\n  giga autocrop pano.kro pano-cropped.tif\n  giga autocrop pano.kro --print                 # prints X,Y,W,H for giga crop --rect\n  giga autocrop pano.kro print.tif --aspect 3:2 --threshold 0.5\n\nOne streaming pass finds the rectangle (memory: a few bytes per column), a second writes it\n(from KRO, reading only the window). Ties: the larger area, then the topmost, then the\nleftmost, then the shorter rectangle; with --aspect the rectangle is exactly that ratio.")]
+    #[command(
+        after_help = "Examples:\n  giga autocrop pano.kro pano-cropped.tif\n  giga autocrop pano.kro --print                 # prints X,Y,W,H for giga crop --rect\n  giga autocrop pano.kro print.tif --aspect 3:2 --threshold 0.5\n\nOne streaming pass finds the rectangle (memory: a few bytes per column), a second writes it\n(from KRO, reading only the window). Ties: the larger area, then the topmost, then the\nleftmost, then the shorter rectangle; with --aspect the rectangle is exactly that ratio."
+    )]
     Autocrop {
         /// The image to crop (its alpha decides what is kept)
         input: PathBuf,
@@ -91,7 +104,9 @@ pub enum Command {
         out: OutputArgs,
     },
     /// Serve images over IIIF Image API 3.0 and 2.1 (level 2), with a viewer page each
-    #[command(after_help = "Examples:\n  giga serve photos/                       # http://127.0.0.1:8080/\n  giga serve --bind 0.0.0.0:8182 pano.tif\n\nEach image is served under its file name without extension:\n  /iiif/3/ID/info.json, /iiif/3/ID/REGION/SIZE/ROTATION/QUALITY.FORMAT (and /iiif/2/...),\n  /view/ID for an OpenSeadragon page, / for the list.\nOnly the files named (or directly inside the folders named) can be reached.\nMulti-resolution TIFFs (giga convert IN OUT.tif --pyramid) are served tile by tile at any size;\nother images are decoded into memory, up to 256 megapixels each.")]
+    #[command(
+        after_help = "Examples:\n  giga serve photos/                       # http://127.0.0.1:8080/\n  giga serve --bind 0.0.0.0:8182 pano.tif\n\nEach image is served under its file name without extension:\n  /iiif/3/ID/info.json, /iiif/3/ID/REGION/SIZE/ROTATION/QUALITY.FORMAT (and /iiif/2/...),\n  /view/ID for an OpenSeadragon page, / for the list.\nOnly the files named (or directly inside the folders named) can be reached.\nMulti-resolution TIFFs (giga convert IN OUT.tif --pyramid) are served tile by tile at any size;\nother images are decoded into memory, up to 256 megapixels each."
+    )]
     Serve {
         /// Image files, or folders whose image files are served
         #[arg(required = true)]
@@ -104,7 +119,9 @@ pub enum Command {
         max_area: u64,
     },
     /// Render an aligned Hugin/PanoTools project (.pto) into one image or a tile pyramid
-    #[command(after_help = "Examples:\n  giga render pano.pto pano.tif            # tiled deflate (Big)TIFF, RGBA\n  giga render pano.pto pano.kro\n  giga render pano.pto --tiles site/       # straight into a DZI pyramid + viewer\n  giga render pano.pto pano.tif --pyramid  # ready for giga serve and IIPImage\n  giga render pano.pto frame3.tif --frames 3   # one frame remapped, like nona -i 3\n\nReads the p-line (rectilinear, cylindrical or equirectangular output; size, field of view,\ncrop S, exposure E), i-lines (rectilinear, cylindrical, fisheye and equirectangular lenses;\ny p r, a b c d e, S, Eev Er Eb, vignetting Va-Vd Vx Vy, links like v=0) and the m-line's\ninterpolator. Frame paths are relative to the project file. Exclude (t0) and include (t1)\nmasks are applied; other mask kinds are reported.\n\nEach output pixel takes the frame whose centre is nearest, with a --feather-pixel transition;\nalpha is 0 where no frame covers the canvas. Rows are rendered top to bottom in bands and\nonly the frames touching the band are decoded, so memory depends on the frames and the\nwidth, not on the canvas's area.\n\n--resume: an interrupted render (Ctrl-C, a crash, a power cut) continues from the last band\non disk and yields the same file. The rows are kept in a KRO with a checkpoint per band: the\noutput itself when it is a .kro, else .OUT.giga-rows.kro beside it (4 bytes a pixel, 8 at\n16-bit), converted into OUT at the end and deleted. Without --resume nothing intermediate is\nwritten. With --tiles, finished tiles are kept but every row is rendered again.")]
+    #[command(
+        after_help = "Examples:\n  giga render pano.pto pano.tif            # tiled deflate (Big)TIFF, RGBA\n  giga render pano.pto pano.kro\n  giga render pano.pto --tiles site/       # straight into a DZI pyramid + viewer\n  giga render pano.pto pano.tif --pyramid  # ready for giga serve and IIPImage\n  giga render pano.pto frame3.tif --frames 3   # one frame remapped, like nona -i 3\n\nReads the p-line (rectilinear, cylindrical or equirectangular output; size, field of view,\ncrop S, exposure E), i-lines (rectilinear, cylindrical, fisheye and equirectangular lenses;\ny p r, a b c d e, S, Eev Er Eb, vignetting Va-Vd Vx Vy, links like v=0) and the m-line's\ninterpolator. Frame paths are relative to the project file. Exclude (t0) and include (t1)\nmasks are applied; other mask kinds are reported.\n\nEach output pixel takes the frame whose centre is nearest, with a --feather-pixel transition;\nalpha is 0 where no frame covers the canvas. Rows are rendered top to bottom in bands and\nonly the frames touching the band are decoded, so memory depends on the frames and the\nwidth, not on the canvas's area.\n\n--resume: an interrupted render (Ctrl-C, a crash, a power cut) continues from the last band\non disk and yields the same file. The rows are kept in a KRO with a checkpoint per band: the\noutput itself when it is a .kro, else .OUT.giga-rows.kro beside it (4 bytes a pixel, 8 at\n16-bit), converted into OUT at the end and deleted. Without --resume nothing intermediate is\nwritten. With --tiles, finished tiles are kept but every row is rendered again."
+    )]
     Render {
         /// The project file (.pto, as Hugin or PTGui writes it)
         project: PathBuf,
@@ -146,7 +163,9 @@ pub enum Command {
         tile: TileArgs,
     },
     /// Convert an image to another format, depth or channel layout
-    #[command(after_help = "Examples:\n  giga convert pano.kro pano.tif                  # tiled, deflate\n  giga convert pano.kro pano.tif --compression none --bigtiff\n  giga convert pano16.tif pano.jpg --depth 8 --quality 92 --background black\n\nPixels are copied exactly where both formats can hold them. Alpha is flattened onto\n--background only when the output format has no alpha (JPEG) or with --no-alpha.")]
+    #[command(
+        after_help = "Examples:\n  giga convert pano.kro pano.tif                  # tiled, deflate\n  giga convert pano.kro pano.tif --compression none --bigtiff\n  giga convert pano16.tif pano.jpg --depth 8 --quality 92 --background black\n\nPixels are copied exactly where both formats can hold them. Alpha is flattened onto\n--background only when the output format has no alpha (JPEG) or with --no-alpha."
+    )]
     Convert {
         /// The image to convert
         input: PathBuf,

@@ -30,7 +30,8 @@ impl From<raster::Error> for Failure {
 pub(crate) type Result<T> = std::result::Result<T, Failure>;
 
 /// Set while a resumable render runs: an interruption keeps its partial output.
-pub(crate) static RESUMABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+pub(crate) static RESUMABLE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 fn main() -> ExitCode {
     formats::set_quiet_panics();
@@ -60,7 +61,13 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info { file, json } => info(&file, json),
-        Command::Crop { input, output, rect, rel, out } => {
+        Command::Crop {
+            input,
+            output,
+            rect,
+            rel,
+            out,
+        } => {
             let window = match (rect, rel) {
                 (Some(r), _) => Window::Pixels(parse_numbers(&r, "--rect")?),
                 (None, Some(r)) => Window::Fractions(parse_numbers(&r, "--rel")?),
@@ -70,40 +77,114 @@ fn dispatch(cli: Cli) -> Result<()> {
             transform(&input, &output, window, &out)
         }
         Command::Convert { input, output, out } => transform(&input, &output, None, &out),
-        Command::Tile { input, outdir, tile } => tile::run(&input, &outdir, &tile),
-        Command::Serve { paths, bind, max_area } => {
-            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Command::Tile {
+            input,
+            outdir,
+            tile,
+        } => tile::run(&input, &outdir, &tile),
+        Command::Serve {
+            paths,
+            bind,
+            max_area,
+        } => {
+            let threads = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2);
             let opts = serve::Options {
-                limits: serve::iiif::Limits { max_width: 65_500, max_height: 65_500, max_area: max_area * 1_000_000 },
+                limits: serve::iiif::Limits {
+                    max_width: 65_500,
+                    max_height: 65_500,
+                    max_area: max_area * 1_000_000,
+                },
                 workers: threads * 2,
                 queue: 64,
             };
             serve::serve(&bind, &paths, opts, |m| eprintln!("giga: {m}")).map_err(Failure::Run)
         }
-        Command::Render { project, output, tiles, interpolator, feather, memory, temp, frames, region, no_antialias, pyramid, bigtiff, tile } => {
+        Command::Render {
+            project,
+            output,
+            tiles,
+            interpolator,
+            feather,
+            memory,
+            temp,
+            frames,
+            region,
+            no_antialias,
+            pyramid,
+            bigtiff,
+            tile,
+        } => {
             let region = match region {
                 Some(r) => {
                     let [x, y, w, h] = parse_numbers(&r, "--region")?;
-                    Some(Rect { x: x as u32, y: y as u32, width: w as u32, height: h as u32 })
+                    Some(Rect {
+                        x: x as u32,
+                        y: y as u32,
+                        width: w as u32,
+                        height: h as u32,
+                    })
                 }
                 None => None,
             };
-            let how = render_cmd::RenderHow { interpolator, feather, memory, temp, frames, region, no_antialias, pyramid, bigtiff };
+            let how = render_cmd::RenderHow {
+                interpolator,
+                feather,
+                memory,
+                temp,
+                frames,
+                region,
+                no_antialias,
+                pyramid,
+                bigtiff,
+            };
             render_cmd::run(&project, output.as_deref(), tiles.as_deref(), &how, &tile)
         }
-        Command::Fill { input, output, keep_alpha, out } => fill_command(&input, &output, keep_alpha, &out),
-        Command::Autocrop { input, output, threshold, aspect, print, out } => autocrop(&input, output.as_deref(), threshold, aspect.as_deref(), print, &out),
+        Command::Fill {
+            input,
+            output,
+            keep_alpha,
+            out,
+        } => fill_command(&input, &output, keep_alpha, &out),
+        Command::Autocrop {
+            input,
+            output,
+            threshold,
+            aspect,
+            print,
+            out,
+        } => autocrop(
+            &input,
+            output.as_deref(),
+            threshold,
+            aspect.as_deref(),
+            print,
+            &out,
+        ),
     }
 }
 
 fn info(path: &Path, json: bool) -> Result<()> {
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("pto")) {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("pto"))
+    {
         return render_cmd::info(path, json);
     }
-    let Opened { source, format, file_size, details } = formats::open(path)?;
+    let Opened {
+        source,
+        format,
+        file_size,
+        details,
+    } = formats::open(path)?;
     let i = source.info();
     let bits = i.format.sample.bits();
-    let sample = if i.format.sample.is_float() { "float" } else { "uint" };
+    let sample = if i.format.sample.is_float() {
+        "float"
+    } else {
+        "uint"
+    };
     if json {
         let mut o = serde_json::json!({
             "file": path.display().to_string(),
@@ -118,16 +199,35 @@ fn info(path: &Path, json: bool) -> Result<()> {
         });
         for (k, v) in &details {
             let key = k.replace(' ', "_");
-            o[key] = v.parse::<u64>().map(serde_json::Value::from).unwrap_or_else(|_| v.clone().into());
+            o[key] = v
+                .parse::<u64>()
+                .map(serde_json::Value::from)
+                .unwrap_or_else(|_| v.clone().into());
         }
         println!("{o}");
     } else {
         let mp = i.width as f64 * i.height as f64 / 1e6;
         println!("file:       {}", path.display());
         println!("format:     {}", format.name());
-        println!("size:       {} x {} ({})", i.width, i.height, if mp >= 1000.0 { format!("{:.2} gigapixels", mp / 1000.0) } else { format!("{mp:.1} megapixels") });
+        println!(
+            "size:       {} x {} ({})",
+            i.width,
+            i.height,
+            if mp >= 1000.0 {
+                format!("{:.2} gigapixels", mp / 1000.0)
+            } else {
+                format!("{mp:.1} megapixels")
+            }
+        );
         println!("channels:   {} ({})", i.format.channels, i.format.name());
-        println!("bits:       {bits} per sample ({})", if sample == "float" { "floating point" } else { "unsigned integer" });
+        println!(
+            "bits:       {bits} per sample ({})",
+            if sample == "float" {
+                "floating point"
+            } else {
+                "unsigned integer"
+            }
+        );
         println!("file size:  {file_size} bytes ({})", human_bytes(file_size));
         for (k, v) in &details {
             println!("{:<11} {v}", format!("{k}:"));
@@ -140,13 +240,24 @@ fn info(path: &Path, json: bool) -> Result<()> {
 }
 
 /// Opens `input` for filling: the filled stream, or the input itself (with a note) when there is nothing to fill.
-pub(crate) fn open_filled(input: &Path, keep_alpha: bool, quiet: bool) -> Result<Box<dyn raster::Source>> {
+pub(crate) fn open_filled(
+    input: &Path,
+    keep_alpha: bool,
+    quiet: bool,
+) -> Result<Box<dyn raster::Source>> {
     let first = formats::open(input)?.source;
     let second = formats::open(input)?.source;
     let info = first.info();
-    let pb = progress::bar(info.height as u64 * info.row_bytes() as u64, quiet, "analysing");
+    let pb = progress::bar(
+        info.height as u64 * info.row_bytes() as u64,
+        quiet,
+        "analysing",
+    );
     let row_bytes = info.row_bytes() as u64;
-    let outcome = fill::fill(first, second, keep_alpha, |rows| pb.inc(rows as u64 * row_bytes)).map_err(|e| match e {
+    let outcome = fill::fill(first, second, keep_alpha, |rows| {
+        pb.inc(rows as u64 * row_bytes)
+    })
+    .map_err(|e| match e {
         raster::Error::Other(m) => raster::Error::invalid(input, m),
         e => e,
     })?;
@@ -154,8 +265,15 @@ pub(crate) fn open_filled(input: &Path, keep_alpha: bool, quiet: bool) -> Result
     Ok(match outcome {
         fill::Outcome::Filled(s) => s,
         fill::Outcome::Opaque => {
-            let why = if info.format.has_alpha() { "no transparent pixel" } else { "no alpha channel" };
-            eprintln!("giga: note: {} has {why}: nothing to fill, copied unchanged", input.display());
+            let why = if info.format.has_alpha() {
+                "no transparent pixel"
+            } else {
+                "no alpha channel"
+            };
+            eprintln!(
+                "giga: note: {} has {why}: nothing to fill, copied unchanged",
+                input.display()
+            );
             formats::open(input)?.source
         }
     })
@@ -167,12 +285,24 @@ fn fill_command(input: &Path, output: &Path, keep_alpha: bool, args: &OutputArgs
     write_source("filled", source, output, choice, args)
 }
 
-fn autocrop(input: &Path, output: Option<&Path>, threshold: f64, aspect: Option<&str>, print: bool, args: &OutputArgs) -> Result<()> {
+fn autocrop(
+    input: &Path,
+    output: Option<&Path>,
+    threshold: f64,
+    aspect: Option<&str>,
+    print: bool,
+    args: &OutputArgs,
+) -> Result<()> {
     if !(0.0..=1.0).contains(&threshold) {
-        return Err(Failure::Usage(format!("--threshold {threshold} must be between 0 and 1")));
+        return Err(Failure::Usage(format!(
+            "--threshold {threshold} must be between 0 and 1"
+        )));
     }
     let aspect = match aspect {
-        Some(a) => Some(fill::Aspect::parse(a).ok_or_else(|| Failure::Usage(format!("--aspect {a:?} must be W:H, e.g. 16:9")))?),
+        Some(a) => Some(
+            fill::Aspect::parse(a)
+                .ok_or_else(|| Failure::Usage(format!("--aspect {a:?} must be W:H, e.g. 16:9")))?,
+        ),
         None => None,
     };
     if let Some(out) = output {
@@ -181,21 +311,42 @@ fn autocrop(input: &Path, output: Option<&Path>, threshold: f64, aspect: Option<
     let opened = formats::open(input)?;
     let info = opened.source.info();
     if !info.format.has_alpha() {
-        eprintln!("giga: note: {} has no alpha channel: the whole image is opaque", input.display());
+        eprintln!(
+            "giga: note: {} has no alpha channel: the whole image is opaque",
+            input.display()
+        );
     }
-    let pb = progress::bar(info.height as u64 * info.row_bytes() as u64, args.quiet || print, "finding the rectangle");
+    let pb = progress::bar(
+        info.height as u64 * info.row_bytes() as u64,
+        args.quiet || print,
+        "finding the rectangle",
+    );
     let row_bytes = info.row_bytes() as u64;
-    let rect = fill::largest_rectangle(opened.source, threshold, aspect, |rows| pb.inc(rows as u64 * row_bytes))?;
+    let rect = fill::largest_rectangle(opened.source, threshold, aspect, |rows| {
+        pb.inc(rows as u64 * row_bytes)
+    })?;
     pb.finish_and_clear();
-    let rect = rect.ok_or_else(|| raster::Error::invalid(input, "no pixel is opaque enough: there is nothing to keep"))?;
+    let rect = rect.ok_or_else(|| {
+        raster::Error::invalid(input, "no pixel is opaque enough: there is nothing to keep")
+    })?;
     if print {
         println!("{rect}");
         if output.is_none() {
             return Ok(());
         }
     }
-    let window = Window::Pixels([rect.x as f64, rect.y as f64, rect.width as f64, rect.height as f64]);
-    transform(input, output.expect("required without --print"), Some(window), args)
+    let window = Window::Pixels([
+        rect.x as f64,
+        rect.y as f64,
+        rect.width as f64,
+        rect.height as f64,
+    ]);
+    transform(
+        input,
+        output.expect("required without --print"),
+        Some(window),
+        args,
+    )
 }
 
 pub(crate) fn human_bytes(n: u64) -> String {
@@ -206,7 +357,11 @@ pub(crate) fn human_bytes(n: u64) -> String {
         v /= 1000.0;
         u += 1;
     }
-    if u == 0 { format!("{n} bytes") } else { format!("{v:.1} {}", units[u]) }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
 }
 
 enum Window {
@@ -220,15 +375,23 @@ fn parse_numbers(s: &str, flag: &str) -> Result<[f64; 4]> {
         .map(|p| p.trim().parse::<f64>())
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| Failure::Usage(format!("{flag} wants four numbers X,Y,W,H, got {s:?}")))?;
-    let v: [f64; 4] = v.try_into().map_err(|_| Failure::Usage(format!("{flag} wants four numbers X,Y,W,H, got {s:?}")))?;
+    let v: [f64; 4] = v
+        .try_into()
+        .map_err(|_| Failure::Usage(format!("{flag} wants four numbers X,Y,W,H, got {s:?}")))?;
     if v.iter().any(|x| !x.is_finite() || *x < 0.0) {
-        return Err(Failure::Usage(format!("{flag} values must be non-negative, got {s:?}")));
+        return Err(Failure::Usage(format!(
+            "{flag} values must be non-negative, got {s:?}"
+        )));
     }
     if flag == "--rel" && v.iter().any(|x| *x > 1.0) {
-        return Err(Failure::Usage(format!("--rel values are fractions between 0 and 1, got {s:?}")));
+        return Err(Failure::Usage(format!(
+            "--rel values are fractions between 0 and 1, got {s:?}"
+        )));
     }
     if (flag == "--rect" || flag == "--region") && v.iter().any(|x| x.fract() != 0.0) {
-        return Err(Failure::Usage(format!("{flag} values are whole pixels, got {s:?}")));
+        return Err(Failure::Usage(format!(
+            "{flag} values are whole pixels, got {s:?}"
+        )));
     }
     Ok(v)
 }
@@ -238,7 +401,12 @@ fn window_rect(w: &Window, info: &ImageInfo) -> Option<Rect> {
     let (iw, ih) = (info.width as f64, info.height as f64);
     let [x, y, ww, hh] = match w {
         Window::Pixels(v) => *v,
-        Window::Fractions(v) => [(v[0] * iw).floor(), (v[1] * ih).floor(), (v[2] * iw).floor(), (v[3] * ih).floor()],
+        Window::Fractions(v) => [
+            (v[0] * iw).floor(),
+            (v[1] * ih).floor(),
+            (v[2] * iw).floor(),
+            (v[3] * ih).floor(),
+        ],
     };
     let x0 = x.min(iw);
     let y0 = y.min(ih);
@@ -247,7 +415,12 @@ fn window_rect(w: &Window, info: &ImageInfo) -> Option<Rect> {
     if width < 1.0 || height < 1.0 {
         return None;
     }
-    Some(Rect { x: x0 as u32, y: y0 as u32, width: width as u32, height: height as u32 })
+    Some(Rect {
+        x: x0 as u32,
+        y: y0 as u32,
+        width: width as u32,
+        height: height as u32,
+    })
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -260,17 +433,28 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// The output format and background colour the options ask for, checked
 /// (with the output not being the input) before anything is read.
-pub(crate) fn output_choice(input: &Path, output: &Path, args: &OutputArgs) -> Result<(Format, Color)> {
+pub(crate) fn output_choice(
+    input: &Path,
+    output: &Path,
+    args: &OutputArgs,
+) -> Result<(Format, Color)> {
     let format = match &args.format {
         Some(name) => Format::from_name(name).ok_or_else(|| Failure::Usage(format!("unknown --format {name:?} (kro, tif, psd, psb, png, jpg, ppm)")))?,
         None => Format::from_path(output).ok_or_else(|| {
             Failure::Usage(format!("{}: can't tell the output format from the extension; use .kro .tif .psd .psb .png .jpg .ppm or --format", output.display()))
         })?,
     };
-    let background = Color::parse(&args.background)
-        .ok_or_else(|| Failure::Usage(format!("--background {:?} is not a colour (white, black, #rrggbb or r,g,b)", args.background)))?;
+    let background = Color::parse(&args.background).ok_or_else(|| {
+        Failure::Usage(format!(
+            "--background {:?} is not a colour (white, black, #rrggbb or r,g,b)",
+            args.background
+        ))
+    })?;
     if same_file(input, output) {
-        return Err(Failure::Usage(format!("{}: the output is the input; giga never overwrites its input", output.display())));
+        return Err(Failure::Usage(format!(
+            "{}: the output is the input; giga never overwrites its input",
+            output.display()
+        )));
     }
     Ok((format, background))
 }
@@ -286,7 +470,13 @@ fn transform(input: &Path, output: &Path, window: Option<Window>, args: &OutputA
     if let Some(w) = window {
         let info = source.info();
         let rect = window_rect(&w, &info).ok_or_else(|| {
-            raster::Error::invalid(input, format!("the crop window is empty or outside the {}x{} image", info.width, info.height))
+            raster::Error::invalid(
+                input,
+                format!(
+                    "the crop window is empty or outside the {}x{} image",
+                    info.width, info.height
+                ),
+            )
         })?;
         source = raster::crop(source, rect);
     }
@@ -294,7 +484,13 @@ fn transform(input: &Path, output: &Path, window: Option<Window>, args: &OutputA
 }
 
 /// Converts `source` to what the output format and options ask for, and writes it.
-pub(crate) fn write_source(from: &str, mut source: Box<dyn raster::Source>, output: &Path, (format, background): (Format, Color), args: &OutputArgs) -> Result<()> {
+pub(crate) fn write_source(
+    from: &str,
+    mut source: Box<dyn raster::Source>,
+    output: &Path,
+    (format, background): (Format, Color),
+    args: &OutputArgs,
+) -> Result<()> {
     let info = source.info();
     let target = target_format(info.format, format, args);
     source = raster::ops::convert(source, target, background);
@@ -314,7 +510,10 @@ pub(crate) fn write_source(from: &str, mut source: Box<dyn raster::Source>, outp
         pyramid: args.pyramid,
     };
     if args.pyramid && format != Format::Tiff {
-        return Err(Failure::Usage(format!("--pyramid is for TIFF output, not {}", format.name())));
+        return Err(Failure::Usage(format!(
+            "--pyramid is for TIFF output, not {}",
+            format.name()
+        )));
     }
     let sink = formats::create(output, format, &out_info, &opts)?;
     let total = out_info.height as u64 * out_info.row_bytes() as u64;

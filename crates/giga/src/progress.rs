@@ -9,7 +9,11 @@ fn styled(total: u64, quiet: bool, template: &str) -> ProgressBar {
         return ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
     }
     let pb = ProgressBar::new(total);
-    pb.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
+    pb.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     pb
 }
 
@@ -22,5 +26,9 @@ pub fn bar(total_bytes: u64, quiet: bool, label: &str) -> ProgressBar {
 
 /// A bar counting rows of the input, with a message (tiles done, rate).
 pub fn rows_bar(total_rows: u64, quiet: bool) -> ProgressBar {
-    styled(total_rows, quiet, "tiling [{bar:30}] {percent:>3}% {human_pos}/{human_len} rows, {msg}, ETA {eta}")
+    styled(
+        total_rows,
+        quiet,
+        "tiling [{bar:30}] {percent:>3}% {human_pos}/{human_len} rows, {msg}, ETA {eta}",
+    )
 }

@@ -21,12 +21,24 @@ pub struct RenderHow {
     pub bigtiff: bool,
 }
 
-pub fn run(project: &Path, output: Option<&Path>, tiles: Option<&Path>, how: &RenderHow, tile: &TileArgs) -> Result<()> {
+pub fn run(
+    project: &Path,
+    output: Option<&Path>,
+    tiles: Option<&Path>,
+    how: &RenderHow,
+    tile: &TileArgs,
+) -> Result<()> {
     if !(how.feather >= 0.0 && how.feather <= 10_000.0) {
-        return Err(Failure::Usage(format!("--feather {} must be between 0 and 10000 pixels", how.feather)));
+        return Err(Failure::Usage(format!(
+            "--feather {} must be between 0 and 10000 pixels",
+            how.feather
+        )));
     }
     if !(how.memory > 0.0) {
-        return Err(Failure::Usage(format!("--memory {} must be a positive number of GB", how.memory)));
+        return Err(Failure::Usage(format!(
+            "--memory {} must be a positive number of GB",
+            how.memory
+        )));
     }
     if tile.fill {
         return Err(Failure::Usage("--fill is not offered while rendering; render to a file, then giga fill or giga tile --fill".into()));
@@ -41,8 +53,16 @@ pub fn run(project: &Path, output: Option<&Path>, tiles: Option<&Path>, how: &Re
         memory: (how.memory * 1e9) as u64,
         scratch: how.temp.clone().or_else(|| {
             let dest = tiles.or(output)?;
-            let dir = if tiles.is_some() { dest } else { dest.parent()? };
-            Some(if dir.as_os_str().is_empty() { Path::new(".").to_path_buf() } else { dir.to_path_buf() })
+            let dir = if tiles.is_some() {
+                dest
+            } else {
+                dest.parent()?
+            };
+            Some(if dir.as_os_str().is_empty() {
+                Path::new(".").to_path_buf()
+            } else {
+                dir.to_path_buf()
+            })
         }),
         only: how.frames.clone(),
         region: how.region,
@@ -95,11 +115,17 @@ pub fn run(project: &Path, output: Option<&Path>, tiles: Option<&Path>, how: &Re
         (Some(out), _) if tile.resume => {
             let choice = choice.expect("checked");
             // Other formats than KRO: the rows go to a raw KRO beside the output, converted at the end.
-            let convert = (choice.0 != Format::Kro).then_some(|rows: &Path| write_source("KRO", formats::open(rows)?.source, out, choice, &out_args));
+            let convert = (choice.0 != Format::Kro).then_some(|rows: &Path| {
+                write_source("KRO", formats::open(rows)?.source, out, choice, &out_args)
+            });
             resumable(r, project, out, &opts, tile.quiet, convert)
         }
-        (Some(out), _) => write_source("pto", Box::new(r), out, choice.expect("checked"), &out_args),
-        (None, Some(dir)) => tile::build(Box::new(r), project, dir, tile, checked.expect("checked")),
+        (Some(out), _) => {
+            write_source("pto", Box::new(r), out, choice.expect("checked"), &out_args)
+        }
+        (None, Some(dir)) => {
+            tile::build(Box::new(r), project, dir, tile, checked.expect("checked"))
+        }
         (None, None) => unreachable!("clap requires one"),
     }
 }
@@ -108,35 +134,55 @@ pub fn run(project: &Path, output: Option<&Path>, tiles: Option<&Path>, how: &Re
 /// the output itself, or with `convert` `.OUT.giga-rows.kro`, which `convert` turns into
 /// the output and which is then deleted. A finished rows file whose key matches is not
 /// rendered again, so an interrupted conversion resumes too.
-fn resumable(r: render::Render, project: &Path, out: &Path, opts: &render::Options, quiet: bool, convert: Option<impl FnOnce(&Path) -> Result<()>>) -> Result<()> {
+fn resumable(
+    r: render::Render,
+    project: &Path,
+    out: &Path,
+    opts: &render::Options,
+    quiet: bool,
+    convert: Option<impl FnOnce(&Path) -> Result<()>>,
+) -> Result<()> {
     // What the rows depend on: the project's text and the options that change pixels.
     let text = std::fs::read(project).map_err(|e| raster::Error::io(project, e))?;
     let digest = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         text.hash(&mut h);
-        format!("{:?} {} {:?} {:?} {}", opts.interpolator, opts.feather, opts.only, opts.region, opts.antialias).hash(&mut h);
+        format!(
+            "{:?} {} {:?} {:?} {}",
+            opts.interpolator, opts.feather, opts.only, opts.region, opts.antialias
+        )
+        .hash(&mut h);
         h.finish()
     };
     let key = format!("{} {digest:016x}", project.display());
     let rows = match convert {
         None => out.to_path_buf(),
         Some(_) => {
-            let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = out
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             out.with_file_name(format!(".{name}.giga-rows.kro"))
         }
     };
     let key_file = rows.with_extension("kro.key");
-    let done = convert.is_some() && rows.exists() && std::fs::read_to_string(&key_file).is_ok_and(|k| k == key);
+    let done = convert.is_some()
+        && rows.exists()
+        && std::fs::read_to_string(&key_file).is_ok_and(|k| k == key);
     RESUMABLE.store(true, Ordering::Relaxed);
     if done {
         if !quiet {
-            eprintln!("giga: the rows were all rendered before; converting {}", rows.display());
+            eprintln!(
+                "giga: the rows were all rendered before; converting {}",
+                rows.display()
+            );
         }
     } else {
         let height = raster::Source::info(&r).height as u64;
         let pb = progress::rows_bar(height, quiet);
-        let start = render::resume::render_kro(r, &rows, &key, |done| pb.set_position(done as u64))?;
+        let start =
+            render::resume::render_kro(r, &rows, &key, |done| pb.set_position(done as u64))?;
         pb.finish_and_clear();
         if start > 0 && !quiet {
             eprintln!("giga: resumed at row {start} of {height}");
@@ -157,12 +203,15 @@ fn resumable(r: render::Render, project: &Path, out: &Path, opts: &render::Optio
 /// `giga info PROJECT.pto`: what a render would make, before running it.
 pub fn info(project: &Path, json: bool) -> Result<()> {
     let text = std::fs::read(project).map_err(|e| raster::Error::io(project, e))?;
-    let p = render::pto::parse(&String::from_utf8_lossy(&text)).map_err(|m| raster::Error::invalid(project, m))?;
+    let p = render::pto::parse(&String::from_utf8_lossy(&text))
+        .map_err(|m| raster::Error::invalid(project, m))?;
     let r = render::Render::from_project(p.clone(), project, &render::Options::default())?;
     let i = raster::Source::info(&r);
     let c = &p.canvas;
     let projection = format!("{:?}", c.projection).to_lowercase();
-    let crop = c.crop.map(|k| format!("{},{},{},{}", k.left, k.right, k.top, k.bottom));
+    let crop = c
+        .crop
+        .map(|k| format!("{},{},{},{}", k.left, k.right, k.top, k.bottom));
     if json {
         let o = serde_json::json!({
             "file": project.display().to_string(),
@@ -185,14 +234,38 @@ pub fn info(project: &Path, json: bool) -> Result<()> {
         println!("{o}");
     } else {
         let mp = i.width as f64 * i.height as f64 / 1e6;
-        let size = if mp >= 1000.0 { format!("{:.2} gigapixels", mp / 1000.0) } else { format!("{mp:.1} megapixels") };
+        let size = if mp >= 1000.0 {
+            format!("{:.2} gigapixels", mp / 1000.0)
+        } else {
+            format!("{mp:.1} megapixels")
+        };
         println!("file:       {}", project.display());
         println!("format:     PanoTools project (rendered by giga render)");
-        println!("size:       {} x {} ({size}), {}", i.width, i.height, i.format);
-        println!("canvas:     {projection}, {} degrees wide, {} x {}{}", c.hfov, c.width, c.height, crop.map(|k| format!(", crop S{k}")).unwrap_or_default());
-        println!("frames:     {} ({} on the rendered area)", p.frames.len(), r.frame_count());
-        println!("memory:     at most {} of decoded frames at once", human_bytes(r.peak_frame_bytes()));
-        println!("output:     {} as raw RGBA ({} bytes a pixel)", human_bytes(i.height as u64 * i.row_bytes() as u64), i.format.pixel_bytes());
+        println!(
+            "size:       {} x {} ({size}), {}",
+            i.width, i.height, i.format
+        );
+        println!(
+            "canvas:     {projection}, {} degrees wide, {} x {}{}",
+            c.hfov,
+            c.width,
+            c.height,
+            crop.map(|k| format!(", crop S{k}")).unwrap_or_default()
+        );
+        println!(
+            "frames:     {} ({} on the rendered area)",
+            p.frames.len(),
+            r.frame_count()
+        );
+        println!(
+            "memory:     at most {} of decoded frames at once",
+            human_bytes(r.peak_frame_bytes())
+        );
+        println!(
+            "output:     {} as raw RGBA ({} bytes a pixel)",
+            human_bytes(i.height as u64 * i.row_bytes() as u64),
+            i.format.pixel_bytes()
+        );
     }
     for w in raster::Source::warnings(&r) {
         eprintln!("giga: warning: {w}");

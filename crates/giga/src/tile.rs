@@ -25,41 +25,77 @@ pub struct Checked {
 
 pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
     let usage = |m: String| Failure::Usage(m);
-    let kind = Kind::parse(&args.layout).ok_or_else(|| usage(format!("unknown layout {:?}", args.layout)))?;
+    let kind = Kind::parse(&args.layout)
+        .ok_or_else(|| usage(format!("unknown layout {:?}", args.layout)))?;
     let (default_tile, default_overlap) = kind.defaults();
     let tile = args.tile_size.unwrap_or(default_tile);
     let overlap = args.overlap.unwrap_or(default_overlap);
     if tile == 0 || tile > 8192 {
-        return Err(usage(format!("--tile-size {tile} must be between 1 and 8192")));
+        return Err(usage(format!(
+            "--tile-size {tile} must be between 1 and 8192"
+        )));
     }
     if overlap >= tile {
-        return Err(usage(format!("--overlap {overlap} must be smaller than the tile size {tile}")));
+        return Err(usage(format!(
+            "--overlap {overlap} must be smaller than the tile size {tile}"
+        )));
     }
     if overlap > 0 && !matches!(kind, Kind::Dzi | Kind::Custom) {
-        return Err(usage(format!("--overlap is for the dzi and custom layouts; {} tiles don't overlap", args.layout)));
+        return Err(usage(format!(
+            "--overlap is for the dzi and custom layouts; {} tiles don't overlap",
+            args.layout
+        )));
     }
-    let ext = args.format.clone().unwrap_or_else(|| kind.default_format().to_string());
+    let ext = args
+        .format
+        .clone()
+        .unwrap_or_else(|| kind.default_format().to_string());
     if matches!(kind, Kind::Xyz | Kind::Tms) && ext != "png" {
-        return Err(usage(format!("the {} layout needs --format png: OpenSeadragon requests its tiles as .png", args.layout)));
+        return Err(usage(format!(
+            "the {} layout needs --format png: OpenSeadragon requests its tiles as .png",
+            args.layout
+        )));
     }
     if ext == "webp" && !matches!(kind, Kind::Dzi | Kind::Zoomify | Kind::Custom) {
-        return Err(usage(format!("--format webp is offered for the dzi, zoomify and custom layouts; {} needs jpg or png", args.layout)));
+        return Err(usage(format!(
+            "--format webp is offered for the dzi, zoomify and custom layouts; {} needs jpg or png",
+            args.layout
+        )));
     }
     let format = match ext.as_str() {
         "png" => TileFormat::Png,
-        "webp" => TileFormat::Webp { quality: args.quality },
-        _ => TileFormat::Jpeg { quality: args.quality },
+        "webp" => TileFormat::Webp {
+            quality: args.quality,
+        },
+        _ => TileFormat::Jpeg {
+            quality: args.quality,
+        },
     };
-    let background = Color::parse(&args.background)
-        .ok_or_else(|| usage(format!("--background {:?} is not a colour (white, black, #rrggbb or r,g,b)", args.background)))?;
+    let background = Color::parse(&args.background).ok_or_else(|| {
+        usage(format!(
+            "--background {:?} is not a colour (white, black, #rrggbb or r,g,b)",
+            args.background
+        ))
+    })?;
     let name = match &args.name {
         Some(n) => n.clone(),
-        None => input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into()),
+        None => input
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into()),
     };
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         return Err(usage(format!("--name {name:?} must be a plain file name")));
     }
-    Ok(Checked { kind, tile, overlap, ext, format, background, name })
+    Ok(Checked {
+        kind,
+        tile,
+        overlap,
+        ext,
+        format,
+        background,
+        name,
+    })
 }
 
 pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
@@ -69,16 +105,42 @@ pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
         eprintln!("giga: warning: {w}");
     }
     // --fill: analyse first (one read), then the filled stream feeds the tiles (a second read).
-    let source = if args.fill { crate::open_filled(input, false, args.quiet)? } else { opened.source };
+    let source = if args.fill {
+        crate::open_filled(input, false, args.quiet)?
+    } else {
+        opened.source
+    };
     build(source, input, outdir, args, checked)
 }
 
 /// Tiles any source into OUTDIR as `checked` says, with a progress bar over rows.
-pub fn build(source: Box<dyn raster::Source>, input: &Path, outdir: &Path, args: &TileArgs, checked: Checked) -> Result<()> {
-    let Checked { kind, tile, overlap, ext, format, background, name } = checked;
+pub fn build(
+    source: Box<dyn raster::Source>,
+    input: &Path,
+    outdir: &Path,
+    args: &TileArgs,
+    checked: Checked,
+) -> Result<()> {
+    let Checked {
+        kind,
+        tile,
+        overlap,
+        ext,
+        format,
+        background,
+        name,
+    } = checked;
     let info = source.info();
-    let settings = Settings { name: name.clone(), tile, overlap, ext: ext.clone(), id: args.id.clone(), template: args.template.clone() };
-    let layout = Layout::plan(kind, info.width, info.height, &settings).map_err(|m| raster::Error::invalid(input, m))?;
+    let settings = Settings {
+        name: name.clone(),
+        tile,
+        overlap,
+        ext: ext.clone(),
+        id: args.id.clone(),
+        template: args.template.clone(),
+    };
+    let layout = Layout::plan(kind, info.width, info.height, &settings)
+        .map_err(|m| raster::Error::invalid(input, m))?;
     prepare_outdir(outdir)?;
 
     let counts = Arc::new(Counts::default());
@@ -93,18 +155,26 @@ pub fn build(source: Box<dyn raster::Source>, input: &Path, outdir: &Path, args:
         skip_blank: args.skip_blank,
         resume: args.resume,
         viewer: !args.no_viewer,
-        threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
     };
     pyramid::build(source, outdir, layout, &opts, counts.clone(), |rows| {
         pb.inc(rows as u64);
-        let done = c.written.load(Ordering::Relaxed) + c.blank.load(Ordering::Relaxed) + c.kept.load(Ordering::Relaxed);
+        let done = c.written.load(Ordering::Relaxed)
+            + c.blank.load(Ordering::Relaxed)
+            + c.kept.load(Ordering::Relaxed);
         let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-3);
         pb.set_message(format!("{done}/{total_tiles} tiles, {rate:.0} tiles/s"));
     })?;
     pb.finish_and_clear();
     if !args.quiet {
         let secs = start.elapsed().as_secs_f64();
-        let (w, b, k) = (counts.written.load(Ordering::Relaxed), counts.blank.load(Ordering::Relaxed), counts.kept.load(Ordering::Relaxed));
+        let (w, b, k) = (
+            counts.written.load(Ordering::Relaxed),
+            counts.blank.load(Ordering::Relaxed),
+            counts.kept.load(Ordering::Relaxed),
+        );
         let mut extra = String::new();
         if b > 0 {
             extra += &format!(", {b} blank left out");
@@ -112,7 +182,11 @@ pub fn build(source: Box<dyn raster::Source>, input: &Path, outdir: &Path, args:
         if k > 0 {
             extra += &format!(", {k} kept from before");
         }
-        eprintln!("giga: {w} tiles in {levels} levels{extra}, {secs:.1} s ({:.0} tiles/s) -> {}", w as f64 / secs.max(1e-3), outdir.display());
+        eprintln!(
+            "giga: {w} tiles in {levels} levels{extra}, {secs:.1} s ({:.0} tiles/s) -> {}",
+            w as f64 / secs.max(1e-3),
+            outdir.display()
+        );
         if !args.no_viewer {
             eprintln!("giga: open {}", outdir.join("index.html").display());
         }

@@ -68,7 +68,10 @@ impl fmt::Display for HeaderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HeaderError::TooShort(n) => {
-                write!(f, "not a KRO file: {n} bytes, shorter than the 20-byte header")
+                write!(
+                    f,
+                    "not a KRO file: {n} bytes, shorter than the 20-byte header"
+                )
             }
             HeaderError::Signature(s) => write!(
                 f,
@@ -77,15 +80,26 @@ impl fmt::Display for HeaderError {
             ),
             HeaderError::Version(v) => write!(f, "unsupported KRO version {v} (only 1 exists)"),
             HeaderError::ZeroSize { width, height } => {
-                write!(f, "invalid KRO header: size {width}x{height} has a zero side")
+                write!(
+                    f,
+                    "invalid KRO header: size {width}x{height} has a zero side"
+                )
             }
             HeaderError::Depth(d) => {
-                write!(f, "invalid KRO header: depth {d} bits (must be 8, 16 or 32)")
+                write!(
+                    f,
+                    "invalid KRO header: depth {d} bits (must be 8, 16 or 32)"
+                )
             }
             HeaderError::Channels(c) => {
-                write!(f, "unsupported KRO header: {c} components per pixel (giga reads 1 to 4)")
+                write!(
+                    f,
+                    "unsupported KRO header: {c} components per pixel (giga reads 1 to 4)"
+                )
             }
-            HeaderError::Overflow => write!(f, "invalid KRO header: pixel data size overflows 64 bits"),
+            HeaderError::Overflow => {
+                write!(f, "invalid KRO header: pixel data size overflows 64 bits")
+            }
         }
     }
 }
@@ -94,14 +108,24 @@ impl std::error::Error for HeaderError {}
 
 impl Header {
     /// Builds a header, checking the same rules as [`Header::parse`].
-    pub fn new(width: u32, height: u32, depth: Depth, channels: u32) -> Result<Header, HeaderError> {
+    pub fn new(
+        width: u32,
+        height: u32,
+        depth: Depth,
+        channels: u32,
+    ) -> Result<Header, HeaderError> {
         if width == 0 || height == 0 {
             return Err(HeaderError::ZeroSize { width, height });
         }
         if !(1..=4).contains(&channels) {
             return Err(HeaderError::Channels(channels));
         }
-        let h = Header { width, height, depth, channels };
+        let h = Header {
+            width,
+            height,
+            depth,
+            channels,
+        };
         h.data_len().ok_or(HeaderError::Overflow)?;
         Ok(h)
     }
@@ -117,7 +141,8 @@ impl Header {
         if bytes[3] != MAGIC[3] {
             return Err(HeaderError::Version(bytes[3]));
         }
-        let word = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let word =
+            |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let (width, height, bits, channels) = (word(4), word(8), word(12), word(16));
         if width == 0 || height == 0 {
             return Err(HeaderError::ZeroSize { width, height });

@@ -13,7 +13,9 @@ fn main() {
     let path = std::path::Path::new(&args[1]);
     let tile: u32 = args.get(2).map_or(256, |t| t.parse().unwrap());
     let quality: u8 = args.get(3).map_or(85, |q| q.parse().unwrap());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
 
     // 1. Read the file once, strip by strip, as giga does.
     let t = Instant::now();
@@ -37,15 +39,23 @@ fn main() {
         if block_index % 4 != 1 {
             return;
         }
-        let Samples::U8(v) = &block.samples else { panic!("8-bit input expected") };
+        let Samples::U8(v) = &block.samples else {
+            panic!("8-bit input expected")
+        };
         let row = block.width as usize * ch;
         for x0 in (0..block.width).step_by(tile as usize) {
             let w = tile.min(block.width - x0);
             let mut px = Vec::with_capacity(w as usize * block.height as usize * ch);
             for r in 0..block.height as usize {
-                px.extend_from_slice(&v[r * row + x0 as usize * ch..r * row + (x0 + w) as usize * ch]);
+                px.extend_from_slice(
+                    &v[r * row + x0 as usize * ch..r * row + (x0 + w) as usize * ch],
+                );
             }
-            let rgb = if ch == 4 { pyramid::tiles::flatten(&px, raster::Color::WHITE) } else { px };
+            let rgb = if ch == 4 {
+                pyramid::tiles::flatten(&px, raster::Color::WHITE)
+            } else {
+                px
+            };
             let t = Instant::now();
             pyramid::tiles::encode_jpeg(&rgb, w, block.height, quality).expect("encode");
             encode += t.elapsed().as_secs_f64();
@@ -84,7 +94,10 @@ fn main() {
     };
     // The folder (4th argument) is left for the caller to delete later: ext4 allocates
     // inodes slowly right after mass deletions, which would be charged to the next run.
-    let dir = args.get(4).map_or_else(|| path.with_extension("floor-tiles"), std::path::PathBuf::from);
+    let dir = args.get(4).map_or_else(
+        || path.with_extension("floor-tiles"),
+        std::path::PathBuf::from,
+    );
     std::fs::create_dir_all(&dir).unwrap();
     let payload = vec![0x55u8; 15_000];
     let t = Instant::now();

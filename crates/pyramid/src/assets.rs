@@ -5,46 +5,172 @@ pub const OSD_VERSION: &str = "6.1.1";
 
 /// (path under OUTDIR/openseadragon/, bytes)
 pub const FILES: &[(&str, &[u8])] = &[
-    ("openseadragon.min.js", include_bytes!("../assets/openseadragon/openseadragon.min.js")),
-    ("LICENSE.txt", include_bytes!("../assets/openseadragon/LICENSE.txt")),
-    ("images/button_grouphover.png", include_bytes!("../assets/openseadragon/images/button_grouphover.png")),
-    ("images/button_hover.png", include_bytes!("../assets/openseadragon/images/button_hover.png")),
-    ("images/button_pressed.png", include_bytes!("../assets/openseadragon/images/button_pressed.png")),
-    ("images/button_rest.png", include_bytes!("../assets/openseadragon/images/button_rest.png")),
-    ("images/flip_grouphover.png", include_bytes!("../assets/openseadragon/images/flip_grouphover.png")),
-    ("images/flip_hover.png", include_bytes!("../assets/openseadragon/images/flip_hover.png")),
-    ("images/flip_pressed.png", include_bytes!("../assets/openseadragon/images/flip_pressed.png")),
-    ("images/flip_rest.png", include_bytes!("../assets/openseadragon/images/flip_rest.png")),
-    ("images/fullpage_grouphover.png", include_bytes!("../assets/openseadragon/images/fullpage_grouphover.png")),
-    ("images/fullpage_hover.png", include_bytes!("../assets/openseadragon/images/fullpage_hover.png")),
-    ("images/fullpage_pressed.png", include_bytes!("../assets/openseadragon/images/fullpage_pressed.png")),
-    ("images/fullpage_rest.png", include_bytes!("../assets/openseadragon/images/fullpage_rest.png")),
-    ("images/home_grouphover.png", include_bytes!("../assets/openseadragon/images/home_grouphover.png")),
-    ("images/home_hover.png", include_bytes!("../assets/openseadragon/images/home_hover.png")),
-    ("images/home_pressed.png", include_bytes!("../assets/openseadragon/images/home_pressed.png")),
-    ("images/home_rest.png", include_bytes!("../assets/openseadragon/images/home_rest.png")),
-    ("images/next_grouphover.png", include_bytes!("../assets/openseadragon/images/next_grouphover.png")),
-    ("images/next_hover.png", include_bytes!("../assets/openseadragon/images/next_hover.png")),
-    ("images/next_pressed.png", include_bytes!("../assets/openseadragon/images/next_pressed.png")),
-    ("images/next_rest.png", include_bytes!("../assets/openseadragon/images/next_rest.png")),
-    ("images/previous_grouphover.png", include_bytes!("../assets/openseadragon/images/previous_grouphover.png")),
-    ("images/previous_hover.png", include_bytes!("../assets/openseadragon/images/previous_hover.png")),
-    ("images/previous_pressed.png", include_bytes!("../assets/openseadragon/images/previous_pressed.png")),
-    ("images/previous_rest.png", include_bytes!("../assets/openseadragon/images/previous_rest.png")),
-    ("images/rotateleft_grouphover.png", include_bytes!("../assets/openseadragon/images/rotateleft_grouphover.png")),
-    ("images/rotateleft_hover.png", include_bytes!("../assets/openseadragon/images/rotateleft_hover.png")),
-    ("images/rotateleft_pressed.png", include_bytes!("../assets/openseadragon/images/rotateleft_pressed.png")),
-    ("images/rotateleft_rest.png", include_bytes!("../assets/openseadragon/images/rotateleft_rest.png")),
-    ("images/rotateright_grouphover.png", include_bytes!("../assets/openseadragon/images/rotateright_grouphover.png")),
-    ("images/rotateright_hover.png", include_bytes!("../assets/openseadragon/images/rotateright_hover.png")),
-    ("images/rotateright_pressed.png", include_bytes!("../assets/openseadragon/images/rotateright_pressed.png")),
-    ("images/rotateright_rest.png", include_bytes!("../assets/openseadragon/images/rotateright_rest.png")),
-    ("images/zoomin_grouphover.png", include_bytes!("../assets/openseadragon/images/zoomin_grouphover.png")),
-    ("images/zoomin_hover.png", include_bytes!("../assets/openseadragon/images/zoomin_hover.png")),
-    ("images/zoomin_pressed.png", include_bytes!("../assets/openseadragon/images/zoomin_pressed.png")),
-    ("images/zoomin_rest.png", include_bytes!("../assets/openseadragon/images/zoomin_rest.png")),
-    ("images/zoomout_grouphover.png", include_bytes!("../assets/openseadragon/images/zoomout_grouphover.png")),
-    ("images/zoomout_hover.png", include_bytes!("../assets/openseadragon/images/zoomout_hover.png")),
-    ("images/zoomout_pressed.png", include_bytes!("../assets/openseadragon/images/zoomout_pressed.png")),
-    ("images/zoomout_rest.png", include_bytes!("../assets/openseadragon/images/zoomout_rest.png")),
+    (
+        "openseadragon.min.js",
+        include_bytes!("../assets/openseadragon/openseadragon.min.js"),
+    ),
+    (
+        "LICENSE.txt",
+        include_bytes!("../assets/openseadragon/LICENSE.txt"),
+    ),
+    (
+        "images/button_grouphover.png",
+        include_bytes!("../assets/openseadragon/images/button_grouphover.png"),
+    ),
+    (
+        "images/button_hover.png",
+        include_bytes!("../assets/openseadragon/images/button_hover.png"),
+    ),
+    (
+        "images/button_pressed.png",
+        include_bytes!("../assets/openseadragon/images/button_pressed.png"),
+    ),
+    (
+        "images/button_rest.png",
+        include_bytes!("../assets/openseadragon/images/button_rest.png"),
+    ),
+    (
+        "images/flip_grouphover.png",
+        include_bytes!("../assets/openseadragon/images/flip_grouphover.png"),
+    ),
+    (
+        "images/flip_hover.png",
+        include_bytes!("../assets/openseadragon/images/flip_hover.png"),
+    ),
+    (
+        "images/flip_pressed.png",
+        include_bytes!("../assets/openseadragon/images/flip_pressed.png"),
+    ),
+    (
+        "images/flip_rest.png",
+        include_bytes!("../assets/openseadragon/images/flip_rest.png"),
+    ),
+    (
+        "images/fullpage_grouphover.png",
+        include_bytes!("../assets/openseadragon/images/fullpage_grouphover.png"),
+    ),
+    (
+        "images/fullpage_hover.png",
+        include_bytes!("../assets/openseadragon/images/fullpage_hover.png"),
+    ),
+    (
+        "images/fullpage_pressed.png",
+        include_bytes!("../assets/openseadragon/images/fullpage_pressed.png"),
+    ),
+    (
+        "images/fullpage_rest.png",
+        include_bytes!("../assets/openseadragon/images/fullpage_rest.png"),
+    ),
+    (
+        "images/home_grouphover.png",
+        include_bytes!("../assets/openseadragon/images/home_grouphover.png"),
+    ),
+    (
+        "images/home_hover.png",
+        include_bytes!("../assets/openseadragon/images/home_hover.png"),
+    ),
+    (
+        "images/home_pressed.png",
+        include_bytes!("../assets/openseadragon/images/home_pressed.png"),
+    ),
+    (
+        "images/home_rest.png",
+        include_bytes!("../assets/openseadragon/images/home_rest.png"),
+    ),
+    (
+        "images/next_grouphover.png",
+        include_bytes!("../assets/openseadragon/images/next_grouphover.png"),
+    ),
+    (
+        "images/next_hover.png",
+        include_bytes!("../assets/openseadragon/images/next_hover.png"),
+    ),
+    (
+        "images/next_pressed.png",
+        include_bytes!("../assets/openseadragon/images/next_pressed.png"),
+    ),
+    (
+        "images/next_rest.png",
+        include_bytes!("../assets/openseadragon/images/next_rest.png"),
+    ),
+    (
+        "images/previous_grouphover.png",
+        include_bytes!("../assets/openseadragon/images/previous_grouphover.png"),
+    ),
+    (
+        "images/previous_hover.png",
+        include_bytes!("../assets/openseadragon/images/previous_hover.png"),
+    ),
+    (
+        "images/previous_pressed.png",
+        include_bytes!("../assets/openseadragon/images/previous_pressed.png"),
+    ),
+    (
+        "images/previous_rest.png",
+        include_bytes!("../assets/openseadragon/images/previous_rest.png"),
+    ),
+    (
+        "images/rotateleft_grouphover.png",
+        include_bytes!("../assets/openseadragon/images/rotateleft_grouphover.png"),
+    ),
+    (
+        "images/rotateleft_hover.png",
+        include_bytes!("../assets/openseadragon/images/rotateleft_hover.png"),
+    ),
+    (
+        "images/rotateleft_pressed.png",
+        include_bytes!("../assets/openseadragon/images/rotateleft_pressed.png"),
+    ),
+    (
+        "images/rotateleft_rest.png",
+        include_bytes!("../assets/openseadragon/images/rotateleft_rest.png"),
+    ),
+    (
+        "images/rotateright_grouphover.png",
+        include_bytes!("../assets/openseadragon/images/rotateright_grouphover.png"),
+    ),
+    (
+        "images/rotateright_hover.png",
+        include_bytes!("../assets/openseadragon/images/rotateright_hover.png"),
+    ),
+    (
+        "images/rotateright_pressed.png",
+        include_bytes!("../assets/openseadragon/images/rotateright_pressed.png"),
+    ),
+    (
+        "images/rotateright_rest.png",
+        include_bytes!("../assets/openseadragon/images/rotateright_rest.png"),
+    ),
+    (
+        "images/zoomin_grouphover.png",
+        include_bytes!("../assets/openseadragon/images/zoomin_grouphover.png"),
+    ),
+    (
+        "images/zoomin_hover.png",
+        include_bytes!("../assets/openseadragon/images/zoomin_hover.png"),
+    ),
+    (
+        "images/zoomin_pressed.png",
+        include_bytes!("../assets/openseadragon/images/zoomin_pressed.png"),
+    ),
+    (
+        "images/zoomin_rest.png",
+        include_bytes!("../assets/openseadragon/images/zoomin_rest.png"),
+    ),
+    (
+        "images/zoomout_grouphover.png",
+        include_bytes!("../assets/openseadragon/images/zoomout_grouphover.png"),
+    ),
+    (
+        "images/zoomout_hover.png",
+        include_bytes!("../assets/openseadragon/images/zoomout_hover.png"),
+    ),
+    (
+        "images/zoomout_pressed.png",
+        include_bytes!("../assets/openseadragon/images/zoomout_pressed.png"),
+    ),
+    (
+        "images/zoomout_rest.png",
+        include_bytes!("../assets/openseadragon/images/zoomout_rest.png"),
+    ),
 ];

@@ -56,15 +56,27 @@ impl Cascade {
                 let path = outdir.join(rel);
                 // Whole-level images have no WebP writer: they are PNG then (keeping alpha).
                 let (fmt, pf) = match format {
-                    TileFormat::Jpeg { .. } => (formats::Format::Jpeg, PixelFormat::new(3, SampleType::U8)),
-                    TileFormat::Png | TileFormat::Webp { .. } => (formats::Format::Png, PixelFormat::new(channels as u8, SampleType::U8)),
+                    TileFormat::Jpeg { .. } => {
+                        (formats::Format::Jpeg, PixelFormat::new(3, SampleType::U8))
+                    }
+                    TileFormat::Png | TileFormat::Webp { .. } => (
+                        formats::Format::Png,
+                        PixelFormat::new(channels as u8, SampleType::U8),
+                    ),
                 };
-                let info = ImageInfo { width: plan.width, height: plan.height, format: pf };
+                let info = ImageInfo {
+                    width: plan.width,
+                    height: plan.height,
+                    format: pf,
+                };
                 let quality = match format {
                     TileFormat::Jpeg { quality } => quality,
                     _ => 90,
                 };
-                let opts = formats::WriteOptions { quality, ..Default::default() };
+                let opts = formats::WriteOptions {
+                    quality,
+                    ..Default::default()
+                };
                 wholes.push((formats::create(&path, fmt, &info, &opts)?, pf));
             }
             levels.push(Level {
@@ -77,7 +89,15 @@ impl Cascade {
                 wholes,
             });
         }
-        Ok(Cascade { layout, outdir: outdir.to_path_buf(), channels, levels, tiles: Some(tiles), background, resume })
+        Ok(Cascade {
+            layout,
+            outdir: outdir.to_path_buf(),
+            channels,
+            levels,
+            tiles: Some(tiles),
+            background,
+            resume,
+        })
     }
 
     fn row_len(&self, i: usize) -> usize {
@@ -100,7 +120,11 @@ impl Cascade {
             sink.write(raster::ops::convert_strip(strip, *pf, bg))?;
         }
         level.rows_in += n;
-        let reduced = if has_next { self.reduce_into_next(i, &rows) } else { Vec::new() };
+        let reduced = if has_next {
+            self.reduce_into_next(i, &rows)
+        } else {
+            Vec::new()
+        };
         if self.layout.levels[i].grid.is_some() {
             self.levels[i].band.push_back((y, rows));
             self.emit_tiles(i, false)?;
@@ -143,7 +167,9 @@ impl Cascade {
 
     /// Cuts every complete row of tiles out of level `i`'s band.
     fn emit_tiles(&mut self, i: usize, last: bool) -> Result<()> {
-        let Some(grid) = self.layout.levels[i].grid else { return Ok(()) };
+        let Some(grid) = self.layout.levels[i].grid else {
+            return Ok(());
+        };
         let row_len = self.row_len(i);
         let ch = self.channels;
         while self.levels[i].next_tile_row < grid.rows() {
@@ -171,11 +197,20 @@ impl Cascade {
                 let rel = self.layout.tile_path(i, c, r);
                 let path = self.outdir.join(&rel);
                 if self.resume && path.exists() {
-                    self.tiles.as_ref().unwrap().counts.kept.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.tiles
+                        .as_ref()
+                        .unwrap()
+                        .counts
+                        .kept
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     continue;
                 }
                 let (w, h) = (x1 - x0, bottom - top);
-                let (tw, th) = if self.layout.pad_tiles { (grid.tile, grid.tile) } else { (w, h) };
+                let (tw, th) = if self.layout.pad_tiles {
+                    (grid.tile, grid.tile)
+                } else {
+                    (w, h)
+                };
                 let mut pixels = Vec::with_capacity(tw as usize * th as usize * ch);
                 for (y, row) in rows.iter().enumerate() {
                     pixels.extend_from_slice(&row[x0 as usize * ch..x1 as usize * ch]);
@@ -183,13 +218,23 @@ impl Cascade {
                     pixels.resize((y + 1) * tw as usize * ch, 0);
                 }
                 pixels.resize(tw as usize * th as usize * ch, 0);
-                let job = TileJob { path, width: tw, height: th, channels: ch, pixels };
+                let job = TileJob {
+                    path,
+                    width: tw,
+                    height: th,
+                    channels: ch,
+                    pixels,
+                };
                 self.tiles.as_ref().unwrap().submit(job)?;
             }
             let level = &mut self.levels[i];
             level.next_tile_row += 1;
             // Keep only what the next row of tiles needs (its overlap reaches up).
-            let keep_from = if r + 1 < grid.rows() { grid.y_span(r + 1).0 } else { level.rows_in };
+            let keep_from = if r + 1 < grid.rows() {
+                grid.y_span(r + 1).0
+            } else {
+                level.rows_in
+            };
             while let Some((start, data)) = level.band.front() {
                 if start + (data.len() / row_len) as u32 > keep_from {
                     break;
@@ -209,14 +254,23 @@ impl Cascade {
                 let next = &self.levels[i + 1];
                 if self.layout.rounding == Rounding::Ceil || next.rows_in < next.height {
                     let out_w = next.width as usize;
-                    let reduced = reduce_band(&row, self.levels[i].width as usize, self.channels, out_w, true);
+                    let reduced = reduce_band(
+                        &row,
+                        self.levels[i].width as usize,
+                        self.channels,
+                        out_w,
+                        true,
+                    );
                     self.push(i + 1, reduced)?;
                 }
             }
         }
         let level = &self.levels[i];
         if level.rows_in != level.height {
-            return Err(Error::Other(format!("internal error: level {i} got {} of {} rows", level.rows_in, level.height)));
+            return Err(Error::Other(format!(
+                "internal error: level {i} got {} of {} rows",
+                level.rows_in, level.height
+            )));
         }
         self.emit_tiles(i, true)?;
         for (sink, _) in std::mem::take(&mut self.levels[i].wholes) {
@@ -232,7 +286,9 @@ impl Cascade {
 impl Sink for Cascade {
     fn write(&mut self, strip: Strip) -> Result<()> {
         let Samples::U8(v) = strip.samples else {
-            return Err(Error::Other("internal error: the cascade takes 8-bit strips".into()));
+            return Err(Error::Other(
+                "internal error: the cascade takes 8-bit strips".into(),
+            ));
         };
         self.push(0, v)
     }

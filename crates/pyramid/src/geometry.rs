@@ -19,7 +19,12 @@ impl Rounding {
 }
 
 /// Sizes from full resolution down, halving until `done(w, h)` holds for the last one.
-pub fn level_sizes(width: u32, height: u32, rounding: Rounding, done: impl Fn(u32, u32) -> bool) -> Vec<(u32, u32)> {
+pub fn level_sizes(
+    width: u32,
+    height: u32,
+    rounding: Rounding,
+    done: impl Fn(u32, u32) -> bool,
+) -> Vec<(u32, u32)> {
     let mut sizes = vec![(width, height)];
     let (mut w, mut h) = (width, height);
     while !done(w, h) && (w > 1 || h > 1) {
@@ -56,7 +61,8 @@ impl Grid {
     /// Pixel range `[start, end)` of tile `i` along an axis of `extent` pixels.
     pub fn span(&self, i: u32, extent: u32) -> (u32, u32) {
         let start = (i * self.tile).saturating_sub(if i > 0 { self.overlap } else { 0 });
-        let end = ((i + 1) as u64 * self.tile as u64 + self.overlap as u64).min(extent as u64) as u32;
+        let end =
+            ((i + 1) as u64 * self.tile as u64 + self.overlap as u64).min(extent as u64) as u32;
         (start, end)
     }
     pub fn x_span(&self, col: u32) -> (u32, u32) {
@@ -73,7 +79,12 @@ mod tests {
 
     #[test]
     fn dzi_spans() {
-        let g = Grid { width: 7026, height: 9221, tile: 254, overlap: 1 };
+        let g = Grid {
+            width: 7026,
+            height: 9221,
+            tile: 254,
+            overlap: 1,
+        };
         assert_eq!(g.x_span(0), (0, 255));
         assert_eq!(g.x_span(1), (253, 509));
         let last = g.cols() - 1;

@@ -19,7 +19,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const NAMES: [&'static str; 8] = ["dzi", "iiif3", "iiif2", "zoomify", "xyz", "tms", "legacy", "custom"];
+    pub const NAMES: [&'static str; 8] = [
+        "dzi", "iiif3", "iiif2", "zoomify", "xyz", "tms", "legacy", "custom",
+    ];
 
     pub fn parse(s: &str) -> Option<Kind> {
         Some(match s {
@@ -113,17 +115,37 @@ impl Layout {
         let mut rounding = Rounding::Ceil;
         let mut pad_tiles = false;
         let mut iiif_sizes = Vec::new();
-        let grid = |w, h| Some(Grid { width: w, height: h, tile, overlap });
+        let grid = |w, h| {
+            Some(Grid {
+                width: w,
+                height: h,
+                tile,
+                overlap,
+            })
+        };
         let levels: Vec<LevelPlan> = match kind {
             Kind::Dzi | Kind::Custom => {
                 let sizes = level_sizes(width, height, rounding, |w, h| w == 1 && h == 1);
                 let top = sizes.len() as u32 - 1;
-                sizes.iter().enumerate().map(|(i, &(w, h))| LevelPlan { width: w, height: h, number: top - i as u32, grid: grid(w, h), wholes: vec![] }).collect()
+                sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(w, h))| LevelPlan {
+                        width: w,
+                        height: h,
+                        number: top - i as u32,
+                        grid: grid(w, h),
+                        wholes: vec![],
+                    })
+                    .collect()
             }
             Kind::Iiif3 | Kind::Iiif2 => {
                 let sizes = level_sizes(width, height, rounding, |w, h| w <= tile && h <= tile);
                 let top = sizes.len() as u32 - 1;
-                let overview = sizes.iter().position(|&(w, h)| w.max(h) <= IIIF_MAX_SIDE).unwrap_or(sizes.len() - 1);
+                let overview = sizes
+                    .iter()
+                    .position(|&(w, h)| w.max(h) <= IIIF_MAX_SIDE)
+                    .unwrap_or(sizes.len() - 1);
                 let mut used = std::collections::HashSet::new();
                 sizes
                     .iter()
@@ -143,7 +165,13 @@ impl Layout {
                                 wholes.push(p);
                             }
                         }
-                        LevelPlan { width: w, height: h, number: top - i as u32, grid: grid(w, h), wholes }
+                        LevelPlan {
+                            width: w,
+                            height: h,
+                            number: top - i as u32,
+                            grid: grid(w, h),
+                            wholes,
+                        }
                     })
                     .collect()
             }
@@ -152,12 +180,22 @@ impl Layout {
                 let sizes = level_sizes(width, height, rounding, |w, h| w <= tile && h <= tile);
                 let top = sizes.len() as u32 - 1;
                 // OpenSeadragon halves without a floor of 1 px: a tier with a zero side has no tiles.
-                let zero_from = |full: u32| (0..sizes.len()).find(|&i| full >> i == 0).unwrap_or(usize::MAX);
+                let zero_from = |full: u32| {
+                    (0..sizes.len())
+                        .find(|&i| full >> i == 0)
+                        .unwrap_or(usize::MAX)
+                };
                 let zero = zero_from(width).min(zero_from(height));
                 sizes
                     .iter()
                     .enumerate()
-                    .map(|(i, &(w, h))| LevelPlan { width: w, height: h, number: top - i as u32, grid: if i >= zero { None } else { grid(w, h) }, wholes: vec![] })
+                    .map(|(i, &(w, h))| LevelPlan {
+                        width: w,
+                        height: h,
+                        number: top - i as u32,
+                        grid: if i >= zero { None } else { grid(w, h) },
+                        wholes: vec![],
+                    })
                     .collect()
             }
             Kind::Xyz => {
@@ -174,7 +212,13 @@ impl Layout {
                     .into_iter()
                     .take(z_top as usize + 1)
                     .enumerate()
-                    .map(|(i, (w, h))| LevelPlan { width: w, height: h, number: z_top - i as u32, grid: grid(w, h), wholes: vec![] })
+                    .map(|(i, (w, h))| LevelPlan {
+                        width: w,
+                        height: h,
+                        number: z_top - i as u32,
+                        grid: grid(w, h),
+                        wholes: vec![],
+                    })
                     .collect()
             }
             Kind::Tms => {
@@ -192,7 +236,13 @@ impl Layout {
                     .into_iter()
                     .take(max_level as usize + 1)
                     .enumerate()
-                    .map(|(i, (w, h))| LevelPlan { width: w, height: h, number: max_level - i as u32, grid: grid(w, h), wholes: vec![] })
+                    .map(|(i, (w, h))| LevelPlan {
+                        width: w,
+                        height: h,
+                        number: max_level - i as u32,
+                        grid: grid(w, h),
+                        wholes: vec![],
+                    })
                     .collect()
             }
             Kind::Legacy => {
@@ -202,17 +252,32 @@ impl Layout {
                     .iter()
                     .enumerate()
                     .map(|(i, &(w, h))| {
-                        let wholes = if w.max(h) <= LEGACY_MAX_SIDE { vec![format!("{}/{w}x{h}.{}", s.name, s.ext)] } else { vec![] };
-                        LevelPlan { width: w, height: h, number: top - i as u32, grid: None, wholes }
+                        let wholes = if w.max(h) <= LEGACY_MAX_SIDE {
+                            vec![format!("{}/{w}x{h}.{}", s.name, s.ext)]
+                        } else {
+                            vec![]
+                        };
+                        LevelPlan {
+                            width: w,
+                            height: h,
+                            number: top - i as u32,
+                            grid: None,
+                            wholes,
+                        }
                     })
                     .collect()
             }
         };
         let template = match kind {
             Kind::Custom => {
-                let t = s.template.clone().unwrap_or_else(|| format!("{{z}}/{{x}}_{{y}}.{}", s.ext));
+                let t = s
+                    .template
+                    .clone()
+                    .unwrap_or_else(|| format!("{{z}}/{{x}}_{{y}}.{}", s.ext));
                 if !(t.contains("{z}") && t.contains("{x}") && t.contains("{y}")) {
-                    return Err(format!("--template {t:?} must contain {{z}}, {{x}} and {{y}}"));
+                    return Err(format!(
+                        "--template {t:?} must contain {{z}}, {{x}} and {{y}}"
+                    ));
                 }
                 format!("{}/{t}", s.name)
             }
@@ -261,8 +326,17 @@ impl Layout {
             let valid: Vec<(u32, u32)> = (0..layout.levels.len())
                 .filter(|&i| {
                     let l = &layout.levels[i];
-                    let p = iiif_size_path(kind, &layout.name, l.width, l.height, width, height, &layout.ext);
-                    l.wholes.contains(&p) || (layout.tile_path(i, 0, 0) == p && !layout.shadowed.contains(&(i, 0, 0)))
+                    let p = iiif_size_path(
+                        kind,
+                        &layout.name,
+                        l.width,
+                        l.height,
+                        width,
+                        height,
+                        &layout.ext,
+                    );
+                    l.wholes.contains(&p)
+                        || (layout.tile_path(i, 0, 0) == p && !layout.shadowed.contains(&(i, 0, 0)))
                 })
                 .map(|i| (layout.levels[i].width, layout.levels[i].height))
                 .collect();
@@ -278,14 +352,21 @@ impl Layout {
         let z = level.number;
         match self.kind {
             Kind::Dzi => format!("{n}_files/{z}/{col}_{row}.{ext}"),
-            Kind::Custom => self.template.replace("{z}", &z.to_string()).replace("{x}", &col.to_string()).replace("{y}", &row.to_string()),
+            Kind::Custom => self
+                .template
+                .replace("{z}", &z.to_string())
+                .replace("{x}", &col.to_string())
+                .replace("{y}", &row.to_string()),
             Kind::Xyz => format!("{n}/{z}/{col}/{row}.{ext}"),
             Kind::Tms => {
                 let rows = level.grid.unwrap().rows();
                 format!("{n}/{z}/{col}/{}.{ext}", rows - 1 - row)
             }
             Kind::Zoomify => {
-                let before: u64 = self.levels[index + 1..].iter().map(|l| l.grid.map_or(0, |g| g.cols() as u64 * g.rows() as u64)).sum();
+                let before: u64 = self.levels[index + 1..]
+                    .iter()
+                    .map(|l| l.grid.map_or(0, |g| g.cols() as u64 * g.rows() as u64))
+                    .sum();
                 let g = level.grid.unwrap();
                 let number = before + row as u64 * g.cols() as u64 + col as u64;
                 format!("{n}/TileGroup{}/{z}-{col}-{row}.{ext}", number / 256)
@@ -318,7 +399,11 @@ impl Layout {
             let span = t * scale;
             let (tx, ty) = (x as u64 * span, y as u64 * span);
             let (tw, th) = (span.min(w - tx), span.min(h - ty));
-            let region = if x == 0 && y == 0 && tw == w && th == h { "full".to_string() } else { format!("{tx},{ty},{tw},{th}") };
+            let region = if x == 0 && y == 0 && tw == w && th == h {
+                "full".to_string()
+            } else {
+                format!("{tx},{ty},{tw},{th}")
+            };
             let sw = t.min(lw - x as u64 * t);
             let sh = t.min(lh - y as u64 * t);
             let size = if !v3 && sw == w {
@@ -364,7 +449,12 @@ impl Layout {
 
     /// Number of tiles in the whole pyramid.
     pub fn tile_count(&self) -> u64 {
-        self.levels.iter().filter_map(|l| l.grid).map(|g| g.cols() as u64 * g.rows() as u64).sum::<u64>() - self.shadowed.len() as u64
+        self.levels
+            .iter()
+            .filter_map(|l| l.grid)
+            .map(|g| g.cols() as u64 * g.rows() as u64)
+            .sum::<u64>()
+            - self.shadowed.len() as u64
     }
 
     /// The description files (path relative to OUTDIR, contents), written last.
@@ -394,10 +484,20 @@ impl Layout {
         let (w, h) = (self.width, self.height);
         let scale_factors: Vec<u64> = (0..self.levels.len()).map(|i| 1u64 << i).collect();
         // Sizes that exist as whole images, smallest first.
-        let sizes: Vec<serde_json::Value> = self.iiif_sizes.iter().rev().map(|&(w, h)| json!({"width": w, "height": h})).collect();
-        let overview = self.levels.iter().find(|l| l.width.max(l.height) <= IIIF_MAX_SIDE).unwrap_or(self.levels.last().unwrap());
+        let sizes: Vec<serde_json::Value> = self
+            .iiif_sizes
+            .iter()
+            .rev()
+            .map(|&(w, h)| json!({"width": w, "height": h}))
+            .collect();
+        let overview = self
+            .levels
+            .iter()
+            .find(|l| l.width.max(l.height) <= IIIF_MAX_SIDE)
+            .unwrap_or(self.levels.last().unwrap());
         let limit = (w, h) != (overview.width, overview.height);
-        let tiles = json!([{"width": self.tile, "height": self.tile, "scaleFactors": scale_factors}]);
+        let tiles =
+            json!([{"width": self.tile, "height": self.tile, "scaleFactors": scale_factors}]);
         if self.kind == Kind::Iiif3 {
             let mut o = json!({
                 "@context": "http://iiif.io/api/image/3/context.json",
@@ -449,9 +549,15 @@ impl Layout {
                 "Size": {"Width": w.to_string(), "Height": h.to_string()}
             }}),
             Kind::Iiif3 | Kind::Iiif2 => self.iiif_info(n),
-            Kind::Zoomify => json!({"type": "zoomifytileservice", "width": w, "height": h, "tilesUrl": format!("{n}/"), "tileSize": t, "fileFormat": self.ext}),
-            Kind::Xyz => json!({"type": "openstreetmaps", "width": w, "height": h, "tileSize": 256, "tileOverlap": 0, "tilesUrl": format!("{n}/")}),
-            Kind::Tms => json!({"type": "tiledmapservice", "width": w, "height": h, "tilesUrl": format!("{n}/")}),
+            Kind::Zoomify => {
+                json!({"type": "zoomifytileservice", "width": w, "height": h, "tilesUrl": format!("{n}/"), "tileSize": t, "fileFormat": self.ext})
+            }
+            Kind::Xyz => {
+                json!({"type": "openstreetmaps", "width": w, "height": h, "tileSize": 256, "tileOverlap": 0, "tilesUrl": format!("{n}/")})
+            }
+            Kind::Tms => {
+                json!({"type": "tiledmapservice", "width": w, "height": h, "tilesUrl": format!("{n}/")})
+            }
             Kind::Legacy => {
                 let mut levels: Vec<serde_json::Value> = self
                     .levels
@@ -471,7 +577,15 @@ impl Layout {
 }
 
 /// The path of a whole-image IIIF size, as OpenSeadragon and validators request it.
-fn iiif_size_path(kind: Kind, name: &str, w: u32, h: u32, full_w: u32, full_h: u32, ext: &str) -> String {
+fn iiif_size_path(
+    kind: Kind,
+    name: &str,
+    w: u32,
+    h: u32,
+    full_w: u32,
+    full_h: u32,
+    ext: &str,
+) -> String {
     let size = match kind {
         Kind::Iiif3 if (w, h) == (full_w, full_h) => "max".to_string(),
         Kind::Iiif3 => format!("{w},{h}"),
@@ -487,7 +601,14 @@ mod tests {
 
     fn settings(kind: Kind) -> Settings {
         let (tile, overlap) = kind.defaults();
-        Settings { name: "p".into(), tile, overlap, ext: kind.default_format().into(), id: "https://example.org/iiif".into(), template: None }
+        Settings {
+            name: "p".into(),
+            tile,
+            overlap,
+            ext: kind.default_format().into(),
+            id: "https://example.org/iiif".into(),
+            template: None,
+        }
     }
 
     #[test]
@@ -511,14 +632,38 @@ mod tests {
 
     #[test]
     fn iiif_paths_follow_openseadragon() {
-        let l = Layout::plan(Kind::Iiif3, 1000, 600, &Settings { tile: 256, ..settings(Kind::Iiif3) }).unwrap();
+        let l = Layout::plan(
+            Kind::Iiif3,
+            1000,
+            600,
+            &Settings {
+                tile: 256,
+                ..settings(Kind::Iiif3)
+            },
+        )
+        .unwrap();
         // 1000 -> 500 -> 250: levels until one tile holds it.
         assert_eq!(l.levels.len(), 3);
         assert_eq!(l.tile_path(0, 0, 0), "p/0,0,256,256/256,256/0/default.jpg");
-        assert_eq!(l.tile_path(0, 3, 2), "p/768,512,232,88/232,88/0/default.jpg");
-        assert_eq!(l.tile_path(1, 1, 0), "p/512,0,488,512/244,256/0/default.jpg");
+        assert_eq!(
+            l.tile_path(0, 3, 2),
+            "p/768,512,232,88/232,88/0/default.jpg"
+        );
+        assert_eq!(
+            l.tile_path(1, 1, 0),
+            "p/512,0,488,512/244,256/0/default.jpg"
+        );
         assert_eq!(l.tile_path(2, 0, 0), "p/full/250,150/0/default.jpg");
-        let v2 = Layout::plan(Kind::Iiif2, 1000, 600, &Settings { tile: 256, ..settings(Kind::Iiif2) }).unwrap();
+        let v2 = Layout::plan(
+            Kind::Iiif2,
+            1000,
+            600,
+            &Settings {
+                tile: 256,
+                ..settings(Kind::Iiif2)
+            },
+        )
+        .unwrap();
         assert_eq!(v2.tile_path(1, 1, 0), "p/512,0,488,512/244,/0/default.jpg");
         assert_eq!(v2.tile_path(2, 0, 0), "p/full/250,/0/default.jpg");
     }
@@ -537,7 +682,13 @@ mod tests {
     fn xyz_levels() {
         let l = Layout::plan(Kind::Xyz, 1000, 600, &settings(Kind::Xyz)).unwrap();
         // ceil(log2(1000)) = 10 -> z = 0..2
-        assert_eq!(l.levels.iter().map(|x| (x.number, x.width)).collect::<Vec<_>>(), vec![(2, 1000), (1, 500), (0, 250)]);
+        assert_eq!(
+            l.levels
+                .iter()
+                .map(|x| (x.number, x.width))
+                .collect::<Vec<_>>(),
+            vec![(2, 1000), (1, 500), (0, 250)]
+        );
         assert!(Layout::plan(Kind::Xyz, 100, 100, &settings(Kind::Xyz)).is_err());
     }
 }

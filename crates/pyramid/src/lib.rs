@@ -6,13 +6,13 @@
 //! encodes tiles on all cores ([`tiles`]) and writes the description files
 //! and the viewer page last, so a folder with a description is complete.
 
+pub mod assets;
 pub mod cascade;
 pub mod geometry;
 pub mod layout;
 pub mod reduce;
 pub mod tiles;
 pub mod viewer;
-pub mod assets;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -39,10 +39,19 @@ pub fn working_format(input: PixelFormat) -> PixelFormat {
 /// Builds the pyramid of `layout` from `source` into `outdir` (which must exist).
 /// `progress(rows)` is called as full-resolution rows are consumed; tile
 /// counts can be read from `counts` meanwhile.
-pub fn build(source: Box<dyn Source>, outdir: &Path, layout: Layout, opts: &Options, counts: Arc<Counts>, progress: impl FnMut(u32)) -> Result<()> {
+pub fn build(
+    source: Box<dyn Source>,
+    outdir: &Path,
+    layout: Layout,
+    opts: &Options,
+    counts: Arc<Counts>,
+    progress: impl FnMut(u32),
+) -> Result<()> {
     let info = source.info();
     if (info.width, info.height) != (layout.width, layout.height) {
-        return Err(Error::Other("internal error: layout planned for another size".into()));
+        return Err(Error::Other(
+            "internal error: layout planned for another size".into(),
+        ));
     }
     let work = working_format(info.format);
     let source = raster::ops::convert(source, work, opts.background);
@@ -54,9 +63,21 @@ pub fn build(source: Box<dyn Source>, outdir: &Path, layout: Layout, opts: &Opti
             Err(e) => return Err(Error::io(&p, e)),
         }
     }
-    let enc = tiles::Encoding { format: opts.format, background: opts.background, skip_blank: opts.skip_blank };
+    let enc = tiles::Encoding {
+        format: opts.format,
+        background: opts.background,
+        skip_blank: opts.skip_blank,
+    };
     let writer = tiles::TileWriter::new(enc, opts.threads, counts);
-    let cascade = cascade::Cascade::new(layout.clone(), outdir, work.channels as usize, writer, opts.format, opts.background, opts.resume)?;
+    let cascade = cascade::Cascade::new(
+        layout.clone(),
+        outdir,
+        work.channels as usize,
+        writer,
+        opts.format,
+        opts.background,
+        opts.resume,
+    )?;
     raster::run(source, Box::new(cascade), progress)?;
     // Descriptions last: their presence says the pyramid is complete.
     for (rel, text) in layout.descriptions() {

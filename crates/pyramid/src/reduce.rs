@@ -14,14 +14,24 @@ pub fn reduce_rows(top: &[u8], bottom: &[u8], width: usize, channels: usize, out
         let mut ox = 0;
         while ox < full {
             #[cfg(target_arch = "x86_64")]
-            if ox + 4 <= full && uniform_x4(&top[ox * 8..ox * 8 + 32], &bottom[ox * 8..ox * 8 + 32], &mut out[ox * 4..ox * 4 + 16]) {
+            if ox + 4 <= full
+                && uniform_x4(
+                    &top[ox * 8..ox * 8 + 32],
+                    &bottom[ox * 8..ox * 8 + 32],
+                    &mut out[ox * 4..ox * 4 + 16],
+                )
+            {
                 ox += 4;
                 continue;
             }
             // Four pixels one by one (or the last few of the row).
             for x in ox..(ox + 4).min(full) {
                 let (t, b) = (&top[x * 8..x * 8 + 8], &bottom[x * 8..x * 8 + 8]);
-                reduce_pixel(&[&t[..4], &t[4..], &b[..4], &b[4..]], 4, &mut out[x * 4..x * 4 + 4]);
+                reduce_pixel(
+                    &[&t[..4], &t[4..], &b[..4], &b[4..]],
+                    4,
+                    &mut out[x * 4..x * 4 + 4],
+                );
             }
             ox = (ox + 4).min(full);
         }
@@ -41,7 +51,12 @@ pub fn reduce_rows(top: &[u8], bottom: &[u8], width: usize, channels: usize, out
     for ox in 0..out_width {
         let x0 = 2 * ox;
         let x1 = (x0 + 1).min(width - 1);
-        let px = [&top[x0 * channels..], &top[x1 * channels..], &bottom[x0 * channels..], &bottom[x1 * channels..]];
+        let px = [
+            &top[x0 * channels..],
+            &top[x1 * channels..],
+            &bottom[x0 * channels..],
+            &bottom[x1 * channels..],
+        ];
         reduce_pixel(&px, channels, &mut out[ox * channels..(ox + 1) * channels]);
     }
 }
@@ -58,7 +73,10 @@ fn reduce_plain<const CH: usize>(top: &[u8], bottom: &[u8], width: usize, out: &
     while ox < full {
         let n = CHUNK.min(full - ox);
         let (at, len) = (2 * ox * CH, 2 * n * CH);
-        for (s, (&t, &b)) in sums[..len].iter_mut().zip(top[at..at + len].iter().zip(&bottom[at..at + len])) {
+        for (s, (&t, &b)) in sums[..len]
+            .iter_mut()
+            .zip(top[at..at + len].iter().zip(&bottom[at..at + len]))
+        {
             *s = t as u16 + b as u16;
         }
         for (k, o) in out[ox * CH..(ox + n) * CH].chunks_exact_mut(CH).enumerate() {
@@ -88,8 +106,14 @@ fn uniform_x4(top: &[u8], bottom: &[u8], out: &mut [u8]) -> bool {
     // SAFETY: SSE2 is always present on x86-64; the loads and the store stay
     // within the slices checked above.
     unsafe {
-        let (t0, t1) = (_mm_loadu_si128(top.as_ptr().cast()), _mm_loadu_si128(top.as_ptr().add(16).cast()));
-        let (b0, b1) = (_mm_loadu_si128(bottom.as_ptr().cast()), _mm_loadu_si128(bottom.as_ptr().add(16).cast()));
+        let (t0, t1) = (
+            _mm_loadu_si128(top.as_ptr().cast()),
+            _mm_loadu_si128(top.as_ptr().add(16).cast()),
+        );
+        let (b0, b1) = (
+            _mm_loadu_si128(bottom.as_ptr().cast()),
+            _mm_loadu_si128(bottom.as_ptr().add(16).cast()),
+        );
         let all = _mm_and_si128(_mm_and_si128(t0, t1), _mm_and_si128(b0, b1));
         if _mm_movemask_epi8(_mm_cmpeq_epi8(all, _mm_set1_epi8(-1))) & 0x8888 != 0x8888 {
             // Not opaque; wholly transparent reduces to transparent black.
@@ -108,8 +132,14 @@ fn uniform_x4(top: &[u8], bottom: &[u8], out: &mut [u8]) -> bool {
         let p67 = _mm_add_epi16(_mm_unpackhi_epi8(t1, z), _mm_unpackhi_epi8(b1, z));
         // Neighbouring pixels added: (p0 + p1, p2 + p3) and (p4 + p5, p6 + p7).
         let two = _mm_set1_epi16(2);
-        let lo = _mm_add_epi16(_mm_add_epi16(_mm_unpacklo_epi64(p01, p23), _mm_unpackhi_epi64(p01, p23)), two);
-        let hi = _mm_add_epi16(_mm_add_epi16(_mm_unpacklo_epi64(p45, p67), _mm_unpackhi_epi64(p45, p67)), two);
+        let lo = _mm_add_epi16(
+            _mm_add_epi16(_mm_unpacklo_epi64(p01, p23), _mm_unpackhi_epi64(p01, p23)),
+            two,
+        );
+        let hi = _mm_add_epi16(
+            _mm_add_epi16(_mm_unpacklo_epi64(p45, p67), _mm_unpackhi_epi64(p45, p67)),
+            two,
+        );
         let packed = _mm_packus_epi16(_mm_srli_epi16(lo, 2), _mm_srli_epi16(hi, 2));
         _mm_storeu_si128(out.as_mut_ptr().cast(), packed);
     }
@@ -124,7 +154,8 @@ fn reduce_pixel(px: &[&[u8]; 4], channels: usize, o: &mut [u8]) {
     if total == 4 * 255 {
         // Opaque: a plain average, no division.
         for c in 0..channels {
-            o[c] = ((px[0][c] as u32 + px[1][c] as u32 + px[2][c] as u32 + px[3][c] as u32 + 2) >> 2) as u8;
+            o[c] = ((px[0][c] as u32 + px[1][c] as u32 + px[2][c] as u32 + px[3][c] as u32 + 2)
+                >> 2) as u8;
         }
         return;
     }
@@ -141,7 +172,13 @@ fn reduce_pixel(px: &[&[u8]; 4], channels: usize, o: &mut [u8]) {
 
 /// Reduces `rows` (consecutive full rows, an even count unless
 /// `pair_last` says the last row pairs with itself) into half as many rows.
-pub fn reduce_band(rows: &[u8], width: usize, channels: usize, out_width: usize, pair_last: bool) -> Vec<u8> {
+pub fn reduce_band(
+    rows: &[u8],
+    width: usize,
+    channels: usize,
+    out_width: usize,
+    pair_last: bool,
+) -> Vec<u8> {
     let row_len = width * channels;
     let n = rows.len() / row_len;
     let out_rows = if pair_last { n.div_ceil(2) } else { n / 2 };
@@ -150,7 +187,13 @@ pub fn reduce_band(rows: &[u8], width: usize, channels: usize, out_width: usize,
     let pair = |(i, o): (usize, &mut [u8])| {
         let t = 2 * i;
         let b = (t + 1).min(n - 1);
-        reduce_rows(&rows[t * row_len..(t + 1) * row_len], &rows[b * row_len..(b + 1) * row_len], width, channels, o);
+        reduce_rows(
+            &rows[t * row_len..(t + 1) * row_len],
+            &rows[b * row_len..(b + 1) * row_len],
+            width,
+            channels,
+            o,
+        );
     };
     // With two cores the tile encoders already keep both busy, and waking
     // rayon's threads for every strip cost more than it saved (measured).
@@ -191,7 +234,17 @@ mod tests {
         for width in [1usize, 2, 7, 8, 9, 16, 17, 33, 64, 71, 200] {
             let px = |seed: usize| -> Vec<u8> {
                 (0..width * 4)
-                    .map(|i| if i % 4 == 3 { if (i / 4 + seed) % 64 >= 48 { 0 } else { [0, 128, 7].get((i / 4 + seed) % 29).copied().unwrap_or(255) } } else { ((i * 31 + seed * 7) % 256) as u8 })
+                    .map(|i| {
+                        if i % 4 == 3 {
+                            if (i / 4 + seed) % 64 >= 48 {
+                                0
+                            } else {
+                                [0, 128, 7].get((i / 4 + seed) % 29).copied().unwrap_or(255)
+                            }
+                        } else {
+                            ((i * 31 + seed * 7) % 256) as u8
+                        }
+                    })
                     .collect()
             };
             let (top, bottom) = (px(1), px(4));
@@ -200,7 +253,12 @@ mod tests {
             reduce_rows(&top, &bottom, width, 4, &mut fast);
             for ox in 0..out_w {
                 let (x0, x1) = (2 * ox, (2 * ox + 1).min(width - 1));
-                let p = [&top[x0 * 4..], &top[x1 * 4..], &bottom[x0 * 4..], &bottom[x1 * 4..]];
+                let p = [
+                    &top[x0 * 4..],
+                    &top[x1 * 4..],
+                    &bottom[x0 * 4..],
+                    &bottom[x1 * 4..],
+                ];
                 let mut want = [0u8; 4];
                 reduce_pixel(&p, 4, &mut want);
                 assert_eq!(fast[ox * 4..ox * 4 + 4], want, "width {width}, pixel {ox}");
@@ -212,7 +270,11 @@ mod tests {
     fn rgb_and_gray_equal_the_plain_average() {
         for channels in [1usize, 3] {
             for width in [1usize, 2, 3, 127, 128, 129, 300] {
-                let row = |seed: usize| -> Vec<u8> { (0..width * channels).map(|i| ((i * 37 + seed * 11) % 256) as u8).collect() };
+                let row = |seed: usize| -> Vec<u8> {
+                    (0..width * channels)
+                        .map(|i| ((i * 37 + seed * 11) % 256) as u8)
+                        .collect()
+                };
                 let (top, bottom) = (row(1), row(2));
                 let out_w = width.div_ceil(2);
                 let mut fast = vec![0u8; out_w * channels];
@@ -220,11 +282,20 @@ mod tests {
                 for ox in 0..out_w {
                     let (x0, x1) = (2 * ox, (2 * ox + 1).min(width - 1));
                     for c in 0..channels {
-                        let sum = [top[x0 * channels + c], top[x1 * channels + c], bottom[x0 * channels + c], bottom[x1 * channels + c]]
-                            .iter()
-                            .map(|&v| v as u32)
-                            .sum::<u32>();
-                        assert_eq!(fast[ox * channels + c] as u32, (sum + 2) / 4, "{channels} channels, width {width}, pixel {ox}");
+                        let sum = [
+                            top[x0 * channels + c],
+                            top[x1 * channels + c],
+                            bottom[x0 * channels + c],
+                            bottom[x1 * channels + c],
+                        ]
+                        .iter()
+                        .map(|&v| v as u32)
+                        .sum::<u32>();
+                        assert_eq!(
+                            fast[ox * channels + c] as u32,
+                            (sum + 2) / 4,
+                            "{channels} channels, width {width}, pixel {ox}"
+                        );
                     }
                 }
             }

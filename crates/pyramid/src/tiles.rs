@@ -13,10 +13,14 @@ use raster::{Color, Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TileFormat {
-    Jpeg { quality: u8 },
+    Jpeg {
+        quality: u8,
+    },
     Png,
     /// Lossy WebP with alpha (libwebp, method 0: the fastest, about 10% larger than method 4).
-    Webp { quality: u8 },
+    Webp {
+        quality: u8,
+    },
 }
 
 impl TileFormat {
@@ -87,7 +91,12 @@ impl TileWriter {
                 })
             })
             .collect();
-        TileWriter { tx: Some(tx), workers, error, counts }
+        TileWriter {
+            tx: Some(tx),
+            workers,
+            error,
+            counts,
+        }
     }
 
     fn failed(&self) -> Option<Error> {
@@ -98,7 +107,11 @@ impl TileWriter {
         if let Some(e) = self.failed() {
             return Err(e);
         }
-        self.tx.as_ref().expect("open").send(job).map_err(|_| Error::Other("tile writers stopped".into()))
+        self.tx
+            .as_ref()
+            .expect("open")
+            .send(job)
+            .map_err(|_| Error::Other("tile writers stopped".into()))
     }
 
     /// Waits for every queued tile.
@@ -131,7 +144,9 @@ pub fn is_blank(pixels: &[u8], channels: usize, background: Color) -> bool {
         return true;
     }
     let bg = background.0.map(|c| (c * 255.0 + 0.5) as u8);
-    pixels.chunks_exact(channels).all(|p| p[..3] == bg && (channels == 3 || p[3] == 255))
+    pixels
+        .chunks_exact(channels)
+        .all(|p| p[..3] == bg && (channels == 3 || p[3] == 255))
 }
 
 /// RGBA flattened onto `background` as RGB.
@@ -178,30 +193,52 @@ pub fn flatten_in_place(pixels: &mut [u8], background: Color) {
     blocks.into_remainder().chunks_exact_mut(4).for_each(one);
 }
 
-pub fn encode_jpeg(rgb: &[u8], width: u32, height: u32, quality: u8) -> std::result::Result<Vec<u8>, String> {
+pub fn encode_jpeg(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+    quality: u8,
+) -> std::result::Result<Vec<u8>, String> {
     encode_jpeg_with(rgb, width, height, quality, mozjpeg::ColorSpace::JCS_RGB)
 }
 
 /// JPEG from RGB (`JCS_RGB`) or RGBA whose alpha is ignored (`JCS_EXT_RGBA`).
-pub fn encode_jpeg_with(pixels: &[u8], width: u32, height: u32, quality: u8, space: mozjpeg::ColorSpace) -> std::result::Result<Vec<u8>, String> {
+pub fn encode_jpeg_with(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    quality: u8,
+    space: mozjpeg::ColorSpace,
+) -> std::result::Result<Vec<u8>, String> {
     std::panic::catch_unwind(|| {
         let mut c = mozjpeg::Compress::new(space);
         c.set_size(width as usize, height as usize);
         c.set_fastest_defaults();
         c.set_quality(quality as f32);
         c.set_color_space(mozjpeg::ColorSpace::JCS_YCbCr);
-        let mut s = c.start_compress(Vec::with_capacity(pixels.len() / 8)).map_err(|e| e.to_string())?;
+        let mut s = c
+            .start_compress(Vec::with_capacity(pixels.len() / 8))
+            .map_err(|e| e.to_string())?;
         s.write_scanlines(pixels).map_err(|e| e.to_string())?;
         s.finish().map_err(|e| e.to_string())
     })
     .unwrap_or_else(|_| Err("JPEG encoder failed".into()))
 }
 
-pub fn encode_png(pixels: &[u8], width: u32, height: u32, channels: usize) -> std::result::Result<Vec<u8>, String> {
+pub fn encode_png(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    channels: usize,
+) -> std::result::Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(pixels.len() / 2);
     {
         let mut enc = png::Encoder::new(&mut out, width, height);
-        enc.set_color(if channels == 4 { png::ColorType::Rgba } else { png::ColorType::Rgb });
+        enc.set_color(if channels == 4 {
+            png::ColorType::Rgba
+        } else {
+            png::ColorType::Rgb
+        });
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::Fast);
         let mut w = enc.write_header().map_err(|e| e.to_string())?;
@@ -211,13 +248,26 @@ pub fn encode_png(pixels: &[u8], width: u32, height: u32, channels: usize) -> st
     Ok(out)
 }
 
-pub fn encode_webp(pixels: &[u8], width: u32, height: u32, channels: usize, quality: u8) -> std::result::Result<Vec<u8>, String> {
-    let enc = if channels == 4 { webp::Encoder::from_rgba(pixels, width, height) } else { webp::Encoder::from_rgb(pixels, width, height) };
-    let mut config = webp::WebPConfig::new().map_err(|_| "WebP encoder setup failed".to_string())?;
+pub fn encode_webp(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    channels: usize,
+    quality: u8,
+) -> std::result::Result<Vec<u8>, String> {
+    let enc = if channels == 4 {
+        webp::Encoder::from_rgba(pixels, width, height)
+    } else {
+        webp::Encoder::from_rgb(pixels, width, height)
+    };
+    let mut config =
+        webp::WebPConfig::new().map_err(|_| "WebP encoder setup failed".to_string())?;
     config.quality = quality as f32;
     config.method = 0;
     config.alpha_compression = 1;
-    enc.encode_advanced(&config).map(|m| m.to_vec()).map_err(|e| format!("WebP encoder: {e:?}"))
+    enc.encode_advanced(&config)
+        .map(|m| m.to_vec())
+        .map_err(|e| format!("WebP encoder: {e:?}"))
 }
 
 /// 255 or 0 if all sixteen RGBA pixels of `px` (64 bytes) have that alpha.
@@ -233,7 +283,8 @@ fn alpha_run(px: &[u8]) -> Option<u8> {
             return Some(255);
         }
         let any = _mm_or_si128(_mm_or_si128(v[0], v[1]), _mm_or_si128(v[2], v[3]));
-        return (_mm_movemask_epi8(_mm_cmpeq_epi8(any, _mm_setzero_si128())) & 0x8888 == 0x8888).then_some(0);
+        return (_mm_movemask_epi8(_mm_cmpeq_epi8(any, _mm_setzero_si128())) & 0x8888 == 0x8888)
+            .then_some(0);
     }
     #[allow(unreachable_code)]
     {
@@ -256,11 +307,19 @@ fn write_tile(mut job: TileJob, enc: &Encoding) -> Result<bool> {
             // libjpeg reads RGBA directly (ignoring alpha): flatten in place, no copy.
             let mut px = std::mem::take(&mut job.pixels);
             flatten_in_place(&mut px, enc.background);
-            encode_jpeg_with(&px, job.width, job.height, quality, mozjpeg::ColorSpace::JCS_EXT_RGBA)
+            encode_jpeg_with(
+                &px,
+                job.width,
+                job.height,
+                quality,
+                mozjpeg::ColorSpace::JCS_EXT_RGBA,
+            )
         }
         TileFormat::Jpeg { quality } => encode_jpeg(&job.pixels, job.width, job.height, quality),
         TileFormat::Png => encode_png(&job.pixels, job.width, job.height, job.channels),
-        TileFormat::Webp { quality } => encode_webp(&job.pixels, job.width, job.height, job.channels, quality),
+        TileFormat::Webp { quality } => {
+            encode_webp(&job.pixels, job.width, job.height, job.channels, quality)
+        }
     }
     .map_err(|m| Error::invalid(&job.path, m))?;
     write_atomic(&job.path, &bytes)?;
@@ -280,7 +339,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     match linked {
         Ok(()) => Ok(()),
         // linkat won't replace an existing tile (--resume rewrites): the rename does.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists || unnamed_unsupported(&e) => write_renamed(path, bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists || unnamed_unsupported(&e) => {
+            write_renamed(path, bytes)
+        }
         Err(e) => Err(Error::io(path, e)),
     }
 }
@@ -288,7 +349,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 fn write_renamed(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = formats::output::temporary_path(path);
     let _guard = formats::output::TemporaryGuard::new(&tmp);
-    let r = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes)).and_then(|_| std::fs::rename(&tmp, path));
+    let r = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|_| std::fs::rename(&tmp, path));
     r.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
@@ -305,14 +368,30 @@ mod tests {
         assert!(is_blank(&[255, 255, 255, 255], 4, Color::WHITE));
         assert!(!is_blank(&[255, 255, 254, 255], 4, Color::WHITE));
         assert!(is_blank(&[0, 0, 0], 3, Color([0.0; 3])));
-        assert_eq!(flatten(&[255, 0, 0, 128, 0, 0, 0, 0], Color::WHITE), vec![255, 127, 127, 255, 255, 255]);
+        assert_eq!(
+            flatten(&[255, 0, 0, 128, 0, 0, 0, 0], Color::WHITE),
+            vec![255, 127, 127, 255, 255, 255]
+        );
         // in place, across opaque, transparent and mixed sixteen-pixel blocks and the remainder, same as `flatten`
         let px: Vec<u8> = (0..149 * 4)
-            .map(|i| if i % 4 == 3 { if i / 4 < 64 { [255, 0][i / 64 % 2] } else { [255, 0, 128, 7][i / 4 % 4] } } else { (i * 37 % 251) as u8 })
+            .map(|i| {
+                if i % 4 == 3 {
+                    if i / 4 < 64 {
+                        [255, 0][i / 64 % 2]
+                    } else {
+                        [255, 0, 128, 7][i / 4 % 4]
+                    }
+                } else {
+                    (i * 37 % 251) as u8
+                }
+            })
             .collect();
         let mut inplace = px.clone();
         flatten_in_place(&mut inplace, Color([0.2, 0.5, 0.9]));
-        let rgb: Vec<u8> = inplace.chunks_exact(4).flat_map(|p| p[..3].to_vec()).collect();
+        let rgb: Vec<u8> = inplace
+            .chunks_exact(4)
+            .flat_map(|p| p[..3].to_vec())
+            .collect();
         assert_eq!(rgb, flatten(&px, Color([0.2, 0.5, 0.9])));
     }
 }

@@ -20,7 +20,10 @@ pub fn write(outdir: &Path, layout: &Layout, background: Color) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         write_atomic(&path, bytes)?;
     }
-    write_atomic(&outdir.join("index.html"), page(layout, background).as_bytes())
+    write_atomic(
+        &outdir.join("index.html"),
+        page(layout, background).as_bytes(),
+    )
 }
 
 fn css_color(c: Color) -> String {
@@ -31,7 +34,9 @@ fn css_color(c: Color) -> String {
 /// The HTML page for `layout`.
 pub fn page(layout: &Layout, background: Color) -> String {
     // "</" never appears raw inside a script element.
-    let source = serde_json::to_string_pretty(&layout.viewer_source_json()).expect("json").replace("</", "<\\/");
+    let source = serde_json::to_string_pretty(&layout.viewer_source_json())
+        .expect("json")
+        .replace("</", "<\\/");
     let custom = if layout.kind == Kind::Custom {
         "source.getTileUrl = function (level, x, y) {\n      return source.template.replace('{z}', level).replace('{x}', x).replace('{y}', y);\n    };\n    "
     } else {
@@ -77,5 +82,7 @@ pub fn page(layout: &Layout, background: Color) -> String {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: {msg}", path.display())]
     Invalid { path: PathBuf, msg: String },
     #[error("{0}")]
@@ -15,9 +18,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Error {
-        Error::Io { path: path.as_ref().to_path_buf(), source }
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
     }
     pub fn invalid(path: impl AsRef<Path>, msg: impl Into<String>) -> Error {
-        Error::Invalid { path: path.as_ref().to_path_buf(), msg: msg.into() }
+        Error::Invalid {
+            path: path.as_ref().to_path_buf(),
+            msg: msg.into(),
+        }
     }
 }

@@ -7,13 +7,13 @@
 
 mod error;
 pub mod ops;
-mod pixel;
 mod pipeline;
+mod pixel;
 mod strip;
 
 pub use error::{Error, Result};
-pub use pixel::{Color, ImageInfo, PixelFormat, Rect, SampleType};
 pub use pipeline::{run, Crop, Mapped, RowBlocks};
+pub use pixel::{Color, ImageInfo, PixelFormat, Rect, SampleType};
 pub use strip::{Samples, Strip};
 
 /// A stream of strips, top to bottom, covering the image exactly once.

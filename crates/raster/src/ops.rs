@@ -18,7 +18,11 @@ pub fn u16_to_u8(v: u16) -> u8 {
 
 #[inline]
 fn clamp01(v: f32) -> f32 {
-    if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) }
+    if v.is_nan() {
+        0.0
+    } else {
+        v.clamp(0.0, 1.0)
+    }
 }
 
 #[inline]
@@ -33,20 +37,22 @@ pub fn f32_to_u16(v: f32) -> u16 {
 
 fn map_par<A: Sync, B: Send + Default + Clone>(src: &[A], f: impl Fn(&A) -> B + Sync) -> Vec<B> {
     let mut out = vec![B::default(); src.len()];
-    out.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(o, s)| {
-        for (o, s) in o.iter_mut().zip(s) {
-            *o = f(s);
-        }
-    });
+    out.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(o, s)| {
+            for (o, s) in o.iter_mut().zip(s) {
+                *o = f(s);
+            }
+        });
     out
 }
 
 /// Converts samples to another type (8, 16 or 32-bit float).
 pub fn convert_samples(samples: &Samples, to: SampleType) -> Samples {
     match (samples, to) {
-        (Samples::U8(_), SampleType::U8) | (Samples::U16(_), SampleType::U16) | (Samples::F32(_), SampleType::F32) => {
-            samples.clone()
-        }
+        (Samples::U8(_), SampleType::U8)
+        | (Samples::U16(_), SampleType::U16)
+        | (Samples::F32(_), SampleType::F32) => samples.clone(),
         (Samples::U8(v), SampleType::U16) => Samples::U16(map_par(v, |&s| s as u16 * 257)),
         (Samples::U8(v), SampleType::F32) => Samples::F32(map_par(v, |&s| s as f32 / 255.0)),
         (Samples::U16(v), SampleType::U8) => Samples::U8(map_par(v, |&s| u16_to_u8(s))),
@@ -92,22 +98,29 @@ impl Sample for f32 {
 
 /// Maps every pixel of `src` (`cin` channels) to `cout` channels with `f`,
 /// which sees and writes values on the scale 0..MAX.
-fn map_pixels<T: Sample>(src: &[T], cin: usize, cout: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<T> {
+fn map_pixels<T: Sample>(
+    src: &[T],
+    cin: usize,
+    cout: usize,
+    f: impl Fn(&[f32], &mut [f32]) + Sync,
+) -> Vec<T> {
     let pixels = src.len() / cin;
     let mut out = vec![T::default(); pixels * cout];
     let per = CHUNK / 4;
-    out.par_chunks_mut(per * cout).zip(src.par_chunks(per * cin)).for_each(|(o, s)| {
-        let (mut a, mut b) = ([0f32; 4], [0f32; 4]);
-        for (o, s) in o.chunks_exact_mut(cout).zip(s.chunks_exact(cin)) {
-            for (a, s) in a.iter_mut().zip(s) {
-                *a = s.to_f();
+    out.par_chunks_mut(per * cout)
+        .zip(src.par_chunks(per * cin))
+        .for_each(|(o, s)| {
+            let (mut a, mut b) = ([0f32; 4], [0f32; 4]);
+            for (o, s) in o.chunks_exact_mut(cout).zip(s.chunks_exact(cin)) {
+                for (a, s) in a.iter_mut().zip(s) {
+                    *a = s.to_f();
+                }
+                f(&a[..cin], &mut b[..cout]);
+                for (o, b) in o.iter_mut().zip(&b[..cout]) {
+                    *o = T::from_f(*b);
+                }
             }
-            f(&a[..cin], &mut b[..cout]);
-            for (o, b) in o.iter_mut().zip(&b[..cout]) {
-                *o = T::from_f(*b);
-            }
-        }
-    });
+        });
     out
 }
 
@@ -124,7 +137,11 @@ fn convert_channels<T: Sample>(src: &[T], cin: u8, cout: u8, background: Color) 
     map_pixels(src, cin_u, cout_u, |p, o| {
         let colour_in = if in_alpha { cin_u - 1 } else { cin_u };
         let alpha = if in_alpha { p[cin_u - 1] } else { max };
-        let mut rgb = if colour_in == 1 { [p[0]; 3] } else { [p[0], p[1], p[2]] };
+        let mut rgb = if colour_in == 1 {
+            [p[0]; 3]
+        } else {
+            [p[0], p[1], p[2]]
+        };
         if in_alpha && !out_alpha {
             let a = alpha / max;
             let bgv = if cout == 1 { [bg_gray; 3] } else { bg };
@@ -134,7 +151,11 @@ fn convert_channels<T: Sample>(src: &[T], cin: u8, cout: u8, background: Color) 
         }
         let colour_out = if out_alpha { cout_u - 1 } else { cout_u };
         if colour_out == 1 {
-            o[0] = if colour_in == 1 { rgb[0] } else { 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] };
+            o[0] = if colour_in == 1 {
+                rgb[0]
+            } else {
+                0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+            };
         } else {
             o[..3].copy_from_slice(&rgb);
         }
@@ -152,36 +173,54 @@ pub fn reduce_2x2(strip: &Strip, out_width: u32, out_y: u32) -> Strip {
         let oh = h.div_ceil(2);
         let alpha = c == 2 || c == 4;
         let mut out = vec![T::default(); ow * oh * c];
-        out.par_chunks_mut(ow * c).enumerate().for_each(|(oy, orow)| {
-            let (y0, y1) = (2 * oy, (2 * oy + 1).min(h - 1));
-            for ox in 0..ow {
-                let (x0, x1) = (2 * ox, (2 * ox + 1).min(w - 1));
-                let px = [(y0, x0), (y0, x1), (y1, x0), (y1, x1)].map(|(y, x)| &v[(y * w + x) * c..(y * w + x + 1) * c]);
-                let o = &mut orow[ox * c..(ox + 1) * c];
-                if alpha {
-                    let a = c - 1;
-                    let total: f32 = px.iter().map(|p| p[a].to_f()).sum();
-                    o[a] = T::from_f(total / 4.0);
-                    for ch in 0..a {
-                        let sum: f32 = px.iter().map(|p| p[ch].to_f() * p[a].to_f()).sum();
-                        o[ch] = if total > 0.0 { T::from_f(sum / total) } else { T::default() };
-                    }
-                } else {
-                    for ch in 0..c {
-                        o[ch] = T::from_f(px.iter().map(|p| p[ch].to_f()).sum::<f32>() / 4.0);
+        out.par_chunks_mut(ow * c)
+            .enumerate()
+            .for_each(|(oy, orow)| {
+                let (y0, y1) = (2 * oy, (2 * oy + 1).min(h - 1));
+                for ox in 0..ow {
+                    let (x0, x1) = (2 * ox, (2 * ox + 1).min(w - 1));
+                    let px = [(y0, x0), (y0, x1), (y1, x0), (y1, x1)]
+                        .map(|(y, x)| &v[(y * w + x) * c..(y * w + x + 1) * c]);
+                    let o = &mut orow[ox * c..(ox + 1) * c];
+                    if alpha {
+                        let a = c - 1;
+                        let total: f32 = px.iter().map(|p| p[a].to_f()).sum();
+                        o[a] = T::from_f(total / 4.0);
+                        for ch in 0..a {
+                            let sum: f32 = px.iter().map(|p| p[ch].to_f() * p[a].to_f()).sum();
+                            o[ch] = if total > 0.0 {
+                                T::from_f(sum / total)
+                            } else {
+                                T::default()
+                            };
+                        }
+                    } else {
+                        for ch in 0..c {
+                            o[ch] = T::from_f(px.iter().map(|p| p[ch].to_f()).sum::<f32>() / 4.0);
+                        }
                     }
                 }
-            }
-        });
+            });
         out
     }
-    let (w, h, c, ow) = (strip.width as usize, strip.height as usize, strip.channels as usize, out_width as usize);
+    let (w, h, c, ow) = (
+        strip.width as usize,
+        strip.height as usize,
+        strip.channels as usize,
+        out_width as usize,
+    );
     let samples = match &strip.samples {
         Samples::U8(v) => Samples::U8(go(v, w, h, c, ow)),
         Samples::U16(v) => Samples::U16(go(v, w, h, c, ow)),
         Samples::F32(v) => Samples::F32(go(v, w, h, c, ow)),
     };
-    Strip::new(out_y, out_width, strip.height.div_ceil(2), strip.channels, samples)
+    Strip::new(
+        out_y,
+        out_width,
+        strip.height.div_ceil(2),
+        strip.channels,
+        samples,
+    )
 }
 
 /// Converts a strip to `format`: channels first (at the source depth), then depth.
@@ -209,7 +248,9 @@ pub fn convert(source: Box<dyn Source>, format: PixelFormat, background: Color) 
         return source;
     }
     let out = ImageInfo { format, ..info };
-    Box::new(Mapped::new(source, out, move |s| convert_strip(s, format, background)))
+    Box::new(Mapped::new(source, out, move |s| {
+        convert_strip(s, format, background)
+    }))
 }
 
 #[cfg(test)]
@@ -239,32 +280,66 @@ mod tests {
     #[test]
     fn floats_clamp() {
         let s = Samples::F32(vec![-1.0, 0.0, 0.5, 1.0, 7.0, f32::NAN, f32::INFINITY]);
-        assert_eq!(convert_samples(&s, SampleType::U8), Samples::U8(vec![0, 0, 128, 255, 255, 0, 255]));
-        assert_eq!(convert_samples(&s, SampleType::U16), Samples::U16(vec![0, 0, 32768, 65535, 65535, 0, 65535]));
+        assert_eq!(
+            convert_samples(&s, SampleType::U8),
+            Samples::U8(vec![0, 0, 128, 255, 255, 0, 255])
+        );
+        assert_eq!(
+            convert_samples(&s, SampleType::U16),
+            Samples::U16(vec![0, 0, 32768, 65535, 65535, 0, 65535])
+        );
     }
 
     #[test]
     fn flatten_onto_background() {
         // Half-transparent red over white; transparent over white; opaque blue.
-        let s = Strip::new(0, 3, 1, 4, Samples::U8(vec![255, 0, 0, 128, 9, 9, 9, 0, 0, 0, 255, 255]));
+        let s = Strip::new(
+            0,
+            3,
+            1,
+            4,
+            Samples::U8(vec![255, 0, 0, 128, 9, 9, 9, 0, 0, 0, 255, 255]),
+        );
         let out = convert_strip(s, PixelFormat::new(3, SampleType::U8), Color::WHITE);
-        assert_eq!(out.samples, Samples::U8(vec![255, 127, 127, 255, 255, 255, 0, 0, 255]));
+        assert_eq!(
+            out.samples,
+            Samples::U8(vec![255, 127, 127, 255, 255, 255, 0, 0, 255])
+        );
     }
 
     #[test]
     fn reduce_weights_by_alpha() {
         // Opaque red beside transparent black, over two rows; then an odd third row.
-        let s = Strip::new(0, 2, 3, 4, Samples::U8(vec![255, 0, 0, 255, 0, 0, 0, 0, 255, 0, 0, 255, 0, 0, 0, 0, 10, 20, 30, 255, 10, 20, 30, 255]));
+        let s = Strip::new(
+            0,
+            2,
+            3,
+            4,
+            Samples::U8(vec![
+                255, 0, 0, 255, 0, 0, 0, 0, 255, 0, 0, 255, 0, 0, 0, 0, 10, 20, 30, 255, 10, 20,
+                30, 255,
+            ]),
+        );
         let r = reduce_2x2(&s, 1, 0);
         assert_eq!(r.height, 2);
-        assert_eq!(r.samples, Samples::U8(vec![255, 0, 0, 128, 10, 20, 30, 255]));
+        assert_eq!(
+            r.samples,
+            Samples::U8(vec![255, 0, 0, 128, 10, 20, 30, 255])
+        );
     }
 
     #[test]
     fn gray_rgb_round_trip() {
         let s = Strip::new(0, 2, 1, 1, Samples::U16(vec![0, 40000]));
-        let rgba = convert_strip(s.clone(), PixelFormat::new(4, SampleType::U16), Color::WHITE);
-        assert_eq!(rgba.samples, Samples::U16(vec![0, 0, 0, 65535, 40000, 40000, 40000, 65535]));
+        let rgba = convert_strip(
+            s.clone(),
+            PixelFormat::new(4, SampleType::U16),
+            Color::WHITE,
+        );
+        assert_eq!(
+            rgba.samples,
+            Samples::U16(vec![0, 0, 0, 65535, 40000, 40000, 40000, 65535])
+        );
         let back = convert_strip(rgba, PixelFormat::new(1, SampleType::U16), Color::WHITE);
         assert_eq!(back.samples, s.samples);
     }

@@ -3,7 +3,11 @@ use crate::{Error, ImageInfo, Rect, Result, Samples, Sink, Source, Strip};
 /// Streams `source` into `sink`: the source (with any operations mapped onto
 /// it) runs on its own thread, two strips ahead of the sink, so reading and
 /// writing overlap. `progress` is told the rows written after each strip.
-pub fn run(source: Box<dyn Source>, mut sink: Box<dyn Sink>, mut progress: impl FnMut(u32)) -> Result<()> {
+pub fn run(
+    source: Box<dyn Source>,
+    mut sink: Box<dyn Sink>,
+    mut progress: impl FnMut(u32),
+) -> Result<()> {
     let height = source.info().height;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Strip>>(2);
     let reader = std::thread::spawn(move || {
@@ -45,7 +49,9 @@ pub fn run(source: Box<dyn Source>, mut sink: Box<dyn Sink>, mut progress: impl 
     }
     result?;
     if rows != height {
-        return Err(Error::Other(format!("internal error: the reader gave {rows} of {height} rows")));
+        return Err(Error::Other(format!(
+            "internal error: the reader gave {rows} of {height} rows"
+        )));
     }
     sink.finish()
 }
@@ -88,24 +94,40 @@ impl Crop {
     pub fn new(inner: Box<dyn Source>, rect: Rect) -> Crop {
         let info = inner.info();
         assert!(rect.right() <= info.width as u64 && rect.bottom() <= info.height as u64);
-        Crop { inner, rect, next_y: 0 }
+        Crop {
+            inner,
+            rect,
+            next_y: 0,
+        }
     }
 }
 
 impl Source for Crop {
     fn info(&self) -> ImageInfo {
-        ImageInfo { width: self.rect.width, height: self.rect.height, ..self.inner.info() }
+        ImageInfo {
+            width: self.rect.width,
+            height: self.rect.height,
+            ..self.inner.info()
+        }
     }
     fn next_strip(&mut self) -> Result<Option<Strip>> {
         let (top, bottom) = (self.rect.y, self.rect.y + self.rect.height);
         while self.next_y < bottom {
             let Some(strip) = self.inner.next_strip()? else {
-                return Err(Error::Other("internal error: source ended before the crop window".into()));
+                return Err(Error::Other(
+                    "internal error: source ended before the crop window".into(),
+                ));
             };
             self.next_y = strip.y + strip.height;
             let (from, to) = (strip.y.max(top), self.next_y.min(bottom));
             if from < to {
-                return Ok(Some(strip.window(self.rect.x, self.rect.width, from - strip.y, to - from, from - top)));
+                return Ok(Some(strip.window(
+                    self.rect.x,
+                    self.rect.width,
+                    from - strip.y,
+                    to - from,
+                    from - top,
+                )));
             }
         }
         Ok(None)
@@ -124,7 +146,10 @@ pub struct RowBlocks {
 
 impl RowBlocks {
     pub fn new(rows: u32) -> RowBlocks {
-        RowBlocks { rows, pending: None }
+        RowBlocks {
+            rows,
+            pending: None,
+        }
     }
 
     /// Adds a strip; returns the blocks completed by it.
@@ -137,7 +162,10 @@ impl RowBlocks {
                 width: strip.width,
                 height: 0,
                 channels: strip.channels,
-                samples: Samples::with_capacity(strip.samples.sample_type(), self.rows as usize * strip.row_samples()),
+                samples: Samples::with_capacity(
+                    strip.samples.sample_type(),
+                    self.rows as usize * strip.row_samples(),
+                ),
             });
             let take = (self.rows - pending.height).min(strip.height - row);
             if pending.height == 0 && take == strip.height && take == self.rows {
@@ -147,7 +175,9 @@ impl RowBlocks {
                 return out;
             }
             let n = strip.row_samples();
-            pending.samples.extend_from(&strip.samples, row as usize * n, take as usize * n);
+            pending
+                .samples
+                .extend_from(&strip.samples, row as usize * n, take as usize * n);
             pending.height += take;
             row += take;
             if pending.height == self.rows {
@@ -203,8 +233,16 @@ mod tests {
     }
 
     fn gradient(w: u32, h: u32, strip_rows: u32) -> Box<dyn Source> {
-        let info = ImageInfo { width: w, height: h, format: PixelFormat::new(3, SampleType::U8) };
-        Box::new(Gradient { info, strip_rows, y: 0 })
+        let info = ImageInfo {
+            width: w,
+            height: h,
+            format: PixelFormat::new(3, SampleType::U8),
+        };
+        Box::new(Gradient {
+            info,
+            strip_rows,
+            y: 0,
+        })
     }
 
     fn collect(mut s: Box<dyn Source>) -> Vec<Strip> {
@@ -214,7 +252,12 @@ mod tests {
     #[test]
     fn crop_matches_window() {
         for strip_rows in [1, 3, 64] {
-            let rect = Rect { x: 2, y: 5, width: 4, height: 7 };
+            let rect = Rect {
+                x: 2,
+                y: 5,
+                width: 4,
+                height: 7,
+            };
             let strips = collect(crate::crop(gradient(11, 20, strip_rows), rect));
             let mut y = 0;
             for s in strips {
@@ -223,7 +266,10 @@ mod tests {
                 for r in 0..s.height {
                     for x in 0..4 {
                         for c in 0..3 {
-                            assert_eq!(v[((r * 4 + x) * 3 + c) as usize], value(x + 2, y + r + 5, c));
+                            assert_eq!(
+                                v[((r * 4 + x) * 3 + c) as usize],
+                                value(x + 2, y + r + 5, c)
+                            );
                         }
                     }
                 }

@@ -49,7 +49,11 @@ impl PixelFormat {
         self.channels == 2 || self.channels == 4
     }
     pub fn color_channels(self) -> u8 {
-        if self.has_alpha() { self.channels - 1 } else { self.channels }
+        if self.has_alpha() {
+            self.channels - 1
+        } else {
+            self.channels
+        }
     }
     pub fn pixel_bytes(self) -> usize {
         self.channels as usize * self.sample.bytes()
@@ -142,12 +146,18 @@ impl Color {
                 _ => return None,
             }
         } else {
-            s.split(',').map(|p| p.trim().parse().ok()).collect::<Option<_>>()?
+            s.split(',')
+                .map(|p| p.trim().parse().ok())
+                .collect::<Option<_>>()?
         };
         if v.len() != 3 || v.iter().any(|&c| c > 255) {
             return None;
         }
-        Some(Color([v[0] as f32 / 255.0, v[1] as f32 / 255.0, v[2] as f32 / 255.0]))
+        Some(Color([
+            v[0] as f32 / 255.0,
+            v[1] as f32 / 255.0,
+            v[2] as f32 / 255.0,
+        ]))
     }
 
     /// Rec. 601 luma, the usual weights for gray conversion.

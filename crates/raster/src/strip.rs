@@ -85,7 +85,9 @@ impl Samples {
             match self {
                 Samples::U8(_) => {}
                 Samples::U16(v) => v.iter_mut().for_each(|s| *s = s.swap_bytes()),
-                Samples::F32(v) => v.iter_mut().for_each(|s| *s = f32::from_bits(s.to_bits().swap_bytes())),
+                Samples::F32(v) => v
+                    .iter_mut()
+                    .for_each(|s| *s = f32::from_bits(s.to_bits().swap_bytes())),
             }
         }
     }
@@ -120,8 +122,17 @@ pub struct Strip {
 
 impl Strip {
     pub fn new(y: u32, width: u32, height: u32, channels: u8, samples: Samples) -> Strip {
-        debug_assert_eq!(samples.len(), width as usize * height as usize * channels as usize);
-        Strip { y, width, height, channels, samples }
+        debug_assert_eq!(
+            samples.len(),
+            width as usize * height as usize * channels as usize
+        );
+        Strip {
+            y,
+            width,
+            height,
+            channels,
+            samples,
+        }
     }
     pub fn format(&self) -> PixelFormat {
         PixelFormat::new(self.channels, self.samples.sample_type())
@@ -135,7 +146,9 @@ impl Strip {
         let stride = self.row_samples();
         let n = width as usize * c;
         if x == 0 && width == self.width {
-            let s = self.samples.slice(row as usize * stride, rows as usize * stride);
+            let s = self
+                .samples
+                .slice(row as usize * stride, rows as usize * stride);
             return Strip::new(y, width, rows, self.channels, s);
         }
         let mut s = Samples::with_capacity(self.samples.sample_type(), n * rows as usize);

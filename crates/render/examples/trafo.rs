@@ -21,11 +21,18 @@ fn main() {
     let mut out = std::io::stdout().lock();
     for line in std::io::stdin().lock().lines() {
         let line = line.expect("stdin");
-        let v: Vec<f64> = line.split_whitespace().filter_map(|s| s.parse().ok()).collect();
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
         if v.len() < 2 {
             continue;
         }
-        let r = if reverse { map.pixel(canvas.ray(v[0], v[1])) } else { canvas.pixel(map.ray(v[0], v[1])) };
+        let r = if reverse {
+            map.pixel(canvas.ray(v[0], v[1]))
+        } else {
+            canvas.pixel(map.ray(v[0], v[1]))
+        };
         let (x, y) = r.unwrap_or((f64::NAN, f64::NAN));
         writeln!(out, "{x:.6} {y:.6}").unwrap();
     }

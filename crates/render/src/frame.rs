@@ -13,7 +13,10 @@ pub enum Pixels {
     U8(Vec<u8>),
     U16(Vec<u16>),
     /// Samples in a mapped scratch file; `wide` for 16-bit.
-    Mapped { map: memmap2::MmapMut, wide: bool },
+    Mapped {
+        map: memmap2::MmapMut,
+        wide: bool,
+    },
 }
 
 pub struct FrameImage {
@@ -36,12 +39,23 @@ impl FrameImage {
         if (info.width, info.height) != expect {
             return Err(raster::Error::invalid(
                 path,
-                format!("the frame is {}x{} but the project says {}x{}", info.width, info.height, expect.0, expect.1),
+                format!(
+                    "the frame is {}x{} but the project says {}x{}",
+                    info.width, info.height, expect.0, expect.1
+                ),
             ));
         }
         let channels = if info.format.has_alpha() { 4 } else { 3 };
-        let sample = if info.format.sample == SampleType::U8 { SampleType::U8 } else { SampleType::U16 };
-        let mut source = raster::ops::convert(opened.source, PixelFormat::new(channels, sample), Color::WHITE);
+        let sample = if info.format.sample == SampleType::U8 {
+            SampleType::U8
+        } else {
+            SampleType::U16
+        };
+        let mut source = raster::ops::convert(
+            opened.source,
+            PixelFormat::new(channels, sample),
+            Color::WHITE,
+        );
         let len = info.width as usize * info.height as usize * channels as usize;
         let mut samples = Samples::with_capacity(sample, len);
         while let Some(strip) = source.next_strip()? {
@@ -55,10 +69,20 @@ impl FrameImage {
             Samples::U16(v) => (Pixels::U16(v), 1.0 / 65535.0),
             Samples::F32(_) => unreachable!("converted to integers above"),
         };
-        let image = FrameImage { width: info.width as usize, height: info.height as usize, channels: channels as usize, pixels, unit, factor: 1 };
-        Ok(if factor > 1 { image.shrink(factor) } else { image })
+        let image = FrameImage {
+            width: info.width as usize,
+            height: info.height as usize,
+            channels: channels as usize,
+            pixels,
+            unit,
+            factor: 1,
+        };
+        Ok(if factor > 1 {
+            image.shrink(factor)
+        } else {
+            image
+        })
     }
-
 
     /// Bytes of the samples.
     pub fn bytes(&self) -> u64 {
@@ -87,14 +111,27 @@ impl FrameImage {
         let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.map_err(io)?;
         map[..bytes.len()].copy_from_slice(bytes);
         let wide = matches!(self.pixels, Pixels::U16(_));
-        Ok(FrameImage { pixels: Pixels::Mapped { map, wide }, ..self })
+        Ok(FrameImage {
+            pixels: Pixels::Mapped { map, wide },
+            ..self
+        })
     }
 
     /// Box-averages `factor` x `factor` blocks (partial blocks at the edges average what they have).
     fn shrink(self, factor: u32) -> FrameImage {
         let k = factor as usize;
-        let (w, h, c) = (self.width.div_ceil(k), self.height.div_ceil(k), self.channels);
-        fn go<T: Copy + Into<f32>>(src: &[T], (sw, sh, c): (usize, usize, usize), k: usize, (w, h): (usize, usize), back: impl Fn(f32) -> T) -> Vec<T> {
+        let (w, h, c) = (
+            self.width.div_ceil(k),
+            self.height.div_ceil(k),
+            self.channels,
+        );
+        fn go<T: Copy + Into<f32>>(
+            src: &[T],
+            (sw, sh, c): (usize, usize, usize),
+            k: usize,
+            (w, h): (usize, usize),
+            back: impl Fn(f32) -> T,
+        ) -> Vec<T> {
             let mut out = Vec::with_capacity(w * h * c);
             let mut acc = vec![0f32; w * c];
             for by in 0..h {
@@ -119,24 +156,41 @@ impl FrameImage {
             out
         }
         let pixels = match &self.pixels {
-            Pixels::U8(v) => Pixels::U8(go(v, (self.width, self.height, c), k, (w, h), |x| (x + 0.5) as u8)),
-            Pixels::U16(v) => Pixels::U16(go(v, (self.width, self.height, c), k, (w, h), |x| (x + 0.5) as u16)),
+            Pixels::U8(v) => Pixels::U8(go(v, (self.width, self.height, c), k, (w, h), |x| {
+                (x + 0.5) as u8
+            })),
+            Pixels::U16(v) => Pixels::U16(go(v, (self.width, self.height, c), k, (w, h), |x| {
+                (x + 0.5) as u16
+            })),
             Pixels::Mapped { .. } => unreachable!("frames are shrunk before they are spilled"),
         };
-        FrameImage { width: w, height: h, channels: c, pixels, unit: self.unit, factor }
+        FrameImage {
+            width: w,
+            height: h,
+            channels: c,
+            pixels,
+            unit: self.unit,
+            factor,
+        }
     }
 
     /// Interpolates all channels at full-resolution frame coordinates (x, y), 0..1 each.
     pub fn sample(&self, x: f64, y: f64, how: Interpolator, out: &mut [f32; 4]) {
         // Pixel centres of the shrunk copy sit at k*i + (k-1)/2 in full-resolution pixels.
         let k = self.factor as f64;
-        let (x, y) = if self.factor > 1 { ((x - (k - 1.0) / 2.0) / k, (y - (k - 1.0) / 2.0) / k) } else { (x, y) };
+        let (x, y) = if self.factor > 1 {
+            ((x - (k - 1.0) / 2.0) / k, (y - (k - 1.0) / 2.0) / k)
+        } else {
+            (x, y)
+        };
         let (w, h, c) = (self.width, self.height, self.channels);
         match &self.pixels {
             Pixels::U8(v) => interpolate(v, w, h, c, x, y, how, out),
             Pixels::U16(v) => interpolate(v, w, h, c, x, y, how, out),
             Pixels::Mapped { map, wide: false } => interpolate(&map[..], w, h, c, x, y, how, out),
-            Pixels::Mapped { map, wide: true } => interpolate::<u16>(bytemuck::cast_slice(&map[..]), w, h, c, x, y, how, out),
+            Pixels::Mapped { map, wide: true } => {
+                interpolate::<u16>(bytemuck::cast_slice(&map[..]), w, h, c, x, y, how, out)
+            }
         }
         for o in out.iter_mut().take(self.channels) {
             *o = (*o * self.unit).clamp(0.0, 1.0);
@@ -159,7 +213,16 @@ fn cubic_weights(t: f64) -> [f32; 4] {
 }
 
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-fn interpolate<T: Copy + Into<f32>>(v: &[T], w: usize, h: usize, c: usize, x: f64, y: f64, how: Interpolator, out: &mut [f32; 4]) {
+fn interpolate<T: Copy + Into<f32>>(
+    v: &[T],
+    w: usize,
+    h: usize,
+    c: usize,
+    x: f64,
+    y: f64,
+    how: Interpolator,
+    out: &mut [f32; 4],
+) {
     let clampi = |i: i64, n: usize| i.clamp(0, n as i64 - 1) as usize;
     *out = [0.0; 4];
     match how {
@@ -206,7 +269,11 @@ fn interpolate<T: Copy + Into<f32>>(v: &[T], w: usize, h: usize, c: usize, x: f6
                 let yy = clampi(y0 + j as i64, h);
                 let mut row = [0f32; 4];
                 for i in 0..4 {
-                    let xx = if inside { (x0 + i as i64) as usize } else { clampi(x0 + i as i64, w) };
+                    let xx = if inside {
+                        (x0 + i as i64) as usize
+                    } else {
+                        clampi(x0 + i as i64, w)
+                    };
                     let p = (yy * w + xx) * c;
                     for ch in 0..c {
                         row[ch] += wx[i] * v[p + ch].into();
@@ -222,7 +289,14 @@ fn interpolate<T: Copy + Into<f32>>(v: &[T], w: usize, h: usize, c: usize, x: f6
 
 /// Bicubic on the 4x4 block starting at `base` (rows `stride` samples apart), C channels.
 #[inline]
-fn bicubic_inside<T: Copy + Into<f32>, const C: usize>(v: &[T], base: usize, stride: usize, wx: &[f32; 4], wy: &[f32; 4], out: &mut [f32; 4]) {
+fn bicubic_inside<T: Copy + Into<f32>, const C: usize>(
+    v: &[T],
+    base: usize,
+    stride: usize,
+    wx: &[f32; 4],
+    wy: &[f32; 4],
+    out: &mut [f32; 4],
+) {
     let mut acc = [0f32; C];
     for (j, &ky) in wy.iter().enumerate() {
         let row = &v[base + j * stride..base + j * stride + 4 * C];
@@ -250,21 +324,38 @@ mod tests {
                 v.extend([(x * 10) as u8, (y * 10) as u8, 100]);
             }
         }
-        FrameImage { width: w, height: h, channels: 3, pixels: Pixels::U8(v), unit: 1.0 / 255.0, factor: 1 }
+        FrameImage {
+            width: w,
+            height: h,
+            channels: 3,
+            pixels: Pixels::U8(v),
+            unit: 1.0 / 255.0,
+            factor: 1,
+        }
     }
 
     #[test]
     fn kernels_reproduce_pixels_and_linear_ramps() {
         let f = ramp(12, 10);
         let mut o = [0.0; 4];
-        for how in [Interpolator::Nearest, Interpolator::Bilinear, Interpolator::Bicubic] {
+        for how in [
+            Interpolator::Nearest,
+            Interpolator::Bilinear,
+            Interpolator::Bicubic,
+        ] {
             f.sample(5.0, 4.0, how, &mut o);
-            assert!((o[0] * 255.0 - 50.0).abs() < 1e-3 && (o[1] * 255.0 - 40.0).abs() < 1e-3, "{how:?} {o:?}");
+            assert!(
+                (o[0] * 255.0 - 50.0).abs() < 1e-3 && (o[1] * 255.0 - 40.0).abs() < 1e-3,
+                "{how:?} {o:?}"
+            );
         }
         // Bilinear is exact on a ramp; Keys' cubic with a = -0.75 (not -0.5) bends it slightly.
         for (how, tol) in [(Interpolator::Bilinear, 1e-3), (Interpolator::Bicubic, 0.6)] {
             f.sample(5.25, 4.5, how, &mut o);
-            assert!((o[0] * 255.0 - 52.5).abs() < tol && (o[1] * 255.0 - 45.0).abs() < tol, "{how:?} {o:?}");
+            assert!(
+                (o[0] * 255.0 - 52.5).abs() < tol && (o[1] * 255.0 - 45.0).abs() < tol,
+                "{how:?} {o:?}"
+            );
         }
         let w = cubic_weights(0.3);
         assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-6);
@@ -302,6 +393,9 @@ mod tests {
         assert_eq!((f.width, f.height, f.factor), (6, 5, 2));
         let mut o = [0.0; 4];
         f.sample(5.0, 4.0, Interpolator::Bilinear, &mut o);
-        assert!((o[0] * 255.0 - 50.0).abs() < 0.6 && (o[1] * 255.0 - 40.0).abs() < 0.6, "{o:?}");
+        assert!(
+            (o[0] * 255.0 - 50.0).abs() < 0.6 && (o[1] * 255.0 - 40.0).abs() < 0.6,
+            "{o:?}"
+        );
     }
 }

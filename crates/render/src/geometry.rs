@@ -24,7 +24,11 @@ impl CanvasMap {
             Projection::Rectilinear => w / (2.0 * (v / 2.0).tan()),
             _ => w / v,
         };
-        CanvasMap { projection: c.projection, scale, centre: [(w - 1.0) / 2.0, (c.height as f64 - 1.0) / 2.0] }
+        CanvasMap {
+            projection: c.projection,
+            scale,
+            centre: [(w - 1.0) / 2.0, (c.height as f64 - 1.0) / 2.0],
+        }
     }
 
     pub fn ray(&self, px: f64, py: f64) -> V3 {
@@ -59,9 +63,15 @@ impl CanvasMap {
         out.clear();
         let y = (py - self.centre[1]) / self.scale;
         match self.projection {
-            Projection::Rectilinear => out.extend(columns.iter().map(|c| normalise([c[0], y, 1.0]))),
+            Projection::Rectilinear => {
+                out.extend(columns.iter().map(|c| normalise([c[0], y, 1.0])))
+            }
             _ => {
-                let phi = if self.projection == Projection::Cylindrical { -y.atan() } else { -y };
+                let phi = if self.projection == Projection::Cylindrical {
+                    -y.atan()
+                } else {
+                    -y
+                };
                 let (sp, cp) = phi.sin_cos();
                 out.extend(columns.iter().map(|c| [cp * c[0], -sp, cp * c[1]]));
             }
@@ -86,7 +96,10 @@ impl CanvasMap {
             }
             Projection::Equirectangular => (r[0].atan2(r[2]), (r[1]).clamp(-1.0, 1.0).asin()),
         };
-        Some((x * self.scale + self.centre[0], y * self.scale + self.centre[1]))
+        Some((
+            x * self.scale + self.centre[0],
+            y * self.scale + self.centre[1],
+        ))
     }
 }
 
@@ -181,7 +194,10 @@ impl FrameMap {
             shear: [f.shear[0] / h, f.shear[1] / w],
             translation: (f.translation != [0.0; 3]).then(|| {
                 let [x, y, z] = f.translation;
-                ([x, y, -z], sphere(f.plane[0].to_radians(), f.plane[1].to_radians()))
+                (
+                    [x, y, -z],
+                    sphere(f.plane[0].to_radians(), f.plane[1].to_radians()),
+                )
             }),
         }
     }
@@ -189,18 +205,26 @@ impl FrameMap {
     /// Mosaic mode, world ray from the panorama's centre -> ray from the camera: through
     /// the point where the ray meets the plane (None if it never does).
     fn to_camera_position(&self, ray: V3) -> Option<V3> {
-        let Some((t, n)) = self.translation else { return Some(ray) };
+        let Some((t, n)) = self.translation else {
+            return Some(ray);
+        };
         let den = dot(n, ray);
         if den < 1e-15 {
             return None;
         }
         let u = 1.0 / den;
-        Some(normalise([u * ray[0] - t[0], u * ray[1] - t[1], u * ray[2] - t[2]]))
+        Some(normalise([
+            u * ray[0] - t[0],
+            u * ray[1] - t[1],
+            u * ray[2] - t[2],
+        ]))
     }
 
     /// The inverse: a ray from the camera -> the ray from the panorama's centre.
     fn from_camera_position(&self, ray: V3) -> Option<V3> {
-        let Some((t, n)) = self.translation else { return Some(ray) };
+        let Some((t, n)) = self.translation else {
+            return Some(ray);
+        };
         let den = dot(n, ray);
         if den.abs() < 1e-15 {
             return None;
@@ -209,7 +233,11 @@ impl FrameMap {
         if u < 0.0 {
             return None;
         }
-        Some(normalise([t[0] + u * ray[0], t[1] + u * ray[1], t[2] + u * ray[2]]))
+        Some(normalise([
+            t[0] + u * ray[0],
+            t[1] + u * ray[1],
+            t[2] + u * ray[2],
+        ]))
     }
 
     fn distortion(&self, rho: f64) -> f64 {
@@ -257,7 +285,10 @@ impl FrameMap {
         let (x, y) = (px - self.centre[0], py - self.centre[1]);
         let [sx, sy] = self.shear;
         let det = 1.0 - sx * sy;
-        let (uo, to) = ((x - sx * y) / det - self.shift[0], (y - sy * x) / det - self.shift[1]);
+        let (uo, to) = (
+            (x - sx * y) / det - self.shift[0],
+            (y - sy * x) / det - self.shift[1],
+        );
         let ro = (uo * uo + to * to).sqrt() / self.norm;
         let mut rho = ro;
         for _ in 0..20 {
@@ -273,7 +304,11 @@ impl FrameMap {
                 break;
             }
         }
-        let s = if ro > 1e-15 { ro / rho } else { self.distortion(0.0) };
+        let s = if ro > 1e-15 {
+            ro / rho
+        } else {
+            self.distortion(0.0)
+        };
         let (u, t) = (uo / s / self.focal, to / s / self.focal);
         let c = match self.lens {
             Lens::Rectilinear => normalise([u, t, 1.0]),
@@ -303,7 +338,11 @@ mod tests {
     #[test]
     fn row_rays_equal_single_rays() {
         for pf in 0..3 {
-            let p = parse(&format!("p f{pf} w2000 h1000 v{}\ni w800 h600 v60 n\"x\"\n", if pf == 0 { 120 } else { 300 })).unwrap();
+            let p = parse(&format!(
+                "p f{pf} w2000 h1000 v{}\ni w800 h600 v60 n\"x\"\n",
+                if pf == 0 { 120 } else { 300 }
+            ))
+            .unwrap();
             let cm = CanvasMap::new(&p.canvas);
             let cols = cm.columns(100, 50);
             let mut rays = Vec::new();
@@ -329,7 +368,10 @@ mod tests {
             for &(x, y) in &[(400.0, 300.0), (10.0, 20.0), (790.0, 590.0), (123.4, 456.7)] {
                 let (cx, cy) = cm.pixel(fm.ray(x, y)).unwrap();
                 let (bx, by) = fm.pixel(cm.ray(cx, cy)).unwrap();
-                assert!((bx - x).abs() < 1e-6 && (by - y).abs() < 1e-6, "f{pf}/f{lens}: {x},{y} -> {cx},{cy} -> {bx},{by}");
+                assert!(
+                    (bx - x).abs() < 1e-6 && (by - y).abs() < 1e-6,
+                    "f{pf}/f{lens}: {x},{y} -> {cx},{cy} -> {bx},{by}"
+                );
             }
         }
     }

@@ -22,8 +22,8 @@ pub mod resume;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rayon::prelude::*;
 use raster::{ImageInfo, PixelFormat, Rect, Result, SampleType, Samples, Source, Strip};
+use rayon::prelude::*;
 
 use frame::FrameImage;
 use geometry::{CanvasMap, FrameMap};
@@ -52,7 +52,15 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { interpolator: None, feather: 8.0, memory: 8 << 30, scratch: None, only: None, region: None, antialias: true }
+        Options {
+            interpolator: None,
+            feather: 8.0,
+            memory: 8 << 30,
+            scratch: None,
+            only: None,
+            region: None,
+            antialias: true,
+        }
     }
 }
 
@@ -126,8 +134,18 @@ impl Render {
         let canvas = CanvasMap::new(c);
         let (x0, x1, y0, y1) = match (opts.region, c.crop) {
             (Some(r), _) => {
-                if r.width == 0 || r.height == 0 || r.right() > c.width as u64 || r.bottom() > c.height as u64 {
-                    return Err(invalid(project_path, format!("the region {r} is empty or outside the {}x{} canvas", c.width, c.height)));
+                if r.width == 0
+                    || r.height == 0
+                    || r.right() > c.width as u64
+                    || r.bottom() > c.height as u64
+                {
+                    return Err(invalid(
+                        project_path,
+                        format!(
+                            "the region {r} is empty or outside the {}x{} canvas",
+                            c.width, c.height
+                        ),
+                    ));
                 }
                 (r.x, r.x + r.width, r.y, r.y + r.height)
             }
@@ -139,7 +157,13 @@ impl Render {
         let chosen: Vec<usize> = match &opts.only {
             Some(list) => {
                 if let Some(&bad) = list.iter().find(|&&i| i >= project.frames.len()) {
-                    return Err(invalid(project_path, format!("there is no frame {bad}: the project has {}", project.frames.len())));
+                    return Err(invalid(
+                        project_path,
+                        format!(
+                            "there is no frame {bad}: the project has {}",
+                            project.frames.len()
+                        ),
+                    ));
                 }
                 list.clone()
             }
@@ -152,12 +176,26 @@ impl Render {
             sixteen |= wide;
             let f = &project.frames[i];
             match footprint(&canvas, c, &planned, (x0, y0, width, height)) {
-                Some(fp) => frames.push(Planned { footprint: fp, ..planned }),
-                None => warnings.push(format!("frame {i} ({}) lies outside the rendered canvas", f.file)),
+                Some(fp) => frames.push(Planned {
+                    footprint: fp,
+                    ..planned
+                }),
+                None => warnings.push(format!(
+                    "frame {i} ({}) lies outside the rendered canvas",
+                    f.file
+                )),
             }
         }
-        let sample = if sixteen { SampleType::U16 } else { SampleType::U8 };
-        let info = ImageInfo { width, height, format: PixelFormat::new(4, sample) };
+        let sample = if sixteen {
+            SampleType::U16
+        } else {
+            SampleType::U8
+        };
+        let info = ImageInfo {
+            width,
+            height,
+            format: PixelFormat::new(4, sample),
+        };
         let band_rows = info.rows_for_bytes(8 << 20).clamp(8, 128);
         let mut render = Render {
             info,
@@ -179,7 +217,8 @@ impl Render {
         render.peak_bytes = render.plan_peak();
         if render.peak_bytes > opts.memory {
             // Frames will spill: check now that the scratch folder takes files.
-            tempfile::tempfile_in(&render.scratch).map_err(|e| raster::Error::io(&render.scratch, e))?;
+            tempfile::tempfile_in(&render.scratch)
+                .map_err(|e| raster::Error::io(&render.scratch, e))?;
         }
         Ok(render)
     }
@@ -190,7 +229,12 @@ impl Render {
         let mut y = 0;
         while y < self.info.height {
             let end = (y + self.band_rows).min(self.info.height);
-            let sum: u64 = self.frames.iter().filter(|f| f.footprint[2] < end && f.footprint[3] > y).map(|f| f.bytes).sum();
+            let sum: u64 = self
+                .frames
+                .iter()
+                .filter(|f| f.footprint[2] < end && f.footprint[3] > y)
+                .map(|f| f.bytes)
+                .sum();
             peak = peak.max(sum);
             y = end;
         }
@@ -227,7 +271,9 @@ impl Render {
                 }
             }
         }
-        let needed: Vec<usize> = (0..self.frames.len()).filter(|&i| self.frames[i].footprint[2] < y1 && self.frames[i].footprint[3] > y0).collect();
+        let needed: Vec<usize> = (0..self.frames.len())
+            .filter(|&i| self.frames[i].footprint[2] < y1 && self.frames[i].footprint[3] > y0)
+            .collect();
         // Frames go to memory while they fit under the cap, past it to the scratch file.
         let mut missing = Vec::new();
         for &i in &needed {
@@ -267,7 +313,13 @@ impl Render {
             /// Inside one of the frame's include masks: other frames give way here.
             include: bool,
         }
-        let miss = Hit { xs: 0.0, ys: 0.0, d: f32::INFINITY, edge: -1.0, include: false };
+        let miss = Hit {
+            xs: 0.0,
+            ys: 0.0,
+            d: f32::INFINITY,
+            edge: -1.0,
+            include: false,
+        };
         let mut hits: Vec<(usize, usize, Vec<Hit>)> = Vec::new();
         let mut rays = Vec::with_capacity(width);
         self.canvas.row_rays(yc, &self.columns, &mut rays);
@@ -287,8 +339,15 @@ impl Render {
                         false => f.masked(xs, ys, *ray)?,
                     };
                     forced |= include;
-                    let d = (((xs - f.centre[0]).powi(2) + (ys - f.centre[1]).powi(2)).sqrt() / f.half_diagonal) as f32;
-                    Some(Hit { xs, ys, d, edge: edge as f32, include })
+                    let d = (((xs - f.centre[0]).powi(2) + (ys - f.centre[1]).powi(2)).sqrt()
+                        / f.half_diagonal) as f32;
+                    Some(Hit {
+                        xs,
+                        ys,
+                        d,
+                        edge: edge as f32,
+                        include,
+                    })
                 });
                 row.push(hit.unwrap_or(Hit { ..miss }));
             }
@@ -303,7 +362,8 @@ impl Render {
                 }
             }
         }
-        let allowed = |x: usize, hit: &Hit| hit.edge >= 0.0 && (!forced || !only_included[x] || hit.include);
+        let allowed =
+            |x: usize, hit: &Hit| hit.edge >= 0.0 && (!forced || !only_included[x] || hit.include);
         let mut d_min = vec![f32::INFINITY; width];
         for (_, x0, row) in &hits {
             for (k, hit) in row.iter().enumerate() {
@@ -326,7 +386,8 @@ impl Render {
                 if !allowed(x, hit) {
                     continue;
                 }
-                let w = (1.0 - (hit.d - d_min[x]) / delta).max(0.0) * ((hit.edge + 0.5) / ramp).clamp(1e-3, 1.0);
+                let w = (1.0 - (hit.d - d_min[x]) / delta).max(0.0)
+                    * ((hit.edge + 0.5) / ramp).clamp(1e-3, 1.0);
                 if w <= 0.0 {
                     continue;
                 }
@@ -353,22 +414,42 @@ impl Render {
 impl Planned {
     /// Reads frame `i`'s header (checking it against the project) and works out how it is
     /// sampled; the footprint is filled in later. Also says whether the frame is 16-bit.
-    fn new(project: &Project, i: usize, dir: &Path, canvas: &CanvasMap, antialias: bool) -> Result<(Planned, bool)> {
+    fn new(
+        project: &Project,
+        i: usize,
+        dir: &Path,
+        canvas: &CanvasMap,
+        antialias: bool,
+    ) -> Result<(Planned, bool)> {
         let f = &project.frames[i];
         let path = dir.join(&f.file);
         let info = formats::open(&path)?.source.info();
         if (info.width, info.height) != (f.width, f.height) {
-            return Err(invalid(&path, format!("the frame is {}x{} but the project says {}x{}", info.width, info.height, f.width, f.height)));
+            return Err(invalid(
+                &path,
+                format!(
+                    "the frame is {}x{} but the project says {}x{}",
+                    info.width, info.height, f.width, f.height
+                ),
+            ));
         }
         let map = FrameMap::new(f);
         let (bounds, ellipse) = source_bounds(f);
         let centre = [(bounds[0] + bounds[1]) / 2.0, (bounds[2] + bounds[3]) / 2.0];
-        let half_diagonal = ((bounds[1] - bounds[0]).powi(2) + (bounds[3] - bounds[2]).powi(2)).sqrt() / 2.0;
+        let half_diagonal =
+            ((bounds[1] - bounds[0]).powi(2) + (bounds[3] - bounds[2]).powi(2)).sqrt() / 2.0;
         let scale = source_scale(canvas, &map, centre);
-        let factor = if antialias && scale >= 1.5 { scale.round() as u32 } else { 1 };
+        let factor = if antialias && scale >= 1.5 {
+            scale.round() as u32
+        } else {
+            1
+        };
         let channels = if info.format.has_alpha() { 4 } else { 3 };
         let wide = info.format.sample != SampleType::U8;
-        let bytes = (f.width.div_ceil(factor) as u64) * (f.height.div_ceil(factor) as u64) * channels * if wide { 2 } else { 1 };
+        let bytes = (f.width.div_ceil(factor) as u64)
+            * (f.height.div_ceil(factor) as u64)
+            * channels
+            * if wide { 2 } else { 1 };
         let photometry = Photometry::new(f, project.canvas.exposure, project.frames[0].emor);
         let masks = project
             .masks
@@ -376,10 +457,27 @@ impl Planned {
             .filter(|m| m.frame == i)
             .map(|m| {
                 let g = &project.frames[m.from];
-                FrameMask { mask: m.clone(), drawn_on: (m.from != i).then(|| (FrameMap::new(g), source_bounds(g).0)) }
+                FrameMask {
+                    mask: m.clone(),
+                    drawn_on: (m.from != i).then(|| (FrameMap::new(g), source_bounds(g).0)),
+                }
             })
             .collect();
-        let planned = Planned { path, size: (f.width, f.height), map, footprint: [0; 4], factor, bytes, bounds, ellipse, centre, half_diagonal, scale, photometry, masks };
+        let planned = Planned {
+            path,
+            size: (f.width, f.height),
+            map,
+            footprint: [0; 4],
+            factor,
+            bytes,
+            bounds,
+            ellipse,
+            centre,
+            half_diagonal,
+            scale,
+            photometry,
+            masks,
+        };
         Ok((planned, wide))
     }
 
@@ -391,9 +489,13 @@ impl Planned {
             None => m.mask.contains(xs, ys),
             // Drawn on another frame: where the canvas point lands in that frame, within
             // its pixels (Hugin clips the polygon to them, 2 px in).
-            Some((map, [l, r, t, b])) => map
-                .pixel(ray)
-                .is_some_and(|(x, y)| x >= l + 1.5 && x <= r - 1.5 && y >= t + 1.5 && y <= b - 1.5 && m.mask.contains(x, y)),
+            Some((map, [l, r, t, b])) => map.pixel(ray).is_some_and(|(x, y)| {
+                x >= l + 1.5
+                    && x <= r - 1.5
+                    && y >= t + 1.5
+                    && y <= b - 1.5
+                    && m.mask.contains(x, y)
+            }),
         };
         if self.masks.iter().any(|m| !m.mask.include && inside(m)) {
             return None;
@@ -422,16 +524,31 @@ impl Planned {
 fn source_bounds(f: &pto::Frame) -> ([f64; 4], bool) {
     let (w, h) = (f.width as f64, f.height as f64);
     match f.crop {
-        Some(k) => ([k.left.max(0.0), (k.right - 1.0).min(w - 1.0), k.top.max(0.0), (k.bottom - 1.0).min(h - 1.0)], f.lens == pto::Lens::CircularFisheye),
+        Some(k) => (
+            [
+                k.left.max(0.0),
+                (k.right - 1.0).min(w - 1.0),
+                k.top.max(0.0),
+                (k.bottom - 1.0).min(h - 1.0),
+            ],
+            f.lens == pto::Lens::CircularFisheye,
+        ),
         None => ([0.0, w - 1.0, 0.0, h - 1.0], false),
     }
 }
 
 /// Source pixels per canvas pixel around the canvas point where the frame's centre lands.
 fn source_scale(canvas: &CanvasMap, map: &FrameMap, centre: [f64; 2]) -> f64 {
-    let Some((cx, cy)) = canvas.pixel(map.ray(centre[0], centre[1])) else { return 1.0 };
+    let Some((cx, cy)) = canvas.pixel(map.ray(centre[0], centre[1])) else {
+        return 1.0;
+    };
     let at = |x: f64, y: f64| map.pixel(canvas.ray(x, y));
-    match (at(cx - 0.5, cy), at(cx + 0.5, cy), at(cx, cy - 0.5), at(cx, cy + 0.5)) {
+    match (
+        at(cx - 0.5, cy),
+        at(cx + 0.5, cy),
+        at(cx, cy - 0.5),
+        at(cx, cy + 0.5),
+    ) {
         (Some(a), Some(b), Some(c), Some(d)) => {
             let sx = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
             let sy = ((d.0 - c.0).powi(2) + (d.1 - c.1).powi(2)).sqrt();
@@ -445,7 +562,12 @@ fn source_scale(canvas: &CanvasMap, map: &FrameMap, centre: [f64; 2]) -> f64 {
 /// and an interior grid mapped onto the canvas, padded; None when it misses
 /// the output. Wrapping round the +-180 degree seam or over a pole widens it
 /// to the full width or to the top or bottom edge.
-fn footprint(canvas: &CanvasMap, c: &pto::Canvas, f: &Planned, out: (u32, u32, u32, u32)) -> Option<[u32; 4]> {
+fn footprint(
+    canvas: &CanvasMap,
+    c: &pto::Canvas,
+    f: &Planned,
+    out: (u32, u32, u32, u32),
+) -> Option<[u32; 4]> {
     let [l, r, t, b] = f.bounds;
     let n = 64;
     let mut outline = Vec::new();
@@ -466,7 +588,12 @@ fn footprint(canvas: &CanvasMap, c: &pto::Canvas, f: &Planned, out: (u32, u32, u
         }
     }
     let (w, h) = (c.width as f64, c.height as f64);
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     let mut whole = false;
     let mut last: Option<f64> = None;
     for (k, &(sx, sy)) in outline.iter().chain(points.iter()).enumerate() {
@@ -502,7 +629,11 @@ fn footprint(canvas: &CanvasMap, c: &pto::Canvas, f: &Planned, out: (u32, u32, u
                 if f.edge_distance(px, py).is_some() {
                     x0 = 0.0;
                     x1 = w;
-                    if edge == 0.0 { y0 = 0.0 } else { y1 = h }
+                    if edge == 0.0 {
+                        y0 = 0.0
+                    } else {
+                        y1 = h
+                    }
                 }
             }
         }

@@ -129,8 +129,9 @@ pub struct Project {
 
 /// Keys of i-lines, longest first so that `Eev` is not read as `E` + `ev`.
 const IMAGE_KEYS: &[&str] = &[
-    "TrX", "TrY", "TrZ", "Tpy", "Tpp", "Eev", "Er", "Eb", "Ra", "Rb", "Rc", "Rd", "Re", "Rt", "Va", "Vb", "Vc", "Vd", "Vx", "Vy", "Vm",
-    "Vf", "w", "h", "f", "v", "y", "p", "r", "a", "b", "c", "d", "e", "g", "t", "S", "C", "j", "n", "K", "k", "X", "Y", "Z",
+    "TrX", "TrY", "TrZ", "Tpy", "Tpp", "Eev", "Er", "Eb", "Ra", "Rb", "Rc", "Rd", "Re", "Rt", "Va",
+    "Vb", "Vc", "Vd", "Vx", "Vy", "Vm", "Vf", "w", "h", "f", "v", "y", "p", "r", "a", "b", "c",
+    "d", "e", "g", "t", "S", "C", "j", "n", "K", "k", "X", "Y", "Z",
 ];
 const PANO_KEYS: &[&str] = &["w", "h", "f", "v", "S", "E", "R", "T", "n", "k", "b", "d"];
 
@@ -143,7 +144,12 @@ enum Value {
 
 /// Splits a line's fields into key -> value, honouring quoted `n"..."`.
 /// Fields giga does not know are skipped and named in `unknown`.
-fn fields(rest: &str, keys: &[&str], line_no: usize, unknown: &mut Vec<String>) -> Result<HashMap<String, Value>, String> {
+fn fields(
+    rest: &str,
+    keys: &[&str],
+    line_no: usize,
+    unknown: &mut Vec<String>,
+) -> Result<HashMap<String, Value>, String> {
     let mut out = HashMap::new();
     let mut s = rest.trim_start();
     while !s.is_empty() {
@@ -151,11 +157,19 @@ fn fields(rest: &str, keys: &[&str], line_no: usize, unknown: &mut Vec<String>) 
             let name: String = s.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
             let after = &s[name.len()..];
             s = match after.strip_prefix('"') {
-                Some(q) => &q[q.find('"').ok_or_else(|| format!("line {line_no}: unterminated quote in {name}"))? + 1..],
+                Some(q) => {
+                    &q[q.find('"')
+                        .ok_or_else(|| format!("line {line_no}: unterminated quote in {name}"))?
+                        + 1..]
+                }
                 None => &after[after.find(char::is_whitespace).unwrap_or(after.len())..],
             };
             s = s.trim_start();
-            let name = if name.is_empty() { "?".to_string() } else { name };
+            let name = if name.is_empty() {
+                "?".to_string()
+            } else {
+                name
+            };
             if !unknown.contains(&name) {
                 unknown.push(name);
             }
@@ -163,7 +177,9 @@ fn fields(rest: &str, keys: &[&str], line_no: usize, unknown: &mut Vec<String>) 
         };
         s = &s[key.len()..];
         let value = if let Some(q) = s.strip_prefix('"') {
-            let end = q.find('"').ok_or_else(|| format!("line {line_no}: unterminated quote in {key}"))?;
+            let end = q
+                .find('"')
+                .ok_or_else(|| format!("line {line_no}: unterminated quote in {key}"))?;
             let v = q[..end].to_string();
             s = &q[end + 1..];
             Value::Text(v)
@@ -172,7 +188,10 @@ fn fields(rest: &str, keys: &[&str], line_no: usize, unknown: &mut Vec<String>) 
             let v = &s[..end];
             s = &s[end..];
             match v.strip_prefix('=') {
-                Some(n) => Value::Link(n.parse().map_err(|_| format!("line {line_no}: bad link {key}={n}"))?),
+                Some(n) => Value::Link(
+                    n.parse()
+                        .map_err(|_| format!("line {line_no}: bad link {key}={n}"))?,
+                ),
                 None => Value::Text(v.to_string()),
             }
         };
@@ -190,17 +209,28 @@ fn number(v: &str, key: &str, line_no: usize) -> Result<f64, String> {
 }
 
 fn crop(v: &str, key: &str, line_no: usize) -> Result<Crop, String> {
-    let n: Vec<f64> = v.split(',').map(|p| number(p, key, line_no)).collect::<Result<_, _>>()?;
+    let n: Vec<f64> = v
+        .split(',')
+        .map(|p| number(p, key, line_no))
+        .collect::<Result<_, _>>()?;
     if n.len() != 4 || n[1] <= n[0] || n[3] <= n[2] {
-        return Err(format!("line {line_no}: {key}{v} is not a crop left,right,top,bottom"));
+        return Err(format!(
+            "line {line_no}: {key}{v} is not a crop left,right,top,bottom"
+        ));
     }
-    Ok(Crop { left: n[0], right: n[1], top: n[2], bottom: n[3] })
+    Ok(Crop {
+        left: n[0],
+        right: n[1],
+        top: n[2],
+        bottom: n[3],
+    })
 }
 
 /// The pto keys of what Hugin counts as the lens: frames sharing a link in any
 /// of them are one lens.
 const LENS_KEYS: &[&str] = &[
-    "f", "v", "Rt", "Ra", "Rb", "Rc", "Rd", "Re", "Eev", "Er", "Eb", "a", "b", "c", "d", "e", "g", "t", "Vm", "Va", "Vb", "Vc", "Vd", "Vx", "Vy",
+    "f", "v", "Rt", "Ra", "Rb", "Rc", "Rd", "Re", "Eev", "Er", "Eb", "a", "b", "c", "d", "e", "g",
+    "t", "Vm", "Va", "Vb", "Vc", "Vd", "Vx", "Vy",
 ];
 
 /// Each frame's lens number, as Hugin numbers lenses: frame 0 has lens 0; each
@@ -210,9 +240,19 @@ const LENS_KEYS: &[&str] = &[
 fn lens_numbers(images: &[Image]) -> Result<Vec<usize>, String> {
     let mut roots = Vec::with_capacity(images.len());
     for i in 0..images.len() {
-        roots.push(LENS_KEYS.iter().map(|k| root(images, i, k)).collect::<Result<Vec<_>, _>>()?);
+        roots.push(
+            LENS_KEYS
+                .iter()
+                .map(|k| root(images, i, k))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
     }
-    let linked = |i: usize, j: usize| roots[i].iter().zip(&roots[j]).any(|(a, b)| a.is_some() && a == b);
+    let linked = |i: usize, j: usize| {
+        roots[i]
+            .iter()
+            .zip(&roots[j])
+            .any(|(a, b)| a.is_some() && a == b)
+    };
     let mut firsts: Vec<usize> = Vec::new();
     Ok((0..images.len())
         .map(|i| match firsts.iter().rposition(|&f| linked(i, f)) {
@@ -235,15 +275,38 @@ fn lens_numbers(images: &[Image]) -> Result<Vec<usize>, String> {
 fn spread_masks(images: &[Image], drawn: Vec<(i64, Mask)>) -> Result<Vec<Mask>, String> {
     // Lenses and stacks only when a mask needs them (lenses cost frames x lenses x lens keys).
     let needs = |kinds: &[i64]| drawn.iter().any(|(kind, _)| kinds.contains(kind));
-    let lens = if needs(&[4]) { lens_numbers(images)? } else { Vec::new() };
-    let stacks = if needs(&[2, 3]) { (0..images.len()).map(|i| root(images, i, "j")).collect::<Result<Vec<_>, _>>()? } else { Vec::new() };
+    let lens = if needs(&[4]) {
+        lens_numbers(images)?
+    } else {
+        Vec::new()
+    };
+    let stacks = if needs(&[2, 3]) {
+        (0..images.len())
+            .map(|i| root(images, i, "j"))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
     let stacked = |i: usize, k: usize| i == k || (stacks[i].is_some() && stacks[i] == stacks[k]);
     let mut masks = Vec::new();
     for (kind, m) in drawn {
         let i = m.frame;
-        let carried = |k: usize| Mask { frame: k, from: i, include: false, polygon: m.polygon.clone() };
+        let carried = |k: usize| Mask {
+            frame: k,
+            from: i,
+            include: false,
+            polygon: m.polygon.clone(),
+        };
         match kind {
-            4 => masks.extend((0..images.len()).filter(|&k| lens[k] == lens[i]).map(|k| Mask { frame: k, from: k, ..m.clone() })),
+            4 => masks.extend(
+                (0..images.len())
+                    .filter(|&k| lens[k] == lens[i])
+                    .map(|k| Mask {
+                        frame: k,
+                        from: k,
+                        ..m.clone()
+                    }),
+            ),
             2 => masks.extend((0..images.len()).filter(|&k| stacked(i, k)).map(carried)),
             3 => masks.extend((0..images.len()).filter(|&k| !stacked(i, k)).map(carried)),
             _ => masks.push(m),
@@ -264,7 +327,10 @@ fn root(images: &[Image], i: usize, key: &str) -> Result<Option<usize>, String> 
             Some(Value::Text(_)) => return Ok(Some(at)),
             Some(Value::Link(n)) => {
                 if *n >= images.len() {
-                    return Err(format!("line {}: {key}={n} links to a frame that does not exist", images[i].1));
+                    return Err(format!(
+                        "line {}: {key}={n} links to a frame that does not exist",
+                        images[i].1
+                    ));
                 }
                 at = *n;
             }
@@ -285,7 +351,12 @@ pub fn parse(text: &str) -> Result<Project, String> {
     for (i, line) in text.lines().enumerate() {
         let no = i + 1;
         let line = line.trim_end_matches('\r');
-        let (kind, rest) = line.split_at(line.char_indices().nth(1).map(|(i, _)| i).unwrap_or(line.len()));
+        let (kind, rest) = line.split_at(
+            line.char_indices()
+                .nth(1)
+                .map(|(i, _)| i)
+                .unwrap_or(line.len()),
+        );
         match kind {
             "p" => pano = Some((fields(rest, PANO_KEYS, no, &mut unknown)?, no)),
             "i" | "o" => images.push((fields(rest, IMAGE_KEYS, no, &mut unknown)?, no)),
@@ -298,7 +369,9 @@ pub fn parse(text: &str) -> Result<Project, String> {
                             "6" => Interpolator::Nearest,
                             "0" => Interpolator::Bicubic,
                             other => {
-                                warnings.push(format!("interpolator m i{other} is not offered; using bicubic"));
+                                warnings.push(format!(
+                                    "interpolator m i{other} is not offered; using bicubic"
+                                ));
                                 Interpolator::Bicubic
                             }
                         };
@@ -313,13 +386,26 @@ pub fn parse(text: &str) -> Result<Project, String> {
                 };
                 let frame = number(&text("i")?, "i", no)? as usize;
                 let kind = number(&text("t")?, "t", no)? as i64;
-                let v: Vec<f64> = text("p")?.split_whitespace().map(|n| number(n, "p", no)).collect::<Result<_, _>>()?;
+                let v: Vec<f64> = text("p")?
+                    .split_whitespace()
+                    .map(|n| number(n, "p", no))
+                    .collect::<Result<_, _>>()?;
                 if v.len() < 6 || v.len() % 2 != 0 {
-                    return Err(format!("line {no}: a mask polygon needs at least three x y pairs"));
+                    return Err(format!(
+                        "line {no}: a mask polygon needs at least three x y pairs"
+                    ));
                 }
                 let polygon = v.chunks(2).map(|c| (c[0], c[1])).collect();
                 match kind {
-                    0..=4 => drawn.push((kind, Mask { frame, from: frame, include: kind == 1, polygon })),
+                    0..=4 => drawn.push((
+                        kind,
+                        Mask {
+                            frame,
+                            from: frame,
+                            include: kind == 1,
+                            polygon,
+                        },
+                    )),
                     _ => return Err(format!("line {no}: mask type t{kind} is unknown (0 to 4)")),
                 }
             }
@@ -327,7 +413,10 @@ pub fn parse(text: &str) -> Result<Project, String> {
         }
     }
     if !unknown.is_empty() {
-        warnings.push(format!("fields giga does not use were ignored: {}", unknown.join(", ")));
+        warnings.push(format!(
+            "fields giga does not use were ignored: {}",
+            unknown.join(", ")
+        ));
     }
     let (p, p_line) = pano.ok_or("no p-line (panorama description) in the project")?;
     let get = |m: &HashMap<String, Value>, k: &str| match m.get(k) {
@@ -348,29 +437,48 @@ pub fn parse(text: &str) -> Result<Project, String> {
     };
     let (w, h) = (pnum("w", None)?, pnum("h", None)?);
     if !(1.0..=4.0e6).contains(&w) || !(1.0..=4.0e6).contains(&h) {
-        return Err(format!("line {p_line}: canvas size {w}x{h} is out of range"));
+        return Err(format!(
+            "line {p_line}: canvas size {w}x{h} is out of range"
+        ));
     }
     let hfov = pnum("v", None)?;
-    let max_fov = if projection == Projection::Rectilinear { 179.0 } else { 360.0 };
+    let max_fov = if projection == Projection::Rectilinear {
+        179.0
+    } else {
+        360.0
+    };
     if !(hfov > 0.0 && hfov <= max_fov) {
-        return Err(format!("line {p_line}: field of view v{hfov} is out of range for this projection"));
+        return Err(format!(
+            "line {p_line}: field of view v{hfov} is out of range for this projection"
+        ));
     }
     let canvas_crop = get(&p, "S").map(|v| crop(&v, "S", p_line)).transpose()?;
     if let Some(c) = canvas_crop {
         if c.left < 0.0 || c.top < 0.0 || c.right > w || c.bottom > h {
-            return Err(format!("line {p_line}: crop S lies outside the {w}x{h} canvas"));
+            return Err(format!(
+                "line {p_line}: crop S lies outside the {w}x{h} canvas"
+            ));
         }
     }
-    let canvas = Canvas { width: w as u32, height: h as u32, projection, hfov, crop: canvas_crop, exposure: pnum("E", Some(0.0))? };
+    let canvas = Canvas {
+        width: w as u32,
+        height: h as u32,
+        projection,
+        hfov,
+        crop: canvas_crop,
+        exposure: pnum("E", Some(0.0))?,
+    };
     if images.is_empty() {
         return Err("the project has no i-lines (frames)".into());
     }
 
     let resolve = |idx: usize, key: &str| -> Result<Option<String>, String> {
-        Ok(root(&images, idx, key)?.and_then(|at| match images[at].0.get(key) {
-            Some(Value::Text(t)) => Some(t.clone()),
-            _ => None,
-        }))
+        Ok(
+            root(&images, idx, key)?.and_then(|at| match images[at].0.get(key) {
+                Some(Value::Text(t)) => Some(t.clone()),
+                _ => None,
+            }),
+        )
     };
     let mut frames = Vec::new();
     for (idx, (m, no)) in images.iter().enumerate() {
@@ -391,7 +499,9 @@ pub fn parse(text: &str) -> Result<Project, String> {
             2 => Lens::CircularFisheye,
             3 => Lens::FullFrameFisheye,
             4 => Lens::Equirectangular,
-            f => return Err(format!("line {no}: lens projection f{f} of frame {idx} is not supported (0, 1, 2, 3, 4)")),
+            f => return Err(format!(
+                "line {no}: lens projection f{f} of frame {idx} is not supported (0, 1, 2, 3, 4)"
+            )),
         };
         let (fw, fh) = (num("w", None)?, num("h", None)?);
         if !(1.0..=1.0e6).contains(&fw) || !(1.0..=1.0e6).contains(&fh) {
@@ -399,7 +509,9 @@ pub fn parse(text: &str) -> Result<Project, String> {
         }
         let hfov = num("v", None)?;
         if !(hfov > 0.0 && hfov < 360.0) || (lens == Lens::Rectilinear && hfov >= 180.0) {
-            return Err(format!("line {no}: field of view v{hfov} is out of range for frame {idx}"));
+            return Err(format!(
+                "line {no}: field of view v{hfov} is out of range for frame {idx}"
+            ));
         }
         let frame_crop = match resolve(idx, "S")? {
             Some(v) => Some(crop(&v, "S", no)?),
@@ -407,10 +519,17 @@ pub fn parse(text: &str) -> Result<Project, String> {
         };
         let mode = num("Vm", Some(5.0))? as i64;
         let vignetting = if mode == 5 {
-            [num("Va", Some(1.0))?, num("Vb", Some(0.0))?, num("Vc", Some(0.0))?, num("Vd", Some(0.0))?]
+            [
+                num("Va", Some(1.0))?,
+                num("Vb", Some(0.0))?,
+                num("Vc", Some(0.0))?,
+                num("Vd", Some(0.0))?,
+            ]
         } else {
             if mode != 0 {
-                warnings.push(format!("frame {idx}: vignetting mode Vm{mode} (flat field) is not applied"));
+                warnings.push(format!(
+                    "frame {idx}: vignetting mode Vm{mode} (flat field) is not applied"
+                ));
             }
             [1.0, 0.0, 0.0, 0.0]
         };
@@ -423,7 +542,11 @@ pub fn parse(text: &str) -> Result<Project, String> {
             yaw: num("y", Some(0.0))?,
             pitch: num("p", Some(0.0))?,
             roll: num("r", Some(0.0))?,
-            abc: [num("a", Some(0.0))?, num("b", Some(0.0))?, num("c", Some(0.0))?],
+            abc: [
+                num("a", Some(0.0))?,
+                num("b", Some(0.0))?,
+                num("c", Some(0.0))?,
+            ],
             shift: [num("d", Some(0.0))?, num("e", Some(0.0))?],
             shear: [num("g", Some(0.0))?, num("t", Some(0.0))?],
             crop: frame_crop,
@@ -431,17 +554,36 @@ pub fn parse(text: &str) -> Result<Project, String> {
             wb: [num("Er", Some(1.0))?, num("Eb", Some(1.0))?],
             vignetting,
             vig_centre: [num("Vx", Some(0.0))?, num("Vy", Some(0.0))?],
-            emor: [num("Ra", Some(0.0))?, num("Rb", Some(0.0))?, num("Rc", Some(0.0))?, num("Rd", Some(0.0))?, num("Re", Some(0.0))?],
+            emor: [
+                num("Ra", Some(0.0))?,
+                num("Rb", Some(0.0))?,
+                num("Rc", Some(0.0))?,
+                num("Rd", Some(0.0))?,
+                num("Re", Some(0.0))?,
+            ],
             linear_response: num("Rt", Some(0.0))? == 1.0,
-            translation: [num("TrX", Some(0.0))?, num("TrY", Some(0.0))?, num("TrZ", Some(0.0))?],
+            translation: [
+                num("TrX", Some(0.0))?,
+                num("TrY", Some(0.0))?,
+                num("TrZ", Some(0.0))?,
+            ],
             plane: [num("Tpy", Some(0.0))?, num("Tpp", Some(0.0))?],
         });
     }
     if let Some((_, m)) = drawn.iter().find(|(_, m)| m.frame >= images.len()) {
-        return Err(format!("a mask names frame {}, which does not exist", m.frame));
+        return Err(format!(
+            "a mask names frame {}, which does not exist",
+            m.frame
+        ));
     }
     let masks = spread_masks(&images, drawn)?;
-    Ok(Project { canvas, frames, interpolator, masks, warnings })
+    Ok(Project {
+        canvas,
+        frames,
+        interpolator,
+        masks,
+        warnings,
+    })
 }
 
 #[cfg(test)]
@@ -460,13 +602,32 @@ k i0 t0 p\"1 1 10 10 1 10\"\n";
     fn parses_lines_links_and_traps() {
         let p = parse(PTO).unwrap();
         assert_eq!(p.canvas.projection, Projection::Equirectangular);
-        assert_eq!((p.canvas.width, p.canvas.height, p.canvas.hfov, p.canvas.exposure), (3000, 1500, 360.0, 0.5));
-        assert_eq!(p.canvas.crop, Some(Crop { left: 10.0, right: 2990.0, top: 20.0, bottom: 1480.0 }));
+        assert_eq!(
+            (
+                p.canvas.width,
+                p.canvas.height,
+                p.canvas.hfov,
+                p.canvas.exposure
+            ),
+            (3000, 1500, 360.0, 0.5)
+        );
+        assert_eq!(
+            p.canvas.crop,
+            Some(Crop {
+                left: 10.0,
+                right: 2990.0,
+                top: 20.0,
+                bottom: 1480.0
+            })
+        );
         assert_eq!(p.interpolator, Interpolator::Bilinear);
         assert_eq!(p.frames.len(), 2);
         let (a, b) = (&p.frames[0], &p.frames[1]);
         assert_eq!(a.file, "a b.jpg");
-        assert_eq!((a.yaw, a.pitch, a.roll, a.exposure), (-31.0, -13.0, 1.5, 0.3));
+        assert_eq!(
+            (a.yaw, a.pitch, a.roll, a.exposure),
+            (-31.0, -13.0, 1.5, 0.3)
+        );
         assert_eq!(a.wb, [1.1, 0.9]);
         assert_eq!(a.vignetting, [1.0, -0.25, 0.0, 0.0]);
         // links
@@ -500,28 +661,63 @@ k i0 t0 p\"1 1 10 10 1 10\"\n";
             i w8 h8 v50 j0 n\"a\"\ni w8 h8 v50 j1 n\"b\"\ni w8 h8 v50 j=0 n\"c\"\ni w8 h8 v50 n\"d\"\n\
             k i2 t2 p\"1 1 5 1 5 5\"\nk i0 t3 p\"1 1 5 1 5 5\"\n";
         let p = parse(text).unwrap();
-        let on: Vec<(usize, usize, bool)> = p.masks.iter().map(|m| (m.frame, m.from, m.include)).collect();
-        assert_eq!(on, [(0, 2, false), (2, 2, false), (1, 0, false), (3, 0, false)]);
+        let on: Vec<(usize, usize, bool)> = p
+            .masks
+            .iter()
+            .map(|m| (m.frame, m.from, m.include))
+            .collect();
+        assert_eq!(
+            on,
+            [(0, 2, false), (2, 2, false), (1, 0, false), (3, 0, false)]
+        );
         assert!(parse(&text.replace("t3", "t7")).unwrap_err().contains("t7"));
         // a broken link in a field only the grouping reads is an error, not a panic
-        assert!(parse(&text.replace("j1", "j=9")).unwrap_err().contains("j=9"));
-        assert!(parse(&text.replace("k i0 t3", "k i0 t4").replace("v50 n\"d\"", "v50 Vm0 Va=9 n\"d\"")).unwrap_err().contains("Va=9"));
+        assert!(parse(&text.replace("j1", "j=9"))
+            .unwrap_err()
+            .contains("j=9"));
+        assert!(parse(
+            &text
+                .replace("k i0 t3", "k i0 t4")
+                .replace("v50 n\"d\"", "v50 Vm0 Va=9 n\"d\"")
+        )
+        .unwrap_err()
+        .contains("Va=9"));
     }
 
     #[test]
     fn clear_errors() {
-        assert!(parse("i w1 h1 v50 n\"a\"\n").unwrap_err().contains("p-line"));
-        assert!(parse("p f9 w10 h10 v50\ni w1 h1 v50 n\"a\"\n").unwrap_err().contains("f9"));
-        assert!(parse("p f0 w10 h10 v50\ni w1 h1 v=1 n\"a\"\n").unwrap_err().contains("links to a frame"));
-        assert!(parse("p f0 w10 h10 v50\ni w1 h1 v=0 n\"a\"\n").unwrap_err().contains("cycle"));
-        assert!(parse("p f0 w10 h10 v50\ni w1 h1 vx n\"a\"\n").unwrap_err().contains("not a number"));
+        assert!(parse("i w1 h1 v50 n\"a\"\n")
+            .unwrap_err()
+            .contains("p-line"));
+        assert!(parse("p f9 w10 h10 v50\ni w1 h1 v50 n\"a\"\n")
+            .unwrap_err()
+            .contains("f9"));
+        assert!(parse("p f0 w10 h10 v50\ni w1 h1 v=1 n\"a\"\n")
+            .unwrap_err()
+            .contains("links to a frame"));
+        assert!(parse("p f0 w10 h10 v50\ni w1 h1 v=0 n\"a\"\n")
+            .unwrap_err()
+            .contains("cycle"));
+        assert!(parse("p f0 w10 h10 v50\ni w1 h1 vx n\"a\"\n")
+            .unwrap_err()
+            .contains("not a number"));
         // unknown fields are skipped and reported, not fatal
         let p = parse("p f0 w10 h10 v50 Q\"x y\" z9\ni w1 h1 v50 u10 n\"a\"\n").unwrap();
         assert_eq!(p.frames[0].hfov, 50.0);
-        assert!(p.warnings.iter().any(|w| w.contains("Q, z, u")), "{:?}", p.warnings);
-        assert!(parse("p f0 w10 h10 v50\ni w1 h1 v50 n\"a\n").unwrap_err().contains("unterminated"));
-        assert!(parse("p f0 w10 h10 v50\n").unwrap_err().contains("no i-lines"));
-        assert!(parse("p f0 w10 h10 v50\ni w1 h1 v50\n").unwrap_err().contains("file name"));
+        assert!(
+            p.warnings.iter().any(|w| w.contains("Q, z, u")),
+            "{:?}",
+            p.warnings
+        );
+        assert!(parse("p f0 w10 h10 v50\ni w1 h1 v50 n\"a\n")
+            .unwrap_err()
+            .contains("unterminated"));
+        assert!(parse("p f0 w10 h10 v50\n")
+            .unwrap_err()
+            .contains("no i-lines"));
+        assert!(parse("p f0 w10 h10 v50\ni w1 h1 v50\n")
+            .unwrap_err()
+            .contains("file name"));
     }
 
     proptest::proptest! {

@@ -14,8 +14,14 @@ use raster::{Result, SampleType, Source};
 use crate::Render;
 
 fn partial_paths(out: &Path) -> (PathBuf, PathBuf) {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    (out.with_file_name(format!(".{name}.giga-partial")), out.with_file_name(format!(".{name}.giga-partial.checkpoint")))
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (
+        out.with_file_name(format!(".{name}.giga-partial")),
+        out.with_file_name(format!(".{name}.giga-partial.checkpoint")),
+    )
 }
 
 /// The partial file a resumable render of `out` keeps while it runs.
@@ -26,17 +32,35 @@ pub fn partial_path(out: &Path) -> PathBuf {
 /// Renders into the KRO `out`, continuing a previous interrupted run when its
 /// checkpoint matches `key` (a digest of the project and the options). Returns
 /// the row it started from. `progress` gets the number of rows complete after each band.
-pub fn render_kro(mut render: Render, out: &Path, key: &str, mut progress: impl FnMut(u32)) -> Result<u32> {
+pub fn render_kro(
+    mut render: Render,
+    out: &Path,
+    key: &str,
+    mut progress: impl FnMut(u32),
+) -> Result<u32> {
     let info = render.info();
-    let depth = if info.format.sample == SampleType::U8 { kro::Depth::U8 } else { kro::Depth::U16 };
-    let header = kro::Header::new(info.width, info.height, depth, 4).map_err(|e| raster::Error::invalid(out, e.to_string()))?;
+    let depth = if info.format.sample == SampleType::U8 {
+        kro::Depth::U8
+    } else {
+        kro::Depth::U16
+    };
+    let header = kro::Header::new(info.width, info.height, depth, 4)
+        .map_err(|e| raster::Error::invalid(out, e.to_string()))?;
     let (partial, checkpoint) = partial_paths(out);
-    let stamp = format!("giga-render-checkpoint 1\n{key}\n{}x{} {}\n", info.width, info.height, info.format);
+    let stamp = format!(
+        "giga-render-checkpoint 1\n{key}\n{}x{} {}\n",
+        info.width, info.height, info.format
+    );
     let row_len = header.row_len();
     let start = std::fs::read_to_string(&checkpoint)
         .ok()
         .and_then(|text| {
-            let rows: u32 = text.strip_prefix(&stamp)?.trim().strip_prefix("rows ")?.parse().ok()?;
+            let rows: u32 = text
+                .strip_prefix(&stamp)?
+                .trim()
+                .strip_prefix("rows ")?
+                .parse()
+                .ok()?;
             let len = std::fs::metadata(&partial).ok()?.len();
             (rows <= info.height && len >= kro::HEADER_LEN + rows as u64 * row_len).then_some(rows)
         })
@@ -46,7 +70,12 @@ pub fn render_kro(mut render: Render, out: &Path, key: &str, mut progress: impl 
         OpenOptions::new().write(true).open(&partial).map_err(io)?
     } else {
         let _ = std::fs::remove_file(&checkpoint);
-        let f = OpenOptions::new().write(true).create(true).truncate(true).open(&partial).map_err(io)?;
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&partial)
+            .map_err(io)?;
         f.write_all_at(&header.to_bytes(), 0).map_err(io)?;
         f
     };
@@ -55,9 +84,13 @@ pub fn render_kro(mut render: Render, out: &Path, key: &str, mut progress: impl 
     while let Some(strip) = render.next_strip()? {
         bytes.clear();
         strip.samples.extend_be_bytes(&mut bytes);
-        file.write_all_at(&bytes, header.pixel_offset(0, strip.y)).map_err(io)?;
+        file.write_all_at(&bytes, header.pixel_offset(0, strip.y))
+            .map_err(io)?;
         file.sync_data().map_err(io)?;
-        write_checkpoint(&checkpoint, &format!("{stamp}rows {}\n", strip.y + strip.height))?;
+        write_checkpoint(
+            &checkpoint,
+            &format!("{stamp}rows {}\n", strip.y + strip.height),
+        )?;
         progress(strip.y + strip.height);
     }
     file.set_len(header.file_len().expect("fits")).map_err(io)?;
@@ -71,6 +104,8 @@ pub fn render_kro(mut render: Render, out: &Path, key: &str, mut progress: impl 
 fn write_checkpoint(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("checkpoint-new");
     let mut f = File::create(&tmp).map_err(|e| raster::Error::io(&tmp, e))?;
-    f.write_all(text.as_bytes()).and_then(|_| f.sync_data()).map_err(|e| raster::Error::io(&tmp, e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_data())
+        .map_err(|e| raster::Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| raster::Error::io(path, e))
 }

@@ -33,26 +33,55 @@ impl DeepZoom {
         let bad = |m: &str| Error::invalid(path, m.to_string());
         let xml = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let number = |name: &str| attribute(&xml, name).and_then(|v| v.parse::<u32>().ok());
-        let (Some(tile), Some(overlap), Some(width), Some(height)) = (number("TileSize"), number("Overlap"), number("Width"), number("Height")) else {
-            return Err(bad("not a Deep Zoom descriptor (TileSize, Overlap, Width and Height are needed)"));
+        let (Some(tile), Some(overlap), Some(width), Some(height)) = (
+            number("TileSize"),
+            number("Overlap"),
+            number("Width"),
+            number("Height"),
+        ) else {
+            return Err(bad(
+                "not a Deep Zoom descriptor (TileSize, Overlap, Width and Height are needed)",
+            ));
         };
-        let format = attribute(&xml, "Format").unwrap_or_else(|| "jpg".into()).to_ascii_lowercase();
+        let format = attribute(&xml, "Format")
+            .unwrap_or_else(|| "jpg".into())
+            .to_ascii_lowercase();
         if tile == 0 || width == 0 || height == 0 {
             return Err(bad("the descriptor gives an empty image or tile"));
         }
         let channels = match format.as_str() {
             "jpg" | "jpeg" => 3,
             "png" => 4,
-            other => return Err(bad(&format!("{other} tiles can't be served yet (jpg and png can)"))),
+            other => {
+                return Err(bad(&format!(
+                    "{other} tiles can't be served yet (jpg and png can)"
+                )))
+            }
         };
         let top = 32 - (width.max(height) - 1).leading_zeros(); // ceil(log2(max side))
-        let levels = (0..=top).map(|k| (width.div_ceil(1 << k), height.div_ceil(1 << k))).collect();
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let levels = (0..=top)
+            .map(|k| (width.div_ceil(1 << k), height.div_ceil(1 << k)))
+            .collect();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let files = path.with_file_name(format!("{stem}_files"));
         if !files.is_dir() {
-            return Err(Error::invalid(&files, "the pyramid's tile folder is missing"));
+            return Err(Error::invalid(
+                &files,
+                "the pyramid's tile folder is missing",
+            ));
         }
-        Ok(DeepZoom { files, format, tile, overlap, levels, top, channels })
+        Ok(DeepZoom {
+            files,
+            format,
+            tile,
+            overlap,
+            levels,
+            top,
+            channels,
+        })
     }
 }
 
@@ -78,13 +107,22 @@ impl TileSource for DeepZoom {
         let x1 = ((tx + 1) * t + o).min(w);
         let y1 = ((ty + 1) * t + o).min(h);
         let (tw, th) = (x1 - x0, y1 - y0);
-        let path = self.files.join(format!("{}/{tx}_{ty}.{}", self.top as usize - k, self.format));
+        let path = self.files.join(format!(
+            "{}/{tx}_{ty}.{}",
+            self.top as usize - k,
+            self.format
+        ));
         let work = PixelFormat::new(self.channels as u8, SampleType::U8);
         let pixels = if path.exists() {
             let opened = formats::open(&path).map_err(|e| e.to_string())?;
             let info = opened.source.info();
             if (info.width, info.height) != (tw, th) {
-                return Err(format!("{}: {}x{}, the descriptor says {tw}x{th}", path.display(), info.width, info.height));
+                return Err(format!(
+                    "{}: {}x{}, the descriptor says {tw}x{th}",
+                    path.display(),
+                    info.width,
+                    info.height
+                ));
             }
             let mut source = raster::ops::convert(opened.source, work, Color::WHITE);
             let mut px = Vec::with_capacity(tw as usize * th as usize * self.channels);
@@ -96,9 +134,17 @@ impl TileSource for DeepZoom {
             px
         } else {
             // Left out as blank.
-            vec![if self.channels == 4 { 0 } else { 255 }; tw as usize * th as usize * self.channels]
+            vec![
+                if self.channels == 4 { 0 } else { 255 };
+                tw as usize * th as usize * self.channels
+            ]
         };
-        Ok(Tile { pixels, x0, y0, width: tw })
+        Ok(Tile {
+            pixels,
+            x0,
+            y0,
+            width: tw,
+        })
     }
 }
 

@@ -63,7 +63,11 @@ pub struct Limits {
 
 /// A non-negative decimal as IIIF writes them (digits and at most one dot).
 fn number(s: &str) -> Result<f64, Refusal> {
-    if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit() || c == '.') || s.matches('.').count() > 1 || s == "." {
+    if s.is_empty()
+        || !s.chars().all(|c| c.is_ascii_digit() || c == '.')
+        || s.matches('.').count() > 1
+        || s == "."
+    {
         return bad(format!("{s:?} is not a number"));
     }
     s.parse().or_else(|_| bad(format!("{s:?} is not a number")))
@@ -92,14 +96,22 @@ pub fn region(s: &str, width: u32, height: u32) -> Result<(u32, u32, u32, u32), 
             };
             let parts: Vec<&str> = body.split(',').collect();
             if parts.len() != 4 {
-                return bad(format!("region {s:?} is not full, square, x,y,w,h or pct:x,y,w,h"));
+                return bad(format!(
+                    "region {s:?} is not full, square, x,y,w,h or pct:x,y,w,h"
+                ));
             }
             if pct {
-                let v = parts.iter().map(|p| number(p)).collect::<Result<Vec<f64>, _>>()?;
+                let v = parts
+                    .iter()
+                    .map(|p| number(p))
+                    .collect::<Result<Vec<f64>, _>>()?;
                 let px = |f: f64, total: u64| (f / 100.0 * total as f64).round() as u64;
                 (px(v[0], iw), px(v[1], ih), px(v[2], iw), px(v[3], ih))
             } else {
-                let v = parts.iter().map(|p| integer(p)).collect::<Result<Vec<u64>, _>>()?;
+                let v = parts
+                    .iter()
+                    .map(|p| integer(p))
+                    .collect::<Result<Vec<u64>, _>>()?;
                 (v[0], v[1], v[2], v[3])
             }
         }
@@ -108,9 +120,16 @@ pub fn region(s: &str, width: u32, height: u32) -> Result<(u32, u32, u32, u32), 
         return bad(format!("region {s:?} is empty"));
     }
     if x >= iw || y >= ih {
-        return bad(format!("region {s:?} lies outside the {width}x{height} image"));
+        return bad(format!(
+            "region {s:?} lies outside the {width}x{height} image"
+        ));
     }
-    Ok((x as u32, y as u32, w.min(iw - x) as u32, h.min(ih - y) as u32))
+    Ok((
+        x as u32,
+        y as u32,
+        w.min(iw - x) as u32,
+        h.min(ih - y) as u32,
+    ))
 }
 
 /// Size → output (w, h) for a region of `rw` x `rh`.
@@ -123,18 +142,28 @@ pub fn size(s: &str, rw: u32, rh: u32, v3: bool, limits: Limits) -> Result<(u32,
     let (rw64, rh64) = (rw as f64, rh as f64);
     // The largest size allowed by the limits for this aspect ratio.
     let max_fit = || -> (u32, u32) {
-        let mut scale: f64 = 1.0f64.min(limits.max_width as f64 / rw64).min(limits.max_height as f64 / rh64);
+        let mut scale: f64 = 1.0f64
+            .min(limits.max_width as f64 / rw64)
+            .min(limits.max_height as f64 / rh64);
         let area = rw64 * rh64 * scale * scale;
         if area > limits.max_area as f64 {
             scale *= (limits.max_area as f64 / area).sqrt();
         }
-        (((rw64 * scale).floor() as u32).max(1), ((rh64 * scale).floor() as u32).max(1))
+        (
+            ((rw64 * scale).floor() as u32).max(1),
+            ((rh64 * scale).floor() as u32).max(1),
+        )
     };
     let (w, h) = match body {
         "max" => {
             if up {
-                let scale = (limits.max_width as f64 / rw64).min(limits.max_height as f64 / rh64).min((limits.max_area as f64 / (rw64 * rh64)).sqrt());
-                (((rw64 * scale).floor() as u32).max(1), ((rh64 * scale).floor() as u32).max(1))
+                let scale = (limits.max_width as f64 / rw64)
+                    .min(limits.max_height as f64 / rh64)
+                    .min((limits.max_area as f64 / (rw64 * rh64)).sqrt());
+                (
+                    ((rw64 * scale).floor() as u32).max(1),
+                    ((rh64 * scale).floor() as u32).max(1),
+                )
             } else {
                 max_fit()
             }
@@ -144,15 +173,22 @@ pub fn size(s: &str, rw: u32, rh: u32, v3: bool, limits: Limits) -> Result<(u32,
             if let Some(p) = body.strip_prefix("pct:") {
                 let n = number(p)?;
                 if n <= 0.0 || (n > 100.0 && !up) {
-                    return bad(format!("size pct:{p} must be above 0 and at most 100 (or use ^)"));
+                    return bad(format!(
+                        "size pct:{p} must be above 0 and at most 100 (or use ^)"
+                    ));
                 }
-                (((rw64 * n / 100.0).round() as u32), ((rh64 * n / 100.0).round() as u32))
+                (
+                    ((rw64 * n / 100.0).round() as u32),
+                    ((rh64 * n / 100.0).round() as u32),
+                )
             } else {
                 let (confined, wh) = match body.strip_prefix('!') {
                     Some(b) => (true, b),
                     None => (false, body),
                 };
-                let Some((a, b)) = wh.split_once(',') else { return bad(format!("size {s:?} is not one of the IIIF forms")) };
+                let Some((a, b)) = wh.split_once(',') else {
+                    return bad(format!("size {s:?} is not one of the IIIF forms"));
+                };
                 match (a.is_empty(), b.is_empty()) {
                     (false, true) if !confined => {
                         let w = integer(a)? as f64;
@@ -173,7 +209,10 @@ pub fn size(s: &str, rw: u32, rh: u32, v3: bool, limits: Limits) -> Result<(u32,
                                 // The official validator (size_noup) wants this refused without ^.
                                 return bad(format!("size {s:?} would enlarge the region; IIIF 3 needs ^ to upscale"));
                             }
-                            (((rw64 * scale).round() as u32).max(1).min(w as u32), ((rh64 * scale).round() as u32).max(1).min(h as u32))
+                            (
+                                ((rw64 * scale).round() as u32).max(1).min(w as u32),
+                                ((rh64 * scale).round() as u32).max(1).min(h as u32),
+                            )
                         } else {
                             (w as u32, h as u32)
                         }
@@ -187,7 +226,9 @@ pub fn size(s: &str, rw: u32, rh: u32, v3: bool, limits: Limits) -> Result<(u32,
         return bad(format!("size {s:?} gives an empty image"));
     }
     if !up && (w > rw || h > rh) {
-        return bad(format!("size {s:?} is larger than the region ({rw}x{rh}); IIIF 3 needs ^ to upscale"));
+        return bad(format!(
+            "size {s:?} is larger than the region ({rw}x{rh}); IIIF 3 needs ^ to upscale"
+        ));
     }
     if w > limits.max_width || h > limits.max_height || w as u64 * h as u64 > limits.max_area {
         return bad(format!("size {w}x{h} is above this server's limits"));
@@ -206,14 +247,18 @@ pub fn rotation(s: &str) -> Result<(bool, u32), Refusal> {
         return bad(format!("rotation {s:?} is above 360"));
     }
     if d.fract() != 0.0 || (d as u32) % 90 != 0 {
-        return Err(Refusal::Unsupported(format!("rotation {s:?}: only multiples of 90 are offered")));
+        return Err(Refusal::Unsupported(format!(
+            "rotation {s:?}: only multiples of 90 are offered"
+        )));
     }
     Ok((mirror, d as u32 % 360))
 }
 
 /// `quality.format` → (Quality, Format).
 pub fn quality_format(s: &str) -> Result<(Quality, Format), Refusal> {
-    let Some((q, f)) = s.rsplit_once('.') else { return bad(format!("{s:?} is not quality.format")) };
+    let Some((q, f)) = s.rsplit_once('.') else {
+        return bad(format!("{s:?} is not quality.format"));
+    };
     let quality = match q {
         "default" => Quality::Default,
         "color" => Quality::Color,
@@ -225,35 +270,72 @@ pub fn quality_format(s: &str) -> Result<(Quality, Format), Refusal> {
         "jpg" => Format::Jpg,
         "png" => Format::Png,
         "webp" => Format::Webp,
-        _ => return bad(format!("unsupported format {f:?} (jpg, png and webp are offered)")),
+        _ => {
+            return bad(format!(
+                "unsupported format {f:?} (jpg, png and webp are offered)"
+            ))
+        }
     };
     Ok((quality, format))
 }
 
 /// Parses `region/size/rotation/quality.format` for an image of `width` x `height`.
-pub fn parse(parts: [&str; 4], width: u32, height: u32, v3: bool, limits: Limits) -> Result<Request, Refusal> {
+pub fn parse(
+    parts: [&str; 4],
+    width: u32,
+    height: u32,
+    v3: bool,
+    limits: Limits,
+) -> Result<Request, Refusal> {
     let (x, y, w, h) = region(parts[0], width, height)?;
     let (mirror, rot) = rotation(parts[2])?;
     let (quality, format) = quality_format(parts[3])?;
     let (out_w, out_h) = size(parts[1], w, h, v3, limits)?;
-    Ok(Request { x, y, w, h, out_w, out_h, mirror, rotation: rot, quality, format })
+    Ok(Request {
+        x,
+        y,
+        w,
+        h,
+        out_w,
+        out_h,
+        mirror,
+        rotation: rot,
+        quality,
+        format,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const L: Limits = Limits { max_width: 100_000, max_height: 100_000, max_area: 100_000_000 };
+    const L: Limits = Limits {
+        max_width: 100_000,
+        max_height: 100_000,
+        max_area: 100_000_000,
+    };
 
     #[test]
     fn regions() {
         assert_eq!(region("full", 1000, 500), Ok((0, 0, 1000, 500)));
         assert_eq!(region("square", 1000, 500), Ok((250, 0, 500, 500)));
-        assert_eq!(region("900,400,500,500", 1000, 500), Ok((900, 400, 100, 100)));
-        assert_eq!(region("pct:10,20,50,50", 1000, 500), Ok((100, 100, 500, 250)));
-        assert!(matches!(region("1000,0,5,5", 1000, 500), Err(Refusal::Bad(_))));
+        assert_eq!(
+            region("900,400,500,500", 1000, 500),
+            Ok((900, 400, 100, 100))
+        );
+        assert_eq!(
+            region("pct:10,20,50,50", 1000, 500),
+            Ok((100, 100, 500, 250))
+        );
+        assert!(matches!(
+            region("1000,0,5,5", 1000, 500),
+            Err(Refusal::Bad(_))
+        ));
         assert!(matches!(region("0,0,0,5", 1000, 500), Err(Refusal::Bad(_))));
-        assert!(matches!(region("-1,0,5,5", 1000, 500), Err(Refusal::Bad(_))));
+        assert!(matches!(
+            region("-1,0,5,5", 1000, 500),
+            Err(Refusal::Bad(_))
+        ));
         assert!(matches!(region("frob", 1000, 500), Err(Refusal::Bad(_))));
     }
 
@@ -271,7 +353,11 @@ mod tests {
         assert_eq!(size("2000,", 1000, 500, false, L), Ok((2000, 1000)));
         assert_eq!(size("full", 1000, 500, false, L), Ok((1000, 500)));
         assert!(size("full", 1000, 500, true, L).is_err());
-        let small = Limits { max_width: 400, max_height: 400, max_area: 1 << 40 };
+        let small = Limits {
+            max_width: 400,
+            max_height: 400,
+            max_area: 1 << 40,
+        };
         assert_eq!(size("max", 1000, 500, true, small), Ok((400, 200)));
     }
 

@@ -39,18 +39,41 @@ impl Image {
     /// with its halved levels.
     pub fn load(path: &Path) -> Result<Image> {
         let meta = std::fs::metadata(path).map_err(|e| raster::Error::io(path, e))?;
-        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
         let version = format!("{:x}-{:x}", meta.len(), modified);
-        let source: Option<Box<dyn crate::tiled::TileSource>> = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("dzi")) {
+        let source: Option<Box<dyn crate::tiled::TileSource>> = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("dzi"))
+        {
             Some(Box::new(crate::dzi::DeepZoom::open(path)?))
         } else {
-            crate::tiled::TiledPages::open(path)?.map(|p| Box::new(p) as Box<dyn crate::tiled::TileSource>)
+            crate::tiled::TiledPages::open(path)?
+                .map(|p| Box::new(p) as Box<dyn crate::tiled::TileSource>)
         };
         if let Some(source) = source {
             let (width, height) = source.levels()[0];
-            let levels = source.levels().iter().map(|&(w, h)| Level { width: w, height: h, pixels: Vec::new() }).collect();
+            let levels = source
+                .levels()
+                .iter()
+                .map(|&(w, h)| Level {
+                    width: w,
+                    height: h,
+                    pixels: Vec::new(),
+                })
+                .collect();
             let channels = source.channels();
-            return Ok(Image { width, height, channels, levels, version, tiled: Some(crate::tiled::Tiled::new(source)) });
+            return Ok(Image {
+                width,
+                height,
+                channels,
+                levels,
+                version,
+                tiled: Some(crate::tiled::Tiled::new(source)),
+            });
         }
         let opened = formats::open(path)?;
         let info = opened.source.info();
@@ -67,28 +90,57 @@ impl Image {
         }
         let work = pyramid::working_format(info.format);
         let mut source = raster::ops::convert(opened.source, work, Color::WHITE);
-        let mut pixels = Vec::with_capacity(info.width as usize * info.height as usize * work.channels as usize);
+        let mut pixels =
+            Vec::with_capacity(info.width as usize * info.height as usize * work.channels as usize);
         while let Some(s) = source.next_strip()? {
             if let Samples::U8(v) = s.samples {
                 pixels.extend_from_slice(&v);
             }
         }
         let channels = work.channels as usize;
-        let mut levels = vec![Level { width: info.width, height: info.height, pixels }];
+        let mut levels = vec![Level {
+            width: info.width,
+            height: info.height,
+            pixels,
+        }];
         loop {
             let last = levels.last().unwrap();
             if last.width <= 64 && last.height <= 64 {
                 break;
             }
             let (w, h) = (last.width.div_ceil(2), last.height.div_ceil(2));
-            let pixels = pyramid::reduce::reduce_band(&last.pixels, last.width as usize, channels, w as usize, true);
-            levels.push(Level { width: w, height: h, pixels });
+            let pixels = pyramid::reduce::reduce_band(
+                &last.pixels,
+                last.width as usize,
+                channels,
+                w as usize,
+                true,
+            );
+            levels.push(Level {
+                width: w,
+                height: h,
+                pixels,
+            });
         }
-        Ok(Image { width: info.width, height: info.height, channels, levels, version, tiled: None })
+        Ok(Image {
+            width: info.width,
+            height: info.height,
+            channels,
+            levels,
+            version,
+            tiled: None,
+        })
     }
 
     /// Pixels `[x0, x1) x [y0, y1)` of level `k`, 8-bit RGB(A), row-major.
-    fn window(&self, k: usize, x0: usize, y0: usize, x1: usize, y1: usize) -> std::result::Result<Vec<u8>, String> {
+    fn window(
+        &self,
+        k: usize,
+        x0: usize,
+        y0: usize,
+        x1: usize,
+        y1: usize,
+    ) -> std::result::Result<Vec<u8>, String> {
         if let Some(t) = &self.tiled {
             return t.window(k, x0 as u32, y0 as u32, x1 as u32, y1 as u32);
         }
@@ -111,7 +163,10 @@ impl Image {
         }
         let level = &self.levels[k];
         // Level k of a file may not be exactly half of k-1: scale by the true ratio.
-        let (fx, fy) = (self.width as f64 / level.width as f64, self.height as f64 / level.height as f64);
+        let (fx, fy) = (
+            self.width as f64 / level.width as f64,
+            self.height as f64 / level.height as f64,
+        );
         let c = self.channels;
         let (sx0, sy0) = (req.x as f64 / fx, req.y as f64 / fy);
         let (sw, sh) = (req.w as f64 / fx, req.h as f64 / fy);
@@ -123,21 +178,31 @@ impl Image {
         let win = self.window(k, wx0, wy0, wx1, wy1)?;
         let ww = wx1 - wx0;
         // Exactly one level pixel per output pixel (tiles, 1:1 regions): no resampling.
-        let exact = ww == ow && wy1 - wy0 == oh && sx0.fract() == 0.0 && sy0.fract() == 0.0 && sw == ow as f64 && sh == oh as f64;
-        let mut out = if exact { win.clone() } else { vec![0u8; ow * oh * c] };
+        let exact = ww == ow
+            && wy1 - wy0 == oh
+            && sx0.fract() == 0.0
+            && sy0.fract() == 0.0
+            && sw == ow as f64
+            && sh == oh as f64;
+        let mut out = if exact {
+            win.clone()
+        } else {
+            vec![0u8; ow * oh * c]
+        };
         // Otherwise, the area average of the source box under each output pixel
         // (box bounds per column and per row computed once).
         if !exact {
-            let bounds = |start: f64, span: f64, n: usize, lo: usize, hi: usize| -> Vec<(usize, usize)> {
-                (0..n)
-                    .map(|i| {
-                        let a = start + span * i as f64 / n as f64;
-                        let b = start + span * (i + 1) as f64 / n as f64;
-                        let p0 = (a.floor() as usize).clamp(lo, hi - 1);
-                        (p0 - lo, (b.ceil() as usize).clamp(p0 + 1, hi) - lo)
-                    })
-                    .collect()
-            };
+            let bounds =
+                |start: f64, span: f64, n: usize, lo: usize, hi: usize| -> Vec<(usize, usize)> {
+                    (0..n)
+                        .map(|i| {
+                            let a = start + span * i as f64 / n as f64;
+                            let b = start + span * (i + 1) as f64 / n as f64;
+                            let p0 = (a.floor() as usize).clamp(lo, hi - 1);
+                            (p0 - lo, (b.ceil() as usize).clamp(p0 + 1, hi) - lo)
+                        })
+                        .collect()
+                };
             let xs = bounds(sx0, sw, ow, wx0, wx1);
             let ys = bounds(sy0, sh, oh, wy0, wy1);
             for (oy, &(y0, y1)) in ys.iter().enumerate() {
@@ -170,7 +235,11 @@ impl Image {
                         }
                         // Weighted by alpha; where everything is transparent, the plain mean keeps the colour.
                         for ch in 0..3 {
-                            o[ch] = if asum > 0 { ((acc[ch] + asum / 2) / asum) as u8 } else { ((plain[ch] + n / 2) / n) as u8 };
+                            o[ch] = if asum > 0 {
+                                ((acc[ch] + asum / 2) / asum) as u8
+                            } else {
+                                ((plain[ch] + n / 2) / n) as u8
+                            };
                         }
                         o[3] = ((asum + n as u64 / 2) / n as u64) as u8;
                     }
@@ -196,8 +265,17 @@ impl Image {
         match req.quality {
             Quality::Gray | Quality::Bitonal => {
                 for p in out.chunks_exact_mut(c) {
-                    let l = (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32 + 0.5) as u8;
-                    let l = if req.quality == Quality::Bitonal { if l > 127 { 255 } else { 0 } } else { l };
+                    let l = (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32 + 0.5)
+                        as u8;
+                    let l = if req.quality == Quality::Bitonal {
+                        if l > 127 {
+                            255
+                        } else {
+                            0
+                        }
+                    } else {
+                        l
+                    };
                     p[..3].fill(l);
                 }
             }
@@ -206,7 +284,11 @@ impl Image {
         let (w, h) = (w as u32, h as u32);
         match req.format {
             Format::Jpg => {
-                let rgb = if c == 4 { pyramid::tiles::flatten(&out, Color::WHITE) } else { out };
+                let rgb = if c == 4 {
+                    pyramid::tiles::flatten(&out, Color::WHITE)
+                } else {
+                    out
+                };
                 pyramid::tiles::encode_jpeg(&rgb, w, h, JPEG_QUALITY)
             }
             Format::Png => pyramid::tiles::encode_png(&out, w, h, c),
@@ -226,7 +308,8 @@ fn rotate(src: &[u8], w: usize, h: usize, c: usize, degrees: u32) -> (Vec<u8>, u
                 180 => (w - 1 - x, h - 1 - y),
                 _ => (y, w - 1 - x),
             };
-            out[(ny * nw + nx) * c..(ny * nw + nx + 1) * c].copy_from_slice(&src[(y * w + x) * c..(y * w + x + 1) * c]);
+            out[(ny * nw + nx) * c..(ny * nw + nx + 1) * c]
+                .copy_from_slice(&src[(y * w + x) * c..(y * w + x + 1) * c]);
         }
     }
     (out, nw, nh)

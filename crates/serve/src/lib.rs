@@ -28,7 +28,10 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(p).map_err(|e| Error::io(p, e))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| Error::io(p, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
             entries.sort();
             for e in entries {
                 let dzi = e.extension().is_some_and(|x| x.eq_ignore_ascii_case("dzi"));
@@ -43,9 +46,18 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
     let mut seen = HashMap::new();
     let mut list = Vec::new();
     for path in out {
-        let id = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let id = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if let Some(other) = seen.insert(id.clone(), path.clone()) {
-            return Err(Error::invalid(&path, format!("identifier {id:?} is also {}: rename one", Path::new(&other).display())));
+            return Err(Error::invalid(
+                &path,
+                format!(
+                    "identifier {id:?} is also {}: rename one",
+                    Path::new(&other).display()
+                ),
+            ));
         }
         list.push((id, path));
     }
@@ -53,18 +65,33 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
 }
 
 /// Loads the images and serves them on `bind` until the process ends.
-pub fn serve(bind: &str, paths: &[PathBuf], opts: Options, mut log: impl FnMut(&str)) -> Result<()> {
+pub fn serve(
+    bind: &str,
+    paths: &[PathBuf],
+    opts: Options,
+    mut log: impl FnMut(&str),
+) -> Result<()> {
     let mut images = HashMap::new();
     for (id, path) in collect(paths)? {
         let image = image::Image::load(&path)?;
-        log(&format!("{id}: {}x{} from {}", image.width, image.height, path.display()));
+        log(&format!(
+            "{id}: {}x{} from {}",
+            image.width,
+            image.height,
+            path.display()
+        ));
         images.insert(id, image);
     }
     if images.is_empty() {
         return Err(Error::Other("no images to serve".into()));
     }
-    let listener = std::net::TcpListener::bind(bind).map_err(|e| Error::Other(format!("can't listen on {bind}: {e}")))?;
+    let listener = std::net::TcpListener::bind(bind)
+        .map_err(|e| Error::Other(format!("can't listen on {bind}: {e}")))?;
 
-    log(&format!("serving {} image(s) on http://{bind}/ (IIIF under /iiif/3/ID and /iiif/2/ID)", images.len()));
-    server::run(listener, server::State { images, opts }).map_err(|e| Error::Other(format!("server on {bind}: {e}")))
+    log(&format!(
+        "serving {} image(s) on http://{bind}/ (IIIF under /iiif/3/ID and /iiif/2/ID)",
+        images.len()
+    ));
+    server::run(listener, server::State { images, opts })
+        .map_err(|e| Error::Other(format!("server on {bind}: {e}")))
 }

@@ -42,7 +42,10 @@ trait WithHeader {
 
 impl WithHeader for Reply {
     fn with_header(mut self, k: &str, v: &str) -> Self {
-        if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::from_bytes(k.as_bytes()), hyper::header::HeaderValue::from_str(v)) {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            hyper::header::HeaderValue::from_str(v),
+        ) {
             self.headers_mut().insert(k, v);
         }
         self
@@ -52,11 +55,16 @@ impl WithHeader for Reply {
 fn reply(status: u16, body: Vec<u8>, content_type: &str) -> Reply {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = StatusCode::from_u16(status).expect("valid status");
-    r.with_header("Content-Type", content_type).with_header("Access-Control-Allow-Origin", "*")
+    r.with_header("Content-Type", content_type)
+        .with_header("Access-Control-Allow-Origin", "*")
 }
 
 fn text(status: u16, msg: &str) -> Reply {
-    reply(status, format!("{msg}\n").into_bytes(), "text/plain; charset=utf-8")
+    reply(
+        status,
+        format!("{msg}\n").into_bytes(),
+        "text/plain; charset=utf-8",
+    )
 }
 
 /// Percent-decodes one path segment; None if malformed.
@@ -79,7 +87,10 @@ fn decode(s: &str) -> Option<String> {
 
 /// Serves on `listener` until the process ends.
 pub fn run(listener: std::net::TcpListener, state: State) -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -87,31 +98,49 @@ pub fn run(listener: std::net::TcpListener, state: State) -> std::io::Result<()>
         let waiting = Arc::new(tokio::sync::Semaphore::new(state.opts.queue.max(1)));
         let working = Arc::new(tokio::sync::Semaphore::new(state.opts.workers.max(1)));
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let (state, waiting, working) = (state.clone(), waiting.clone(), working.clone());
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (state, waiting, working) = (state.clone(), waiting.clone(), working.clone());
-                    async move {
-                        let Ok(_queued) = waiting.try_acquire_owned() else {
-                            return Ok::<_, Infallible>(text(503, "busy: too many requests, try again").with_header("Retry-After", "1"));
-                        };
-                        let get = |k: &str| req.headers().get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
-                        let incoming = Incoming {
-                            method: req.method().clone(),
-                            url: req.uri().to_string(),
-                            host: get("host").unwrap_or_else(|| "localhost".into()),
-                            accept: get("accept").unwrap_or_default(),
-                            if_none_match: get("if-none-match"),
-                        };
-                        let _working = working.acquire_owned().await.expect("never closed");
-                        let resp = tokio::task::spawn_blocking(move || handle(&state, &incoming)).await.unwrap_or_else(|_| text(500, "internal error"));
-                        Ok(resp)
-                    }
-                });
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (state, waiting, working) =
+                            (state.clone(), waiting.clone(), working.clone());
+                        async move {
+                            let Ok(_queued) = waiting.try_acquire_owned() else {
+                                return Ok::<_, Infallible>(
+                                    text(503, "busy: too many requests, try again")
+                                        .with_header("Retry-After", "1"),
+                                );
+                            };
+                            let get = |k: &str| {
+                                req.headers()
+                                    .get(k)
+                                    .and_then(|v| v.to_str().ok())
+                                    .map(str::to_string)
+                            };
+                            let incoming = Incoming {
+                                method: req.method().clone(),
+                                url: req.uri().to_string(),
+                                host: get("host").unwrap_or_else(|| "localhost".into()),
+                                accept: get("accept").unwrap_or_default(),
+                                if_none_match: get("if-none-match"),
+                            };
+                            let _working = working.acquire_owned().await.expect("never closed");
+                            let resp =
+                                tokio::task::spawn_blocking(move || handle(&state, &incoming))
+                                    .await
+                                    .unwrap_or_else(|_| text(500, "internal error"));
+                            Ok(resp)
+                        }
+                    },
+                );
                 let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
             });
         }
     })
@@ -127,7 +156,11 @@ fn handle(state: &State, req: &Incoming) -> Reply {
         return text(405, "only GET, HEAD and OPTIONS");
     }
     let path = req.url.split(['?', '#']).next().unwrap_or("");
-    let (host, accept, etag_in) = (req.host.clone(), req.accept.clone(), req.if_none_match.clone());
+    let (host, accept, etag_in) = (
+        req.host.clone(),
+        req.accept.clone(),
+        req.if_none_match.clone(),
+    );
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
         [""] => index(state),
@@ -138,34 +171,64 @@ fn handle(state: &State, req: &Incoming) -> Reply {
         ["openseadragon", rest @ ..] => {
             let rel = rest.join("/");
             match pyramid::assets::FILES.iter().find(|(p, _)| *p == rel) {
-                Some((p, bytes)) => reply(200, bytes.to_vec(), if p.ends_with(".js") { "application/javascript" } else { "image/png" }),
+                Some((p, bytes)) => reply(
+                    200,
+                    bytes.to_vec(),
+                    if p.ends_with(".js") {
+                        "application/javascript"
+                    } else {
+                        "image/png"
+                    },
+                ),
                 None => text(404, "not found"),
             }
         }
         ["iiif", v @ ("2" | "3"), id, rest @ ..] => {
             let v3 = *v == "3";
-            let Some(id) = decode(id) else { return text(400, "malformed identifier") };
-            let Some(image) = state.images.get(&id) else { return text(404, &format!("no image {id:?}")) };
+            let Some(id) = decode(id) else {
+                return text(400, "malformed identifier");
+            };
+            let Some(image) = state.images.get(&id) else {
+                return text(404, &format!("no image {id:?}"));
+            };
             let base = format!("http://{host}/iiif/{v}/{}", encode_id(&id));
             match rest {
-                [] | [""] => reply(303, Vec::new(), "text/plain").with_header("Location", &format!("{base}/info.json")),
+                [] | [""] => reply(303, Vec::new(), "text/plain")
+                    .with_header("Location", &format!("{base}/info.json")),
                 ["info.json"] => info(image, &base, v3, &accept, state.opts.limits),
                 [region, size, rotation, qf] => {
                     let parts = [*region, *size, *rotation, *qf].map(|p| p.to_string());
-                    let decoded: Vec<String> = parts.iter().map(|p| decode(p).unwrap_or_default()).collect();
-                    let r = iiif::parse([&decoded[0], &decoded[1], &decoded[2], &decoded[3]], image.width, image.height, v3, state.opts.limits);
+                    let decoded: Vec<String> = parts
+                        .iter()
+                        .map(|p| decode(p).unwrap_or_default())
+                        .collect();
+                    let r = iiif::parse(
+                        [&decoded[0], &decoded[1], &decoded[2], &decoded[3]],
+                        image.width,
+                        image.height,
+                        v3,
+                        state.opts.limits,
+                    );
                     match r {
                         Err(Refusal::Bad(m)) => text(400, &m),
                         Err(Refusal::Unsupported(m)) => text(501, &m),
                         Ok(r) => {
                             let etag = format!("\"{}-{}\"", image.version, hash(path));
                             if etag_in.as_deref() == Some(etag.as_str()) {
-                                return reply(304, Vec::new(), r.format.mime()).with_header("ETag", &etag);
+                                return reply(304, Vec::new(), r.format.mime())
+                                    .with_header("ETag", &etag);
                             }
                             match image.render(&r) {
                                 Ok(bytes) => {
-                                    let profile = if v3 { "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"" } else { "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\"" };
-                                    let canonical = format!("<{base}/{}>;rel=\"canonical\"", canonical(&r, image, v3, &decoded[3]));
+                                    let profile = if v3 {
+                                        "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\""
+                                    } else {
+                                        "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\""
+                                    };
+                                    let canonical = format!(
+                                        "<{base}/{}>;rel=\"canonical\"",
+                                        canonical(&r, image, v3, &decoded[3])
+                                    );
                                     reply(200, bytes, r.format.mime())
                                         .with_header("Link", &format!("{canonical}, {profile}"))
                                         .with_header("ETag", &etag)
@@ -176,7 +239,10 @@ fn handle(state: &State, req: &Incoming) -> Reply {
                         }
                     }
                 }
-                _ => text(400, "expected {region}/{size}/{rotation}/{quality}.{format} or info.json"),
+                _ => text(
+                    400,
+                    "expected {region}/{size}/{rotation}/{quality}.{format} or info.json",
+                ),
             }
         }
         _ => text(404, "not found"),
@@ -193,14 +259,28 @@ fn hash(s: &str) -> u64 {
 /// Percent-encodes an identifier for use in a URL path segment.
 fn encode_id(id: &str) -> String {
     id.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
 fn canonical(r: &iiif::Request, image: &Image, v3: bool, qf: &str) -> String {
-    let region = if (r.x, r.y, r.w, r.h) == (0, 0, image.width, image.height) { "full".to_string() } else { format!("{},{},{},{}", r.x, r.y, r.w, r.h) };
+    let region = if (r.x, r.y, r.w, r.h) == (0, 0, image.width, image.height) {
+        "full".to_string()
+    } else {
+        format!("{},{},{},{}", r.x, r.y, r.w, r.h)
+    };
     let size = if v3 {
-        if (r.out_w, r.out_h) == (r.w, r.h) { "max".to_string() } else { format!("{},{}", r.out_w, r.out_h) }
+        if (r.out_w, r.out_h) == (r.w, r.h) {
+            "max".to_string()
+        } else {
+            format!("{},{}", r.out_w, r.out_h)
+        }
     } else if (r.out_w, r.out_h) == (r.w, r.h) {
         "full".to_string()
     } else {
@@ -212,8 +292,13 @@ fn canonical(r: &iiif::Request, image: &Image, v3: bool, qf: &str) -> String {
 }
 
 fn info(image: &Image, base: &str, v3: bool, accept: &str, limits: Limits) -> Reply {
-    let sizes: Vec<serde_json::Value> =
-        image.levels.iter().rev().filter(|l| l.width.max(l.height) <= 4096).map(|l| json!({"width": l.width, "height": l.height})).collect();
+    let sizes: Vec<serde_json::Value> = image
+        .levels
+        .iter()
+        .rev()
+        .filter(|l| l.width.max(l.height) <= 4096)
+        .map(|l| json!({"width": l.width, "height": l.height}))
+        .collect();
     let factors: Vec<u64> = (0..image.levels.len()).map(|k| 1u64 << k).collect();
     let tiles = json!([{"width": 512, "height": 512, "scaleFactors": factors}]);
     let body = if v3 {
@@ -257,7 +342,11 @@ fn info(image: &Image, base: &str, v3: bool, accept: &str, limits: Limits) -> Re
         (true, false) => "application/ld+json;profile=\"http://iiif.io/api/image/2/context.json\"",
         _ => "application/json",
     };
-    let profile = if v3 { "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"" } else { "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\"" };
+    let profile = if v3 {
+        "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\""
+    } else {
+        "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\""
+    };
     reply(200, format!("{body:#}\n").into_bytes(), ctype).with_header("Link", profile)
 }
 
@@ -277,7 +366,10 @@ fn index(state: &State) -> Reply {
 }
 
 fn html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn viewer(id: &str) -> Reply {

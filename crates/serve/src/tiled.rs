@@ -135,7 +135,14 @@ impl TiledPages {
         let stored = PixelFormat::new(channels, sample);
         let served = pyramid::working_format(stored).channels as usize;
         let pools = (0..levels.len()).map(|_| Mutex::new(Vec::new())).collect();
-        Ok(Some(TiledPages { path: path.to_path_buf(), levels, channels: served, stored, tiles, pools }))
+        Ok(Some(TiledPages {
+            path: path.to_path_buf(),
+            levels,
+            channels: served,
+            stored,
+            tiles,
+            pools,
+        }))
     }
 }
 
@@ -161,7 +168,9 @@ impl TileSource for TiledPages {
             None => decoder(&self.path, k)?,
         };
         let (tw, th) = d.chunk_data_dimensions(index);
-        let r = d.read_chunk(index).map_err(|e| format!("{}: {e}", self.path.display()));
+        let r = d
+            .read_chunk(index)
+            .map_err(|e| format!("{}: {e}", self.path.display()));
         self.pools[k].lock().unwrap().push(d);
         let samples = match r? {
             DecodingResult::U8(v) => Samples::U8(v),
@@ -171,15 +180,26 @@ impl TileSource for TiledPages {
         };
         let strip = Strip::new(0, tw, th, self.stored.channels, samples);
         let work = PixelFormat::new(self.channels as u8, SampleType::U8);
-        let Samples::U8(pixels) = raster::ops::convert_strip(strip, work, Color::WHITE).samples else { unreachable!() };
+        let Samples::U8(pixels) = raster::ops::convert_strip(strip, work, Color::WHITE).samples
+        else {
+            unreachable!()
+        };
         // Edge tiles come clipped by the decoder.
-        Ok(Tile { pixels, x0: tx * gw, y0: ty * gh, width: tw })
+        Ok(Tile {
+            pixels,
+            x0: tx * gw,
+            y0: ty * gh,
+            width: tw,
+        })
     }
 }
 
 impl Tiled {
     pub fn new(source: Box<dyn TileSource>) -> Tiled {
-        Tiled { source, cache: Mutex::new(Cache::default()) }
+        Tiled {
+            source,
+            cache: Mutex::new(Cache::default()),
+        }
     }
 
     fn tile(&self, k: usize, tx: u32, ty: u32) -> std::result::Result<Arc<Tile>, String> {
@@ -192,7 +212,9 @@ impl Tiled {
         cache.map.insert((k, tx, ty), tile.clone());
         cache.order.push_back((k, tx, ty));
         while cache.bytes > CACHE_BYTES {
-            let Some(old) = cache.order.pop_front() else { break };
+            let Some(old) = cache.order.pop_front() else {
+                break;
+            };
             if let Some(v) = cache.map.remove(&old) {
                 cache.bytes -= v.pixels.len();
             }
@@ -201,16 +223,28 @@ impl Tiled {
     }
 
     /// Pixels `[x0, x1) x [y0, y1)` of level `k`, 8-bit RGB(A).
-    pub fn window(&self, k: usize, x0: u32, y0: u32, x1: u32, y1: u32) -> std::result::Result<Vec<u8>, String> {
+    pub fn window(
+        &self,
+        k: usize,
+        x0: u32,
+        y0: u32,
+        x1: u32,
+        y1: u32,
+    ) -> std::result::Result<Vec<u8>, String> {
         let (tw, th) = self.source.grid(k);
         let c = self.source.channels();
         let ww = (x1 - x0) as usize;
         let mut out = vec![0u8; ww * (y1 - y0) as usize * c];
         // Decode the tiles not cached yet on all cores, then copy each one's grid cell.
-        let wanted: Vec<(u32, u32)> = (y0 / th..=(y1 - 1) / th).flat_map(|ty| (x0 / tw..=(x1 - 1) / tw).map(move |tx| (tx, ty))).collect();
+        let wanted: Vec<(u32, u32)> = (y0 / th..=(y1 - 1) / th)
+            .flat_map(|ty| (x0 / tw..=(x1 - 1) / tw).map(move |tx| (tx, ty)))
+            .collect();
         let decoded: Vec<std::result::Result<Arc<Tile>, String>> = {
             use rayon::prelude::*;
-            wanted.par_iter().map(|&(tx, ty)| self.tile(k, tx, ty)).collect()
+            wanted
+                .par_iter()
+                .map(|&(tx, ty)| self.tile(k, tx, ty))
+                .collect()
         };
         for (&(tx, ty), tile) in wanted.iter().zip(decoded) {
             let tile = tile?;
