@@ -53,8 +53,8 @@ impl BufRead for EofWatch {
     }
 }
 
-pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
-    let (info_tx, info_rx) = sync_channel::<Result<ImageInfo>>(1);
+pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details, Option<Vec<u8>>)> {
+    let (info_tx, info_rx) = sync_channel::<Result<(ImageInfo, Option<Vec<u8>>)>>(1);
     let (tx, rx) = sync_channel::<Result<Strip>>(1);
     let p = path.to_path_buf();
     let thread = std::thread::spawn(move || {
@@ -72,8 +72,8 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
             let _ = tx.send(Err(e));
         }
     });
-    let info = match info_rx.recv() {
-        Ok(Ok(info)) => info,
+    let (info, icc) = match info_rx.recv() {
+        Ok(Ok(got)) => got,
         Ok(Err(e)) => {
             let _ = thread.join();
             return Err(e);
@@ -90,6 +90,7 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
             next: 0,
         }),
         details,
+        icc,
     ))
 }
 
@@ -97,11 +98,15 @@ fn decode(
     path: &Path,
     reader: EofWatch,
     hit: &AtomicBool,
-    info_tx: &SyncSender<Result<ImageInfo>>,
+    info_tx: &SyncSender<Result<(ImageInfo, Option<Vec<u8>>)>>,
     tx: &SyncSender<Result<Strip>>,
 ) -> Result<()> {
     let err = |e: std::io::Error| Error::invalid(path, format!("corrupt JPEG: {e}"));
-    let d = mozjpeg::Decompress::new_reader(reader).map_err(err)?;
+    let d = mozjpeg::Decompress::builder()
+        .with_markers(&[mozjpeg::Marker::APP(2)])
+        .from_reader(reader)
+        .map_err(err)?;
+    let icc = icc_from_app2(d.markers().map(|m| m.data));
     let channels = match d.color_space() {
         ColorSpace::JCS_GRAYSCALE => 1,
         ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => {
@@ -124,7 +129,7 @@ fn decode(
         height: h,
         format: PixelFormat::new(channels, SampleType::U8),
     };
-    if info_tx.send(Ok(info)).is_err() {
+    if info_tx.send(Ok((info, icc))).is_err() {
         return Ok(());
     }
     let mut y = 0;
@@ -149,6 +154,25 @@ fn decode(
     }
     d.finish().map_err(err)?;
     Ok(())
+}
+
+/// Joins an ICC profile split over APP2 markers (`ICC_PROFILE\0`, sequence
+/// number, count, data); none if a piece is missing.
+fn icc_from_app2<'a>(markers: impl Iterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
+    let mut pieces: Vec<(u8, &[u8])> = markers
+        .filter_map(|m| m.strip_prefix(b"ICC_PROFILE\0"))
+        .filter(|m| m.len() >= 2)
+        .map(|m| (m[0], &m[2..]))
+        .collect();
+    if pieces.is_empty() {
+        return None;
+    }
+    pieces.sort_by_key(|p| p.0);
+    let complete = pieces
+        .iter()
+        .enumerate()
+        .all(|(i, p)| p.0 as usize == i + 1);
+    complete.then(|| pieces.iter().flat_map(|p| p.1.iter().copied()).collect())
 }
 
 struct JpegReader {
@@ -188,10 +212,10 @@ pub(crate) fn create(path: &Path, info: &ImageInfo, opts: &WriteOptions) -> Resu
     let out = AtomicFile::create(path)?;
     let file = out.file().try_clone().map_err(|e| out.err(e))?;
     let (tx, rx) = sync_channel::<Strip>(1);
-    let (info, quality, p) = (*info, opts.quality, path.to_path_buf());
+    let (info, quality, p, icc) = (*info, opts.quality, path.to_path_buf(), opts.icc.clone());
     let thread = std::thread::spawn(move || {
         guard(&p, "JPEG encoder failed", || {
-            encode(&p, file, info, quality, rx)
+            encode(&p, file, info, quality, icc, rx)
         })
     });
     Ok(Box::new(JpegWriter {
@@ -206,6 +230,7 @@ fn encode(
     file: File,
     info: ImageInfo,
     quality: u8,
+    icc: Option<Vec<u8>>,
     rx: Receiver<Strip>,
 ) -> Result<()> {
     let space = if info.format.channels == 1 {
@@ -221,6 +246,9 @@ fn encode(
     let mut started = c
         .start_compress(std::io::BufWriter::with_capacity(1 << 20, file))
         .map_err(io)?;
+    if let Some(icc) = icc.filter(|p| !p.is_empty()) {
+        started.write_icc_profile(&icc);
+    }
     let mut rows = 0;
     for strip in rx {
         let Samples::U8(v) = &strip.samples else {

@@ -143,6 +143,11 @@ impl Format {
         }
     }
 
+    /// Whether the format can embed an ICC profile.
+    pub fn holds_icc(self) -> bool {
+        !matches!(self, Format::Kro | Format::Pnm)
+    }
+
     /// Whether the format stores an alpha channel.
     pub fn has_alpha(self) -> bool {
         self != Format::Jpeg
@@ -169,6 +174,8 @@ pub struct WriteOptions {
     pub quality: u8,
     /// TIFF: add reduced-resolution pages (a multi-resolution TIFF).
     pub pyramid: bool,
+    /// An ICC profile to embed (TIFF, PSD, PNG, JPEG; the others can't hold one).
+    pub icc: Option<Vec<u8>>,
 }
 
 impl Default for WriteOptions {
@@ -179,6 +186,7 @@ impl Default for WriteOptions {
             tile_size: 256,
             quality: 90,
             pyramid: false,
+            icc: None,
         }
     }
 }
@@ -190,6 +198,8 @@ pub struct Opened {
     pub file_size: u64,
     /// Format-specific facts, e.g. the KRO pixel data offset or TIFF compression.
     pub details: Vec<(&'static str, String)>,
+    /// The embedded ICC colour profile (TIFF, PSD, PNG, JPEG), as stored.
+    pub icc: Option<Vec<u8>>,
 }
 
 /// Opens an image for streaming, recognising the format by its signature.
@@ -223,19 +233,21 @@ pub fn open(path: &Path) -> Result<Opened> {
     let file_size = meta.len();
     file.seek(SeekFrom::Start(0))
         .map_err(|e| Error::io(path, e))?;
-    let (source, details) = match format {
-        Format::Kro => kro::open(path, file)?,
+    let no_icc = |(source, details)| (source, details, None);
+    let (source, details, icc) = match format {
+        Format::Kro => no_icc(kro::open(path, file)?),
         Format::Tiff => tiff_read::open(path, file)?,
         Format::Psd => psd::open(path, file)?,
         Format::Png => png::open(path, file)?,
         Format::Jpeg => jpeg::open(path, file)?,
-        Format::Pnm => pnm::open(path, file)?,
+        Format::Pnm => no_icc(pnm::open(path, file)?),
     };
     Ok(Opened {
         source,
         format,
         file_size,
         details,
+        icc,
     })
 }
 
@@ -254,8 +266,8 @@ pub fn create(
     match format {
         Format::Kro => kro::create(path, info),
         Format::Tiff => tiff_write::create(path, info, opts),
-        Format::Psd => psd::create(path, info),
-        Format::Png => png::create(path, info),
+        Format::Psd => psd::create(path, info, opts.icc.as_deref()),
+        Format::Png => png::create(path, info, opts.icc.as_deref()),
         Format::Jpeg => jpeg::create(path, info, opts),
         Format::Pnm => pnm::create(path, info),
     }

@@ -26,7 +26,7 @@ fn corrupt(path: &Path, e: png::DecodingError) -> Error {
     }
 }
 
-pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
+pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details, Option<Vec<u8>>)> {
     guard(path, "corrupt PNG", || {
         let mut dec = png::Decoder::new_with_limits(
             BufReader::with_capacity(1 << 20, file),
@@ -51,6 +51,7 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
         };
         let (width, height) = (reader.info().width, reader.info().height);
         let interlaced = reader.info().interlaced;
+        let icc = reader.info().icc_profile.as_ref().map(|p| p.to_vec());
         let info = ImageInfo {
             width,
             height,
@@ -78,7 +79,7 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
             next: 0,
             whole,
         };
-        Ok((Box::new(src) as Box<dyn Source>, details))
+        Ok((Box::new(src) as Box<dyn Source>, details, icc))
     })
 }
 
@@ -132,10 +133,13 @@ impl Source for PngReader {
     }
 }
 
-pub(crate) fn create(path: &Path, info: &ImageInfo) -> Result<Box<dyn Sink>> {
+pub(crate) fn create(path: &Path, info: &ImageInfo, icc: Option<&[u8]>) -> Result<Box<dyn Sink>> {
     let out = AtomicFile::create(path)?;
     let file = out.file().try_clone().map_err(|e| out.err(e))?;
-    let mut enc = png::Encoder::new(file, info.width, info.height);
+    let mut png_info = png::Info::with_size(info.width, info.height);
+    png_info.icc_profile = icc.map(|p| std::borrow::Cow::Owned(p.to_vec()));
+    let err = |e: png::EncodingError| Error::invalid(path, format!("PNG encoder: {e}"));
+    let mut enc = png::Encoder::with_info(file, png_info).map_err(err)?;
     enc.set_color(match info.format.channels {
         1 => ColorType::Grayscale,
         2 => ColorType::GrayscaleAlpha,
@@ -148,7 +152,6 @@ pub(crate) fn create(path: &Path, info: &ImageInfo) -> Result<Box<dyn Sink>> {
         BitDepth::Eight
     });
     enc.set_compression(png::Compression::Fast);
-    let err = |e: png::EncodingError| Error::invalid(path, format!("PNG encoder: {e}"));
     let writer = enc
         .write_header()
         .map_err(err)?

@@ -32,6 +32,39 @@ pub struct Layout {
     pub rle: bool,
     /// Where the composite's compression field ends and its data (or RLE table) starts.
     pub data_start: u64,
+    /// The image resources section: where its blocks start, and their length.
+    pub resources: (u64, u64),
+}
+
+/// The ICC profile among the image resources (block 1039), if there is one.
+/// Blocks are `8BIM`, an id, a padded Pascal name, a length and padded data;
+/// a malformed section just has no profile.
+pub fn read_icc(
+    read: &dyn Fn(u64, &mut [u8]) -> std::io::Result<usize>,
+    (start, len): (u64, u64),
+) -> Option<Vec<u8>> {
+    let end = start + len;
+    let mut pos = start;
+    while pos + 12 <= end {
+        let mut head = [0u8; 8];
+        (read(pos, &mut head).ok()? == 8 && &head[..4] == b"8BIM").then_some(())?;
+        let id = u16::from_be_bytes([head[4], head[5]]);
+        let name_len = head[6] as u64;
+        pos += 6 + (1 + name_len).next_multiple_of(2);
+        let mut size = [0u8; 4];
+        (read(pos, &mut size).ok()? == 4).then_some(())?;
+        let size = u32::from_be_bytes(size) as u64;
+        pos += 4;
+        if pos + size > end {
+            return None;
+        }
+        if id == 1039 {
+            let mut icc = vec![0u8; size as usize];
+            return (read(pos, &mut icc).ok()? == icc.len()).then_some(icc);
+        }
+        pos += size.next_multiple_of(2);
+    }
+    None
 }
 
 /// Parses everything up to the composite image data. `read` reads bytes at
@@ -108,6 +141,7 @@ pub fn parse_layout(
     };
     // Three length-prefixed sections: colour mode data, image resources, layers and masks.
     let mut pos = 26u64;
+    let mut resources = (0, 0);
     for (i, wide) in [(0, false), (1, false), (2, psb)] {
         let mut b = [0u8; 8];
         let n = if wide { 8 } else { 4 };
@@ -119,6 +153,9 @@ pub fn parse_layout(
         } else {
             be32(&b) as u64
         };
+        if i == 1 {
+            resources = (pos + n as u64, l);
+        }
         pos = pos.checked_add(n as u64 + l).filter(|&p| p <= len).ok_or_else(|| {
             let name = ["colour mode data", "image resources", "layer and mask information"][i];
             format!("truncated or corrupt PSD: the {name} section ({l} bytes) runs past the end of the file")
@@ -148,13 +185,15 @@ pub fn parse_layout(
         sample,
         rle,
         data_start: pos + 2,
+        resources,
     })
 }
 
-pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
+pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details, Option<Vec<u8>>)> {
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let read = |at: u64, buf: &mut [u8]| read_up_to(&file, buf, at);
     let layout = parse_layout(&read, len).map_err(|m| Error::invalid(path, m))?;
+    let icc = read_icc(&read, layout.resources);
     let row_bytes = layout.width as u64 * layout.sample.bytes() as u64;
     let plane = row_bytes * layout.height as u64;
     let (w, h) = (layout.width, layout.height);
@@ -240,6 +279,7 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
             next: 0,
         }),
         details,
+        icc,
     ))
 }
 
@@ -354,7 +394,7 @@ impl Source for PsdReader {
 }
 
 /// The header and empty sections of a flat, uncompressed PSD (or PSB if `psb`).
-pub fn header_bytes(info: &ImageInfo, psb: bool) -> Vec<u8> {
+pub fn header_bytes(info: &ImageInfo, psb: bool, icc: Option<&[u8]>) -> Vec<u8> {
     let mut h = Vec::new();
     h.extend_from_slice(b"8BPS");
     h.extend_from_slice(&(if psb { 2u16 } else { 1 }).to_be_bytes());
@@ -365,7 +405,20 @@ pub fn header_bytes(info: &ImageInfo, psb: bool) -> Vec<u8> {
     h.extend_from_slice(&(info.format.sample.bits() as u16).to_be_bytes());
     h.extend_from_slice(&(if info.format.channels <= 2 { 1u16 } else { 3 }).to_be_bytes());
     h.extend_from_slice(&0u32.to_be_bytes()); // colour mode data
-    h.extend_from_slice(&0u32.to_be_bytes()); // image resources
+    match icc {
+        // One image resource: the ICC profile (block 1039, empty name, data padded to even).
+        Some(icc) => {
+            let padded = icc.len().next_multiple_of(2);
+            h.extend_from_slice(&(12 + padded as u32).to_be_bytes());
+            h.extend_from_slice(b"8BIM");
+            h.extend_from_slice(&1039u16.to_be_bytes());
+            h.extend_from_slice(&[0, 0]);
+            h.extend_from_slice(&(icc.len() as u32).to_be_bytes());
+            h.extend_from_slice(icc);
+            h.resize(h.len() + padded - icc.len(), 0);
+        }
+        None => h.extend_from_slice(&0u32.to_be_bytes()),
+    }
     if psb {
         h.extend_from_slice(&0u64.to_be_bytes()); // layers and masks
     } else {
@@ -375,14 +428,14 @@ pub fn header_bytes(info: &ImageInfo, psb: bool) -> Vec<u8> {
     h
 }
 
-pub(crate) fn create(path: &Path, info: &ImageInfo) -> Result<Box<dyn Sink>> {
+pub(crate) fn create(path: &Path, info: &ImageInfo, icc: Option<&[u8]>) -> Result<Box<dyn Sink>> {
     // PSB when asked for by name, or when PSD can't hold the size.
     let named_psb = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("psb"));
     let psb = named_psb || info.width > PSD_MAX_SIDE || info.height > PSD_MAX_SIDE;
     let out = AtomicFile::create(path)?;
-    let header = header_bytes(info, psb);
+    let header = header_bytes(info, psb, icc);
     out.file()
         .write_all_at(&header, 0)
         .map_err(|e| out.err(e))?;
@@ -448,7 +501,7 @@ mod tests {
             height: 3,
             format: PixelFormat::new(4, SampleType::U16),
         };
-        let h = header_bytes(&info, true);
+        let h = header_bytes(&info, true, None);
         let l = parse(&h).unwrap();
         assert!(l.psb);
         assert_eq!(
@@ -459,13 +512,39 @@ mod tests {
     }
 
     #[test]
+    fn icc_profile_round_trip() {
+        let info = ImageInfo {
+            width: 5,
+            height: 3,
+            format: PixelFormat::new(3, SampleType::U8),
+        };
+        let bytes = |h: &[u8]| {
+            let h = h.to_vec();
+            move |at: u64, buf: &mut [u8]| -> std::io::Result<usize> {
+                let at = (at as usize).min(h.len());
+                let n = buf.len().min(h.len() - at);
+                buf[..n].copy_from_slice(&h[at..at + n]);
+                Ok(n)
+            }
+        };
+        for icc in [&b"odd"[..], &b"even"[..]] {
+            let h = header_bytes(&info, false, Some(icc));
+            let l = parse(&h).unwrap();
+            assert_eq!(l.data_start, h.len() as u64);
+            assert_eq!(read_icc(&bytes(&h), l.resources).as_deref(), Some(icc));
+        }
+        let h = header_bytes(&info, false, None);
+        assert_eq!(read_icc(&bytes(&h), parse(&h).unwrap().resources), None);
+    }
+
+    #[test]
     fn refuses_bad_headers() {
         let info = ImageInfo {
             width: 5,
             height: 3,
             format: PixelFormat::new(3, SampleType::U8),
         };
-        let good = header_bytes(&info, false);
+        let good = header_bytes(&info, false, None);
         let mut b = good.clone();
         b[0] = b'X';
         assert!(parse(&b).unwrap_err().contains("8BPS"));
@@ -490,6 +569,22 @@ mod tests {
             b.extend_from_slice(&bytes);
             let _ = parse(&b);
             let _ = parse(&bytes);
+        }
+
+        /// Image resources of any content: a profile or none, never a panic or a read past the section.
+        #[test]
+        fn resources_never_panic(body in proptest::collection::vec(any::<u8>(), 0..120), start in 0u64..8, len in 0u64..200) {
+            let mut bytes = b"8BIM".to_vec();
+            bytes.extend_from_slice(&body);
+            let read = |at: u64, buf: &mut [u8]| -> std::io::Result<usize> {
+                let at = (at as usize).min(bytes.len());
+                let n = buf.len().min(bytes.len() - at);
+                buf[..n].copy_from_slice(&bytes[at..at + n]);
+                Ok(n)
+            };
+            if let Some(icc) = read_icc(&read, (start, len)) {
+                prop_assert!(icc.len() as u64 <= len);
+            }
         }
 
         #[test]

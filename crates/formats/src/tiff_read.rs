@@ -31,11 +31,11 @@ fn corrupt(path: &Path, e: tiff::TiffError) -> Error {
     }
 }
 
-pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
+pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details, Option<Vec<u8>>)> {
     guard(path, "corrupt TIFF", || open_inner(path, file))
 }
 
-fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
+fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details, Option<Vec<u8>>)> {
     let raw = file.try_clone().map_err(|e| Error::io(path, e))?;
     let err = |e| corrupt(path, e);
     let mut dec = decoder(path, file)?;
@@ -89,6 +89,10 @@ fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
         .find_tag_unsigned::<u16>(Tag::Compression)
         .map_err(err)?
         .unwrap_or(1);
+    let icc = match dec.find_tag(Tag::IccProfile).map_err(err)? {
+        Some(v) => Some(v.into_u8_vec().map_err(err)?),
+        None => None,
+    };
     let info = ImageInfo {
         width,
         height,
@@ -138,7 +142,7 @@ fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)> {
         raw_rows,
         decoded: Default::default(),
     };
-    Ok((Box::new(reader), details))
+    Ok((Box::new(reader), details, icc))
 }
 
 fn decoder(path: &Path, file: File) -> Result<Decoder<BufReader<File>>> {

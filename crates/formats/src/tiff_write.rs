@@ -70,6 +70,7 @@ pub(crate) fn create(path: &Path, info: &ImageInfo, opts: &WriteOptions) -> Resu
         compression: opts.compression,
         pos: header.len() as u64,
         levels,
+        icc: opts.icc.clone(),
     }))
 }
 
@@ -103,6 +104,7 @@ struct TiffWriter {
     compression: Compression,
     pos: u64,
     levels: Vec<Level>,
+    icc: Option<Vec<u8>>,
 }
 
 thread_local! {
@@ -224,6 +226,9 @@ impl TiffWriter {
             entries.push((338, 3, 1, shorts(&[2]))); // unassociated alpha
         }
         entries.push((339, 3, spp, shorts(&vec![sample_format; spp as usize])));
+        if let Some(icc) = &self.icc {
+            entries.push((34675, 7, icc.len() as u64, icc.clone())); // InterColorProfile, every page
+        }
         let inline = if self.bigtiff { 8 } else { 4 };
         let mut ifd = Vec::new();
         let n = entries.len() as u64;

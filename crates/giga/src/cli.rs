@@ -255,6 +255,10 @@ pub struct TileArgs {
     /// Fill transparent areas first (as `giga fill`, streamed straight into the tiles)
     #[arg(long)]
     pub fill: bool,
+    /// Keep the pixel values of an input with an ICC profile (Adobe RGB, ProPhoto...) instead of
+    /// converting them to sRGB, which browsers assume for tiles without a profile
+    #[arg(long)]
+    pub keep_colors: bool,
     /// No progress bar or summary
     #[arg(long, short)]
     pub quiet: bool,

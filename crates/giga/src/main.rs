@@ -176,8 +176,15 @@ fn info(path: &Path, json: bool) -> Result<()> {
         source,
         format,
         file_size,
-        details,
+        mut details,
+        icc,
     } = formats::open(path)?;
+    if let Some(icc) = &icc {
+        let name = color::Icc::parse(icc)
+            .map(|p| format!("\"{}\"", p.description()))
+            .unwrap_or_else(|e| e);
+        details.push(("icc profile", format!("{name}, {} bytes", icc.len())));
+    }
     let i = source.info();
     let bits = i.format.sample.bits();
     let sample = if i.format.sample.is_float() {
@@ -281,8 +288,9 @@ pub(crate) fn open_filled(
 
 fn fill_command(input: &Path, output: &Path, keep_alpha: bool, args: &OutputArgs) -> Result<()> {
     let choice = output_choice(input, output, args)?;
+    let icc = formats::open(input)?.icc;
     let source = open_filled(input, keep_alpha, args.quiet)?;
-    write_source("filled", source, output, choice, args)
+    write_source("filled", source, output, choice, args, icc.as_deref())
 }
 
 fn autocrop(
@@ -480,16 +488,25 @@ fn transform(input: &Path, output: &Path, window: Option<Window>, args: &OutputA
         })?;
         source = raster::crop(source, rect);
     }
-    write_source(opened.format.name(), source, output, choice, args)
+    write_source(
+        opened.format.name(),
+        source,
+        output,
+        choice,
+        args,
+        opened.icc.as_deref(),
+    )
 }
 
-/// Converts `source` to what the output format and options ask for, and writes it.
+/// Converts `source` to what the output format and options ask for, and
+/// writes it with the input's ICC profile `icc` where the output can hold it.
 pub(crate) fn write_source(
     from: &str,
     mut source: Box<dyn raster::Source>,
     output: &Path,
     (format, background): (Format, Color),
     args: &OutputArgs,
+    icc: Option<&[u8]>,
 ) -> Result<()> {
     let info = source.info();
     let target = target_format(info.format, format, args);
@@ -498,6 +515,23 @@ pub(crate) fn write_source(
     if let Some(why) = format.cannot_hold(&out_info) {
         return Err(raster::Error::invalid(output, why).into());
     }
+    let icc = icc.filter(|p| !p.is_empty()).and_then(|bytes| {
+        let kept = match color::Icc::parse(bytes) {
+            Ok(p) if !format.holds_icc() => Err(format!(
+                "the ICC profile \"{}\" is not kept: {} has no place for one",
+                p.description(),
+                format.name()
+            )),
+            Ok(p) if !p.fits(&out_info) => Err(format!(
+                "the ICC profile \"{}\" is not kept: it is not for {} images",
+                p.description(),
+                out_info.format.name()
+            )),
+            Ok(_) => Ok(bytes.to_vec()),
+            Err(e) => Err(format!("the input's ICC profile is not kept: {e}")),
+        };
+        kept.map_err(|w| eprintln!("giga: warning: {w}")).ok()
+    });
     let opts = WriteOptions {
         bigtiff: args.bigtiff.then_some(true),
         compression: match args.compression.as_str() {
@@ -508,6 +542,7 @@ pub(crate) fn write_source(
         tile_size: args.tile_size,
         quality: args.quality,
         pyramid: args.pyramid,
+        icc,
     };
     if args.pyramid && format != Format::Tiff {
         return Err(Failure::Usage(format!(

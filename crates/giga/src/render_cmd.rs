@@ -116,13 +116,25 @@ pub fn run(
             let choice = choice.expect("checked");
             // Other formats than KRO: the rows go to a raw KRO beside the output, converted at the end.
             let convert = (choice.0 != Format::Kro).then_some(|rows: &Path| {
-                write_source("KRO", formats::open(rows)?.source, out, choice, &out_args)
+                write_source(
+                    "KRO",
+                    formats::open(rows)?.source,
+                    out,
+                    choice,
+                    &out_args,
+                    None,
+                )
             });
             resumable(r, project, out, &opts, tile.quiet, convert)
         }
-        (Some(out), _) => {
-            write_source("pto", Box::new(r), out, choice.expect("checked"), &out_args)
-        }
+        (Some(out), _) => write_source(
+            "pto",
+            Box::new(r),
+            out,
+            choice.expect("checked"),
+            &out_args,
+            None,
+        ),
         (None, Some(dir)) => {
             tile::build(Box::new(r), project, dir, tile, checked.expect("checked"))
         }

@@ -110,7 +110,44 @@ pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
     } else {
         opened.source
     };
+    let source = match &opened.icc {
+        Some(icc) if !args.keep_colors => to_srgb(source, input, icc, args.quiet),
+        _ => source,
+    };
     build(source, input, outdir, args, checked)
+}
+
+/// `source` converted from its ICC profile to sRGB, what browsers assume for
+/// tiles without one; unchanged when the profile is sRGB already, or (with a
+/// warning) when it can't be used, as browsers ignore such a profile too.
+/// Deeper samples are rounded to 8 bits first, as the tiles are.
+fn to_srgb(
+    source: Box<dyn raster::Source>,
+    input: &Path,
+    icc: &[u8],
+    quiet: bool,
+) -> Box<dyn raster::Source> {
+    let format = raster::PixelFormat::new(source.info().format.channels, raster::SampleType::U8);
+    let source = raster::ops::convert(source, format, Color::WHITE);
+    let info = source.info();
+    let conversion =
+        color::Icc::parse(icc).and_then(|p| Ok((color::ToSrgb::new(&p, &info)?, p.description())));
+    match conversion {
+        Ok((Some(c), name)) => {
+            if !quiet {
+                eprintln!("giga: converting the colours from the ICC profile \"{name}\" to sRGB (--keep-colors to keep them)");
+            }
+            color::convert_to_srgb(source, c)
+        }
+        Ok((None, _)) => source,
+        Err(e) => {
+            eprintln!(
+                "giga: warning: {}: {e}; the stored values are tiled as sRGB",
+                input.display()
+            );
+            source
+        }
+    }
 }
 
 /// Tiles any source into OUTDIR as `checked` says, with a progress bar over rows.
