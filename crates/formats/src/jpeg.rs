@@ -303,3 +303,27 @@ impl Drop for JpegWriter {
         let _ = self.join();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::icc_from_app2;
+
+    #[test]
+    fn icc_pieces_join_in_sequence_order() {
+        let piece = |n: u8, of: u8, data: &[u8]| [&b"ICC_PROFILE\0"[..], &[n, of], data].concat();
+        let (a, b, xmp) = (
+            piece(2, 2, b"world"),
+            piece(1, 2, b"hello "),
+            b"http://ns.adobe.com/xap/1.0/\0<x/>".to_vec(),
+        );
+        let markers = [xmp.as_slice(), a.as_slice(), b.as_slice()];
+        assert_eq!(
+            icc_from_app2(markers.into_iter()).as_deref(),
+            Some(&b"hello world"[..])
+        );
+        // A missing piece, or no profile at all: none.
+        assert_eq!(icc_from_app2([a.as_slice()].into_iter()), None);
+        assert_eq!(icc_from_app2([xmp.as_slice()].into_iter()), None);
+        assert_eq!(icc_from_app2([&b"ICC_PROFILE\0"[..]].into_iter()), None);
+    }
+}

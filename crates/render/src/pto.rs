@@ -499,9 +499,11 @@ pub fn parse(text: &str) -> Result<Project, String> {
             2 => Lens::CircularFisheye,
             3 => Lens::FullFrameFisheye,
             4 => Lens::Equirectangular,
-            f => return Err(format!(
+            f => {
+                return Err(format!(
                 "line {no}: lens projection f{f} of frame {idx} is not supported (0, 1, 2, 3, 4)"
-            )),
+            ))
+            }
         };
         let (fw, fh) = (num("w", None)?, num("h", None)?);
         if !(1.0..=1.0e6).contains(&fw) || !(1.0..=1.0e6).contains(&fh) {
