@@ -158,10 +158,26 @@ impl ToSrgb {
     }
 }
 
-/// `source` (8-bit) with its colours converted to sRGB by `to_srgb`.
-pub fn convert_to_srgb(source: Box<dyn Source>, to_srgb: ToSrgb) -> Box<dyn Source> {
+/// `source` rounded to 8 bits (its channels kept) and converted from the
+/// profile `icc` to sRGB. Says how it went: `Ok(Some(name))`, converted from
+/// the profile `name`; `Ok(None)`, the profile is sRGB already; `Err(why)`,
+/// the profile can't be used and the values pass unchanged, as browsers
+/// ignore such a profile too.
+pub fn to_srgb(
+    source: Box<dyn Source>,
+    icc: &[u8],
+) -> (Box<dyn Source>, Result<Option<String>, String>) {
+    let format = raster::PixelFormat::new(source.info().format.channels, SampleType::U8);
+    let source = raster::ops::convert(source, format, raster::Color::WHITE);
     let info = source.info();
-    Box::new(raster::Mapped::new(source, info, move |s| to_srgb.apply(s)))
+    match Icc::parse(icc).and_then(|p| Ok((ToSrgb::new(&p, &info)?, p.description()))) {
+        Ok((Some(c), name)) => (
+            Box::new(raster::Mapped::new(source, info, move |s| c.apply(s))),
+            Ok(Some(name)),
+        ),
+        Ok((None, _)) => (source, Ok(None)),
+        Err(why) => (source, Err(why)),
+    }
 }
 
 #[cfg(test)]

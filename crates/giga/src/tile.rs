@@ -118,36 +118,25 @@ pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
 }
 
 /// `source` converted from its ICC profile to sRGB, what browsers assume for
-/// tiles without one; unchanged when the profile is sRGB already, or (with a
-/// warning) when it can't be used, as browsers ignore such a profile too.
-/// Deeper samples are rounded to 8 bits first, as the tiles are.
+/// tiles without one (see `color::to_srgb`), saying what was done.
 fn to_srgb(
     source: Box<dyn raster::Source>,
     input: &Path,
     icc: &[u8],
     quiet: bool,
 ) -> Box<dyn raster::Source> {
-    let format = raster::PixelFormat::new(source.info().format.channels, raster::SampleType::U8);
-    let source = raster::ops::convert(source, format, Color::WHITE);
-    let info = source.info();
-    let conversion =
-        color::Icc::parse(icc).and_then(|p| Ok((color::ToSrgb::new(&p, &info)?, p.description())));
-    match conversion {
-        Ok((Some(c), name)) => {
-            if !quiet {
-                eprintln!("giga: converting the colours from the ICC profile \"{name}\" to sRGB (--keep-colors to keep them)");
-            }
-            color::convert_to_srgb(source, c)
+    let (source, outcome) = color::to_srgb(source, icc);
+    match outcome {
+        Ok(Some(name)) if !quiet => {
+            eprintln!("giga: converting the colours from the ICC profile \"{name}\" to sRGB (--keep-colors to keep them)")
         }
-        Ok((None, _)) => source,
-        Err(e) => {
-            eprintln!(
-                "giga: warning: {}: {e}; the stored values are tiled as sRGB",
-                input.display()
-            );
-            source
-        }
+        Err(why) => eprintln!(
+            "giga: warning: {}: {why}; the stored values are tiled as sRGB",
+            input.display()
+        ),
+        _ => {}
     }
+    source
 }
 
 /// Tiles any source into OUTDIR as `checked` says, with a progress bar over rows.

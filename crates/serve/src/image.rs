@@ -31,6 +31,21 @@ pub struct Image {
     pub version: String,
     /// Set for multi-resolution TIFFs and Deep Zoom pyramids: levels are read tile by tile.
     pub tiled: Option<crate::tiled::Tiled>,
+    /// What became of an ICC profile, for the log: converted to sRGB, or ignored and why.
+    pub colour: Option<String>,
+}
+
+/// The log's words for `color::to_srgb`'s outcome.
+pub fn colour_note(outcome: std::result::Result<Option<String>, String>) -> Option<String> {
+    match outcome {
+        Ok(Some(name)) => Some(format!(
+            "colours converted from the ICC profile \"{name}\" to sRGB"
+        )),
+        Ok(None) => None,
+        Err(why) => Some(format!(
+            "warning: {why}; the stored values are served as sRGB"
+        )),
+    }
 }
 
 impl Image {
@@ -66,6 +81,7 @@ impl Image {
                 })
                 .collect();
             let channels = source.channels();
+            let colour = source.colour();
             return Ok(Image {
                 width,
                 height,
@@ -73,6 +89,7 @@ impl Image {
                 levels,
                 version,
                 tiled: Some(crate::tiled::Tiled::new(source)),
+                colour,
             });
         }
         let opened = formats::open(path)?;
@@ -89,7 +106,15 @@ impl Image {
             ));
         }
         let work = pyramid::working_format(info.format);
-        let mut source = raster::ops::convert(opened.source, work, Color::WHITE);
+        // Browsers take responses without a profile as sRGB: convert, as giga tile does.
+        let (source, colour) = match &opened.icc {
+            Some(icc) => {
+                let (s, outcome) = color::to_srgb(opened.source, icc);
+                (s, colour_note(outcome))
+            }
+            None => (opened.source, None),
+        };
+        let mut source = raster::ops::convert(source, work, Color::WHITE);
         let mut pixels =
             Vec::with_capacity(info.width as usize * info.height as usize * work.channels as usize);
         while let Some(s) = source.next_strip()? {
@@ -129,6 +154,7 @@ impl Image {
             levels,
             version,
             tiled: None,
+            colour,
         })
     }
 

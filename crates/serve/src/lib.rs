@@ -74,8 +74,13 @@ pub fn serve(
     let mut images = HashMap::new();
     for (id, path) in collect(paths)? {
         let image = image::Image::load(&path)?;
+        let colour = image
+            .colour
+            .as_ref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
         log(&format!(
-            "{id}: {}x{} from {}",
+            "{id}: {}x{} from {}{colour}",
             image.width,
             image.height,
             path.display()

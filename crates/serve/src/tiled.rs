@@ -38,6 +38,10 @@ pub trait TileSource: Send + Sync {
     fn grid(&self, k: usize) -> (u32, u32);
     /// Tile (tx, ty) of level `k`, decoded.
     fn decode(&self, k: usize, tx: u32, ty: u32) -> std::result::Result<Tile, String>;
+    /// What became of an ICC profile, for the log.
+    fn colour(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A tile source with the cache in front of it.
@@ -54,6 +58,9 @@ pub struct TiledPages {
     tiles: Vec<(u32, u32)>,
     /// Decoders positioned on each page, one per concurrent request.
     pools: Vec<Mutex<Vec<Dec>>>,
+    /// The conversion of the file's ICC profile to sRGB, applied to each decoded tile.
+    to_srgb: Option<color::ToSrgb>,
+    colour: Option<String>,
 }
 
 #[derive(Default)]
@@ -88,6 +95,7 @@ impl TiledPages {
         }
         let bad = |m: String| Error::invalid(path, m);
         let mut d = decoder(path, 0).map_err(bad)?;
+        let icc = d.get_tag_u8_vec(tiff::tags::Tag::IccProfile).ok();
         let mut levels = Vec::new();
         let mut tiles = Vec::new();
         let mut color = None;
@@ -134,6 +142,20 @@ impl TiledPages {
         };
         let stored = PixelFormat::new(channels, sample);
         let served = pyramid::working_format(stored).channels as usize;
+        // Tiles are converted one by one as they are decoded (and then cached).
+        let kind = raster::ImageInfo {
+            width: 1,
+            height: 1,
+            format: PixelFormat::new(channels, SampleType::U8),
+        };
+        let (to_srgb, colour) = match icc.map(|icc| {
+            color::Icc::parse(&icc)
+                .and_then(|p| Ok((color::ToSrgb::new(&p, &kind)?, p.description())))
+        }) {
+            Some(Ok((Some(c), name))) => (Some(c), crate::image::colour_note(Ok(Some(name)))),
+            Some(Err(why)) => (None, crate::image::colour_note(Err(why))),
+            _ => (None, None),
+        };
         let pools = (0..levels.len()).map(|_| Mutex::new(Vec::new())).collect();
         Ok(Some(TiledPages {
             path: path.to_path_buf(),
@@ -142,6 +164,8 @@ impl TiledPages {
             stored,
             tiles,
             pools,
+            to_srgb,
+            colour,
         }))
     }
 }
@@ -157,6 +181,10 @@ impl TileSource for TiledPages {
 
     fn grid(&self, k: usize) -> (u32, u32) {
         self.tiles[k]
+    }
+
+    fn colour(&self) -> Option<String> {
+        self.colour.clone()
     }
 
     fn decode(&self, k: usize, tx: u32, ty: u32) -> std::result::Result<Tile, String> {
@@ -178,7 +206,11 @@ impl TileSource for TiledPages {
             DecodingResult::F32(v) => Samples::F32(v),
             _ => return Err("unsupported TIFF samples".into()),
         };
-        let strip = Strip::new(0, tw, th, self.stored.channels, samples);
+        let mut strip = Strip::new(0, tw, th, self.stored.channels, samples);
+        if let Some(c) = &self.to_srgb {
+            let eight = PixelFormat::new(self.stored.channels, SampleType::U8);
+            strip = c.apply(raster::ops::convert_strip(strip, eight, Color::WHITE));
+        }
         let work = PixelFormat::new(self.channels as u8, SampleType::U8);
         let Samples::U8(pixels) = raster::ops::convert_strip(strip, work, Color::WHITE).samples
         else {
