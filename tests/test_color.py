@@ -70,7 +70,6 @@ def photo_rgba():
 
 def reassembled(outdir, name, w, h):
     """The full-resolution level of a DZI with PNG tiles, 256/0, as one array."""
-    levels = max(w, h).bit_length() if max(w, h) > 1 else 1
     top = (max(w, h) - 1).bit_length()
     out = np.zeros((h, w, 4), np.uint8)
     for y in range(0, h, 256):
@@ -238,3 +237,38 @@ def test_serve_converts_to_srgb(tmp_path, photo_rgba):
         p.terminate()
         log = p.communicate(timeout=10)[1]
     assert log.count('colours converted from the ICC profile "Adobe RGB (1998) test" to sRGB') == 2, log
+
+
+def test_render_keeps_the_frames_profile(tmp_path):
+    """As nona: the rendered output carries the first frame's profile; rendered straight into
+    tiles, it is converted to sRGB like any tiled input."""
+    import shutil
+
+    import render_synth
+
+    plain = tmp_path / "plain"
+    pto, _ = render_synth.make(PHOTO, plain, frame_w=200, frame_h=150, canvas_scale=0.2)
+    tagged = tmp_path / "tagged"
+    shutil.copytree(plain, tagged)
+    for f in tagged.glob("frame*.png"):
+        Image.open(f).save(f, icc_profile=ADOBE_ICC)
+    giga("render", pto, tmp_path / "plain.png", "--quiet")
+    giga("render", tagged / pto.name, tmp_path / "tagged.png", "--quiet")
+    ref = np.asarray(Image.open(tmp_path / "plain.png"))
+    out = Image.open(tmp_path / "tagged.png")
+    assert out.info["icc_profile"] == ADOBE_ICC
+    assert np.array_equal(np.asarray(out), ref), "the values are rendered as they are"
+    tiles = tmp_path / "site"
+    r = giga("render", tagged / pto.name, "--tiles", tiles, "--format", "png", "--tile-size", "256", "--overlap", "0", "--name", "t", "--no-viewer")
+    assert "to sRGB" in r.stderr
+    h, w = ref.shape[:2]
+    got = reassembled(tiles, "t", w, h)
+    opaque = ref[..., 3] == 255
+    want = to_srgb_reference(np.ascontiguousarray(ref[..., :3]), ADOBE_ICC)
+    assert np.abs(got[..., :3].astype(int) - want.astype(int))[opaque].max() <= 2
+    # A frame with another profile: the first frame's wins, with a warning.
+    Image.open(tagged / "frame1.png").save(tagged / "frame1.png", icc_profile=PROPHOTO_ICC)
+    r = giga("render", tagged / pto.name, tmp_path / "mixed.tif", "--quiet")
+    assert "frame 1 (frame1.png) has another ICC profile than frame 0; the output takes frame 0's" in r.stderr, r.stderr
+    with tifffile.TiffFile(tmp_path / "mixed.tif") as t:
+        assert t.pages[0].tags[34675].value == ADOBE_ICC

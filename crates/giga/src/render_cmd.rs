@@ -111,6 +111,7 @@ pub fn run(
             eprintln!("giga: that is more than --memory {} GB: the frames past it are decoded into a scratch file in {}", how.memory, r.scratch().display());
         }
     }
+    let icc = r.icc().map(<[u8]>::to_vec);
     match (output, tiles) {
         (Some(out), _) if tile.resume => {
             let choice = choice.expect("checked");
@@ -122,7 +123,7 @@ pub fn run(
                     out,
                     choice,
                     &out_args,
-                    None,
+                    icc.as_deref(),
                 )
             });
             resumable(r, project, out, &opts, tile.quiet, convert)
@@ -133,10 +134,15 @@ pub fn run(
             out,
             choice.expect("checked"),
             &out_args,
-            None,
+            icc.as_deref(),
         ),
         (None, Some(dir)) => {
-            tile::build(Box::new(r), project, dir, tile, checked.expect("checked"))
+            let source: Box<dyn raster::Source> = Box::new(r);
+            let source = match &icc {
+                Some(icc) if !tile.keep_colors => tile::to_srgb(source, project, icc, tile.quiet),
+                _ => source,
+            };
+            tile::build(source, project, dir, tile, checked.expect("checked"))
         }
         (None, None) => unreachable!("clap requires one"),
     }

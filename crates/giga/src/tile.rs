@@ -119,7 +119,7 @@ pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
 
 /// `source` converted from its ICC profile to sRGB, what browsers assume for
 /// tiles without one (see `color::to_srgb`), saying what was done.
-fn to_srgb(
+pub fn to_srgb(
     source: Box<dyn raster::Source>,
     input: &Path,
     icc: &[u8],

@@ -111,6 +111,8 @@ pub struct Render {
     /// Bytes of frames held in memory (not in the scratch file).
     resident: u64,
     scratch: PathBuf,
+    /// The first frame's ICC profile: the colour space of the output's values.
+    icc: Option<Vec<u8>>,
 }
 
 fn invalid(path: &Path, m: impl Into<String>) -> raster::Error {
@@ -171,9 +173,19 @@ impl Render {
         };
         let mut frames = Vec::new();
         let mut sixteen = false;
+        let mut icc: Option<Option<Vec<u8>>> = None;
         for &i in &chosen {
-            let (planned, wide) = Planned::new(&project, i, dir, &canvas, opts.antialias)?;
+            let (planned, wide, profile) = Planned::new(&project, i, dir, &canvas, opts.antialias)?;
             sixteen |= wide;
+            // As nona: the output takes the first frame's profile.
+            match &icc {
+                None => icc = Some(profile),
+                Some(first) if *first != profile => warnings.push(format!(
+                    "frame {i} ({}) has another ICC profile than frame {}; the output takes frame {}'s",
+                    project.frames[i].file, chosen[0], chosen[0]
+                )),
+                Some(_) => {}
+            }
             let f = &project.frames[i];
             match footprint(&canvas, c, &planned, (x0, y0, width, height)) {
                 Some(fp) => frames.push(Planned {
@@ -213,6 +225,7 @@ impl Render {
             memory: opts.memory,
             resident: 0,
             scratch: opts.scratch.clone().unwrap_or_else(std::env::temp_dir),
+            icc: icc.flatten(),
         };
         render.peak_bytes = render.plan_peak();
         if render.peak_bytes > opts.memory {
@@ -254,6 +267,11 @@ impl Render {
     /// Starts the stream at `row` (rows above it are never rendered): resuming.
     pub fn skip_to(&mut self, row: u32) {
         self.next_row = row.min(self.info.height);
+    }
+
+    /// The ICC profile of the output's values (the first frame's), if it has one.
+    pub fn icc(&self) -> Option<&[u8]> {
+        self.icc.as_deref()
     }
 
     pub fn frame_count(&self) -> usize {
@@ -413,17 +431,19 @@ impl Render {
 
 impl Planned {
     /// Reads frame `i`'s header (checking it against the project) and works out how it is
-    /// sampled; the footprint is filled in later. Also says whether the frame is 16-bit.
+    /// sampled; the footprint is filled in later. Also says whether the frame is 16-bit,
+    /// and gives its ICC profile.
     fn new(
         project: &Project,
         i: usize,
         dir: &Path,
         canvas: &CanvasMap,
         antialias: bool,
-    ) -> Result<(Planned, bool)> {
+    ) -> Result<(Planned, bool, Option<Vec<u8>>)> {
         let f = &project.frames[i];
         let path = dir.join(&f.file);
-        let info = formats::open(&path)?.source.info();
+        let opened = formats::open(&path)?;
+        let info = opened.source.info();
         if (info.width, info.height) != (f.width, f.height) {
             return Err(invalid(
                 &path,
@@ -478,7 +498,7 @@ impl Planned {
             photometry,
             masks,
         };
-        Ok((planned, wide))
+        Ok((planned, wide, opened.icc))
     }
 
     /// None inside an exclude mask (the frame is not used there); otherwise whether
