@@ -20,8 +20,12 @@ fn valid_file(format: formats::Format, dir: &std::path::Path) -> Vec<u8> {
         _ => unreachable!(),
     };
     let path = dir.join(format!("seed.{ext}"));
-    let mut sink =
-        formats::create(&path, format, &info, &formats::WriteOptions::default()).unwrap();
+    // With a (dummy) ICC profile, so that mutations reach the profile readers too.
+    let opts = formats::WriteOptions {
+        icc: Some((0..60u8).collect()),
+        ..Default::default()
+    };
+    let mut sink = formats::create(&path, format, &info, &opts).unwrap();
     let v: Vec<u8> = (0..37 * 19 * 4).map(|i| (i * 7 % 251) as u8).collect();
     sink.write(Strip::new(0, 37, 19, 4, Samples::U8(v)))
         .unwrap();
