@@ -471,6 +471,41 @@ def test_interrupted_render_to_tiff_resumes(tmp_path):
     assert listing(work) == ["out.tif"]
 
 
+def tree(d):
+    """Every file under d (relative path -> bytes)."""
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(Path(d).rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("layout", ["dzi", "iiif3"])
+def test_interrupted_render_to_tiles_resumes(tmp_path, layout):
+    """render --tiles --resume saves checkpoints (the pyramid's bands, after its tiles are on
+    disk); killed, it continues from the last one instead of the first row, and yields the
+    same files as an uninterrupted run, IIIF's whole-size images included."""
+    import signal
+    import time
+
+    pto = column_project(tmp_path)
+    args = ["--layout", layout, "--format", "png", "--quiet"]
+    giga("render", pto, "--tiles", tmp_path / "whole", *args)
+    site = tmp_path / "site"
+    env = dict(os.environ, GIGA_CHECKPOINT_SECONDS="0")
+    p = subprocess.Popen([GIGA, "render", str(pto), "--tiles", str(site), "--resume", *args], env=env, stderr=subprocess.PIPE)
+    checkpoint = site / ".giga-checkpoint"
+    deadline = time.time() + 30
+    while time.time() < deadline and not checkpoint.exists():
+        time.sleep(0.002)
+    time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert checkpoint.exists(), "no checkpoint before the kill"
+    r = subprocess.run([GIGA, "render", str(pto), "--tiles", str(site), "--resume", "--layout", layout, "--format", "png"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    height = int(pto.read_text().split()[3][1:])
+    done = int(r.stderr.split("resumed at row ")[1].split()[0])
+    assert 0 < done < height
+    assert tree(site) == tree(tmp_path / "whole"), "the same files, and no checkpoint left"
+
+
 def test_frames_past_the_memory_cap_go_to_a_scratch_file(tmp_path):
     """With --memory below what one band needs, the frames past it are decoded into an
     unnamed mapped file: the same pixels, less anonymous memory, nothing left behind."""

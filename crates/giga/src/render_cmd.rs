@@ -137,15 +137,88 @@ pub fn run(
             icc.as_deref(),
         ),
         (None, Some(dir)) => {
+            let mut r = r;
+            // With --resume, the pyramid saves checkpoints and continues from the last one.
+            let resume = match tile.resume {
+                true => {
+                    let more = format!(
+                        "{} {:?} {:?} {:?} {} {} {} {:?} {} {:?} {}",
+                        tile.layout,
+                        tile.format,
+                        tile.tile_size,
+                        tile.overlap,
+                        tile.quality,
+                        tile.background,
+                        tile.skip_blank,
+                        tile.name,
+                        tile.id,
+                        tile.template,
+                        tile.keep_colors
+                    );
+                    let key = job_key(project, &opts, &more)?;
+                    let saved = pyramid::checkpoint::load(dir, &key);
+                    if let Some(s) = &saved {
+                        r.skip_to(s.rows());
+                        if !tile.quiet {
+                            eprintln!(
+                                "giga: resumed at row {} of {}",
+                                s.rows(),
+                                raster::Source::info(&r).height
+                            );
+                        }
+                    }
+                    Some((
+                        pyramid::checkpoint::Checkpoints {
+                            key,
+                            every: checkpoint_every(),
+                        },
+                        saved,
+                    ))
+                }
+                false => None,
+            };
             let source: Box<dyn raster::Source> = Box::new(r);
             let source = match &icc {
                 Some(icc) if !tile.keep_colors => tile::to_srgb(source, project, icc, tile.quiet),
                 _ => source,
             };
-            tile::build(source, project, dir, tile, checked.expect("checked"))
+            tile::build(
+                source,
+                project,
+                dir,
+                tile,
+                checked.expect("checked"),
+                resume,
+            )
         }
         (None, None) => unreachable!("clap requires one"),
     }
+}
+
+/// What a resumable render's saved rows depend on: the project's text, the
+/// options that change pixels, and `more` (the tiling options, for tiles).
+fn job_key(project: &Path, opts: &render::Options, more: &str) -> Result<String> {
+    use std::hash::{Hash, Hasher};
+    let text = std::fs::read(project).map_err(|e| raster::Error::io(project, e))?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    format!(
+        "{:?} {} {:?} {:?} {} {more}",
+        opts.interpolator, opts.feather, opts.only, opts.region, opts.antialias
+    )
+    .hash(&mut h);
+    Ok(format!("{} {:016x}", project.display(), h.finish()))
+}
+
+/// Seconds between checkpoints of `render --tiles --resume` (GIGA_CHECKPOINT_SECONDS
+/// overrides, for tests): each waits for the queued tiles, flushes the file system and
+/// writes the levels' bands, about twice the full-resolution band (700 MB at 350,000 px).
+fn checkpoint_every() -> std::time::Duration {
+    let secs = std::env::var("GIGA_CHECKPOINT_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300.0f64);
+    std::time::Duration::from_secs_f64(secs.max(0.0))
 }
 
 /// A render that survives interruptions: rows go into a KRO with a checkpoint per band:
@@ -160,20 +233,7 @@ fn resumable(
     quiet: bool,
     convert: Option<impl FnOnce(&Path) -> Result<()>>,
 ) -> Result<()> {
-    // What the rows depend on: the project's text and the options that change pixels.
-    let text = std::fs::read(project).map_err(|e| raster::Error::io(project, e))?;
-    let digest = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        text.hash(&mut h);
-        format!(
-            "{:?} {} {:?} {:?} {}",
-            opts.interpolator, opts.feather, opts.only, opts.region, opts.antialias
-        )
-        .hash(&mut h);
-        h.finish()
-    };
-    let key = format!("{} {digest:016x}", project.display());
+    let key = job_key(project, opts, "")?;
     let rows = match convert {
         None => out.to_path_buf(),
         Some(_) => {

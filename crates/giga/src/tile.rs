@@ -114,7 +114,7 @@ pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
         Some(icc) if !args.keep_colors => to_srgb(source, input, icc, args.quiet),
         _ => source,
     };
-    build(source, input, outdir, args, checked)
+    build(source, input, outdir, args, checked, None)
 }
 
 /// `source` converted from its ICC profile to sRGB, what browsers assume for
@@ -139,13 +139,19 @@ pub fn to_srgb(
     source
 }
 
-/// Tiles any source into OUTDIR as `checked` says, with a progress bar over rows.
+/// Tiles any source into OUTDIR as `checked` says, with a progress bar over rows;
+/// with `resume`, saving checkpoints and continuing from the one given (see
+/// `pyramid::build_resumed`).
 pub fn build(
     source: Box<dyn raster::Source>,
     input: &Path,
     outdir: &Path,
     args: &TileArgs,
     checked: Checked,
+    resume: Option<(
+        pyramid::checkpoint::Checkpoints,
+        Option<pyramid::checkpoint::Saved>,
+    )>,
 ) -> Result<()> {
     let Checked {
         kind,
@@ -173,6 +179,8 @@ pub fn build(
     let total_tiles = layout.tile_count();
     let levels = layout.levels.len();
     let pb = crate::progress::rows_bar(info.height as u64, args.quiet);
+    let (checkpoints, saved) = resume.map_or((None, None), |(cp, saved)| (Some(cp), saved));
+    pb.inc(saved.as_ref().map_or(0, |s| s.rows() as u64));
     let start = Instant::now();
     let c = counts.clone();
     let opts = Options {
@@ -184,15 +192,24 @@ pub fn build(
         threads: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2),
+        checkpoints,
     };
-    pyramid::build(source, outdir, layout, &opts, counts.clone(), |rows| {
-        pb.inc(rows as u64);
-        let done = c.written.load(Ordering::Relaxed)
-            + c.blank.load(Ordering::Relaxed)
-            + c.kept.load(Ordering::Relaxed);
-        let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-3);
-        pb.set_message(format!("{done}/{total_tiles} tiles, {rate:.0} tiles/s"));
-    })?;
+    pyramid::build_resumed(
+        source,
+        outdir,
+        layout,
+        &opts,
+        counts.clone(),
+        saved,
+        |rows| {
+            pb.inc(rows as u64);
+            let done = c.written.load(Ordering::Relaxed)
+                + c.blank.load(Ordering::Relaxed)
+                + c.kept.load(Ordering::Relaxed);
+            let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-3);
+            pb.set_message(format!("{done}/{total_tiles} tiles, {rate:.0} tiles/s"));
+        },
+    )?;
     pb.finish_and_clear();
     if !args.quiet {
         let secs = start.elapsed().as_secs_f64();

@@ -5,10 +5,13 @@
 //! depends on the width, never the height.
 
 use std::collections::VecDeque;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use raster::{Color, Error, ImageInfo, PixelFormat, Result, SampleType, Samples, Sink, Strip};
 
+use crate::checkpoint::{self, Checkpoints, Saved, SavedLevel};
 use crate::geometry::Rounding;
 use crate::layout::Layout;
 use crate::reduce::reduce_band;
@@ -26,6 +29,8 @@ struct Level {
     pending: Option<Vec<u8>>,
     /// Whole-level images being written as the rows arrive.
     wholes: Vec<(Box<dyn Sink>, PixelFormat)>,
+    /// With checkpoints, levels with whole images log their rows here (see `checkpoint`).
+    log: Option<std::fs::File>,
 }
 
 pub struct Cascade {
@@ -36,6 +41,7 @@ pub struct Cascade {
     tiles: Option<TileWriter>,
     background: Color,
     resume: bool,
+    checkpoints: Option<(Checkpoints, Instant)>,
 }
 
 impl Cascade {
@@ -87,6 +93,7 @@ impl Cascade {
                 next_tile_row: 0,
                 pending: None,
                 wholes,
+                log: None,
             });
         }
         Ok(Cascade {
@@ -97,7 +104,88 @@ impl Cascade {
             tiles: Some(tiles),
             background,
             resume,
+            checkpoints: None,
         })
+    }
+
+    /// Saves a checkpoint every `cp.every`, continuing from `saved` if given
+    /// (the source then starts at `saved.rows()`).
+    pub fn with_checkpoints(mut self, cp: Checkpoints, saved: Option<Saved>) -> Result<Cascade> {
+        for (i, level) in self.levels.iter_mut().enumerate() {
+            if !level.wholes.is_empty() {
+                let p = checkpoint::log_path(&self.outdir, i);
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(saved.is_none())
+                    .read(true)
+                    .write(true)
+                    .open(&p);
+                level.log = Some(f.map_err(|e| Error::io(&p, e))?);
+            }
+        }
+        if let Some(saved) = saved {
+            self.restore(saved)?;
+        }
+        self.checkpoints = Some((cp, Instant::now()));
+        Ok(self)
+    }
+
+    /// Puts the levels back as a checkpoint saved them; whole images get
+    /// their logged rows again.
+    fn restore(&mut self, saved: Saved) -> Result<()> {
+        if saved.levels.len() != self.levels.len() {
+            return Err(Error::Other(
+                "internal error: the checkpoint is for another pyramid".into(),
+            ));
+        }
+        let (ch, bg) = (self.channels, self.background);
+        for (i, (level, s)) in self.levels.iter_mut().zip(saved.levels).enumerate() {
+            level.rows_in = s.rows_in;
+            level.next_tile_row = s.next_tile_row;
+            level.pending = s.pending;
+            level.band = s.band.into();
+            let Some(log) = &mut level.log else { continue };
+            let row_len = level.width as usize * ch;
+            let path = checkpoint::log_path(&self.outdir, i);
+            let io = |e| Error::io(&path, e);
+            log.set_len(s.rows_in as u64 * row_len as u64).map_err(io)?;
+            log.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+            let mut y = 0;
+            while y < s.rows_in {
+                let n = (s.rows_in - y).min((1 << 20) / row_len as u32 + 1);
+                let mut rows = vec![0u8; n as usize * row_len];
+                log.read_exact(&mut rows).map_err(io)?;
+                for (sink, pf) in &mut level.wholes {
+                    let strip = Strip::new(y, level.width, n, ch as u8, Samples::U8(rows.clone()));
+                    sink.write(raster::ops::convert_strip(strip, *pf, bg))?;
+                }
+                y += n;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the queued tiles and saves the levels (see `checkpoint`).
+    fn checkpoint(&mut self) -> Result<()> {
+        self.tiles.as_ref().unwrap().wait_idle()?;
+        for (i, level) in self.levels.iter_mut().enumerate() {
+            if let Some(log) = &mut level.log {
+                log.sync_data()
+                    .map_err(|e| Error::io(checkpoint::log_path(&self.outdir, i), e))?;
+            }
+        }
+        let levels = self
+            .levels
+            .iter()
+            .map(|l| SavedLevel {
+                rows_in: l.rows_in,
+                next_tile_row: l.next_tile_row,
+                pending: l.pending.clone(),
+                band: l.band.iter().cloned().collect(),
+            })
+            .collect();
+        let (cp, _) = self.checkpoints.as_ref().unwrap();
+        checkpoint::save(&self.outdir, &cp.key, &Saved { levels })
     }
 
     fn row_len(&self, i: usize) -> usize {
@@ -115,6 +203,10 @@ impl Cascade {
         let has_next = i + 1 < self.levels.len();
         let level = &mut self.levels[i];
         let y = level.rows_in;
+        if let Some(log) = &mut level.log {
+            log.write_all(&rows)
+                .map_err(|e| Error::io(checkpoint::log_path(&self.outdir, i), e))?;
+        }
         for (sink, pf) in &mut level.wholes {
             let strip = Strip::new(y, level.width, n, ch, Samples::U8(rows.clone()));
             sink.write(raster::ops::convert_strip(strip, *pf, bg))?;
@@ -290,7 +382,16 @@ impl Sink for Cascade {
                 "internal error: the cascade takes 8-bit strips".into(),
             ));
         };
-        self.push(0, v)
+        self.push(0, v)?;
+        let due = self
+            .checkpoints
+            .as_ref()
+            .is_some_and(|(cp, last)| last.elapsed() >= cp.every);
+        if due && self.levels[0].rows_in < self.levels[0].height {
+            self.checkpoint()?;
+            self.checkpoints.as_mut().unwrap().1 = Instant::now();
+        }
+        Ok(())
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {

@@ -8,6 +8,7 @@
 
 pub mod assets;
 pub mod cascade;
+pub mod checkpoint;
 pub mod geometry;
 pub mod layout;
 pub mod reduce;
@@ -29,6 +30,8 @@ pub struct Options {
     pub resume: bool,
     pub viewer: bool,
     pub threads: usize,
+    /// Save checkpoints (for slow sources, see `build_resumed`).
+    pub checkpoints: Option<checkpoint::Checkpoints>,
 }
 
 /// The pixel format the cascade works in: 8-bit RGB, or RGBA when there is alpha.
@@ -45,6 +48,21 @@ pub fn build(
     layout: Layout,
     opts: &Options,
     counts: Arc<Counts>,
+    progress: impl FnMut(u32),
+) -> Result<()> {
+    build_resumed(source, outdir, layout, opts, counts, None, progress)
+}
+
+/// [`build`] continuing from a checkpoint (`opts.checkpoints` set): `source`
+/// starts at `saved.rows()` (its earlier rows are in the checkpoint and the
+/// tiles already written). The checkpoint files go once the pyramid is complete.
+pub fn build_resumed(
+    source: Box<dyn Source>,
+    outdir: &Path,
+    layout: Layout,
+    opts: &Options,
+    counts: Arc<Counts>,
+    saved: Option<checkpoint::Saved>,
     progress: impl FnMut(u32),
 ) -> Result<()> {
     let info = source.info();
@@ -69,7 +87,7 @@ pub fn build(
         skip_blank: opts.skip_blank,
     };
     let writer = tiles::TileWriter::new(enc, opts.threads, counts);
-    let cascade = cascade::Cascade::new(
+    let mut cascade = cascade::Cascade::new(
         layout.clone(),
         outdir,
         work.channels as usize,
@@ -78,13 +96,20 @@ pub fn build(
         opts.background,
         opts.resume,
     )?;
-    raster::run(source, Box::new(cascade), progress)?;
+    let start = saved.as_ref().map_or(0, |s| s.rows());
+    if let Some(cp) = &opts.checkpoints {
+        cascade = cascade.with_checkpoints(cp.clone(), saved)?;
+    }
+    raster::run_from(source, Box::new(cascade), start, progress)?;
     // Descriptions last: their presence says the pyramid is complete.
     for (rel, text) in layout.descriptions() {
         tiles::write_atomic(&outdir.join(rel), text.as_bytes())?;
     }
     if opts.viewer {
         viewer::write(outdir, &layout, opts.background)?;
+    }
+    if opts.checkpoints.is_some() {
+        checkpoint::remove(outdir, layout.levels.len());
     }
     Ok(())
 }

@@ -64,6 +64,9 @@ pub struct TileWriter {
     workers: Vec<JoinHandle<()>>,
     error: Arc<Mutex<Option<Error>>>,
     pub counts: Arc<Counts>,
+    /// Jobs sent, and jobs the workers are done with (whatever the outcome).
+    submitted: AtomicU64,
+    done: Arc<AtomicU64>,
 }
 
 impl TileWriter {
@@ -71,22 +74,25 @@ impl TileWriter {
         // A few tiles per worker keep the cores busy; more would only hold memory.
         let (tx, rx) = bounded::<TileJob>(8 * threads.max(1));
         let error = Arc::new(Mutex::new(None));
+        let done = Arc::new(AtomicU64::new(0));
         let workers = (0..threads.max(1))
             .map(|_| {
-                let (rx, error, counts) = (rx.clone(), error.clone(), counts.clone());
+                let (rx, error, counts, done) =
+                    (rx.clone(), error.clone(), counts.clone(), done.clone());
                 std::thread::spawn(move || {
                     for job in rx {
-                        if error.lock().unwrap().is_some() {
-                            continue; // drain quietly after a failure
+                        if error.lock().unwrap().is_none() {
+                            // (after a failure the rest are drained quietly)
+                            match write_tile(job, &enc) {
+                                Ok(true) => counts.written.fetch_add(1, Ordering::Relaxed),
+                                Ok(false) => counts.blank.fetch_add(1, Ordering::Relaxed),
+                                Err(e) => {
+                                    error.lock().unwrap().get_or_insert(e);
+                                    0
+                                }
+                            };
                         }
-                        match write_tile(job, &enc) {
-                            Ok(true) => counts.written.fetch_add(1, Ordering::Relaxed),
-                            Ok(false) => counts.blank.fetch_add(1, Ordering::Relaxed),
-                            Err(e) => {
-                                error.lock().unwrap().get_or_insert(e);
-                                0
-                            }
-                        };
+                        done.fetch_add(1, Ordering::Release);
                     }
                 })
             })
@@ -96,6 +102,19 @@ impl TileWriter {
             workers,
             error,
             counts,
+            submitted: AtomicU64::new(0),
+            done,
+        }
+    }
+
+    /// Waits until every tile submitted so far is written (for a checkpoint).
+    pub fn wait_idle(&self) -> Result<()> {
+        while self.done.load(Ordering::Acquire) < self.submitted.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        match self.failed() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 
@@ -107,6 +126,7 @@ impl TileWriter {
         if let Some(e) = self.failed() {
             return Err(e);
         }
+        self.submitted.fetch_add(1, Ordering::Relaxed);
         self.tx
             .as_ref()
             .expect("open")

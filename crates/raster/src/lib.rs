@@ -12,7 +12,7 @@ mod pixel;
 mod strip;
 
 pub use error::{Error, Result};
-pub use pipeline::{run, Crop, Mapped, RowBlocks};
+pub use pipeline::{run, run_from, Crop, Mapped, RowBlocks};
 pub use pixel::{Color, ImageInfo, PixelFormat, Rect, SampleType};
 pub use strip::{Samples, Strip};
 

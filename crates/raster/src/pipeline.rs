@@ -3,12 +3,19 @@ use crate::{Error, ImageInfo, Rect, Result, Samples, Sink, Source, Strip};
 /// Streams `source` into `sink`: the source (with any operations mapped onto
 /// it) runs on its own thread, two strips ahead of the sink, so reading and
 /// writing overlap. `progress` is told the rows written after each strip.
-pub fn run(
+pub fn run(source: Box<dyn Source>, sink: Box<dyn Sink>, progress: impl FnMut(u32)) -> Result<()> {
+    run_from(source, sink, 0, progress)
+}
+
+/// [`run`] for a source that starts at row `start` (a resumed job whose
+/// earlier rows the sink already has).
+pub fn run_from(
     source: Box<dyn Source>,
     mut sink: Box<dyn Sink>,
+    start: u32,
     mut progress: impl FnMut(u32),
 ) -> Result<()> {
-    let height = source.info().height;
+    let height = source.info().height - start;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Strip>>(2);
     let reader = std::thread::spawn(move || {
         let mut source = source;
