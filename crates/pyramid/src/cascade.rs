@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use raster::{Color, Error, ImageInfo, PixelFormat, Result, SampleType, Samples, Sink, Strip};
 
-use crate::checkpoint::{self, Checkpoints, Saved, SavedLevel};
+use crate::checkpoint::{self, Checkpoints, LevelView, Saved};
 use crate::geometry::Rounding;
 use crate::layout::Layout;
 use crate::reduce::reduce_band;
@@ -174,18 +174,18 @@ impl Cascade {
                     .map_err(|e| Error::io(checkpoint::log_path(&self.outdir, i), e))?;
             }
         }
-        let levels = self
+        let levels: Vec<LevelView> = self
             .levels
             .iter()
-            .map(|l| SavedLevel {
+            .map(|l| LevelView {
                 rows_in: l.rows_in,
                 next_tile_row: l.next_tile_row,
-                pending: l.pending.clone(),
-                band: l.band.iter().cloned().collect(),
+                pending: l.pending.as_deref(),
+                band: l.band.iter().map(|(s, r)| (*s, r.as_slice())).collect(),
             })
             .collect();
         let (cp, _) = self.checkpoints.as_ref().unwrap();
-        checkpoint::save(&self.outdir, &cp.key, &Saved { levels })
+        checkpoint::save(&self.outdir, &cp.key, &levels)
     }
 
     fn row_len(&self, i: usize) -> usize {

@@ -74,9 +74,17 @@ pub fn remove(outdir: &Path, levels: usize) {
     }
 }
 
+/// One level as the cascade holds it, borrowed for saving (no copy of its rows).
+pub(crate) struct LevelView<'a> {
+    pub rows_in: u32,
+    pub next_tile_row: u32,
+    pub pending: Option<&'a [u8]>,
+    pub band: Vec<(u32, &'a [u8])>,
+}
+
 /// Writes the checkpoint atomically, after flushing the file system that
 /// holds `outdir` so the tiles it vouches for survive a power cut too.
-pub(crate) fn save(outdir: &Path, key: &str, saved: &Saved) -> Result<()> {
+pub(crate) fn save(outdir: &Path, key: &str, levels: &[LevelView]) -> Result<()> {
     let dir = File::open(outdir).map_err(|e| Error::io(outdir, e))?;
     // SAFETY: syncfs takes any open descriptor of the file system and only flushes it.
     if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) } != 0 {
@@ -84,35 +92,36 @@ pub(crate) fn save(outdir: &Path, key: &str, saved: &Saved) -> Result<()> {
     }
     let tmp = outdir.join(format!("{FILE}.tmp"));
     let io = |e| Error::io(&tmp, e);
-    let mut f = File::create(&tmp).map_err(io)?;
-    f.write_all(&encode(key, saved)).map_err(io)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io)?);
+    encode(&mut w, key, levels).map_err(io)?;
+    let f = w.into_inner().map_err(|e| io(e.into_error()))?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path(outdir)).map_err(io)?;
     dir.sync_all().map_err(|e| Error::io(outdir, e))
 }
 
-fn encode(key: &str, saved: &Saved) -> Vec<u8> {
-    let mut b = MAGIC.to_vec();
-    let bytes = |b: &mut Vec<u8>, v: &[u8]| {
-        b.extend_from_slice(&(v.len() as u64).to_le_bytes());
-        b.extend_from_slice(v);
+fn encode(w: &mut impl Write, key: &str, levels: &[LevelView]) -> std::io::Result<()> {
+    let bytes = |w: &mut dyn Write, v: &[u8]| -> std::io::Result<()> {
+        w.write_all(&(v.len() as u64).to_le_bytes())?;
+        w.write_all(v)
     };
-    bytes(&mut b, key.as_bytes());
-    b.extend_from_slice(&(saved.levels.len() as u32).to_le_bytes());
-    for l in &saved.levels {
-        b.extend_from_slice(&l.rows_in.to_le_bytes());
-        b.extend_from_slice(&l.next_tile_row.to_le_bytes());
-        b.push(l.pending.is_some() as u8);
-        if let Some(p) = &l.pending {
-            bytes(&mut b, p);
+    w.write_all(MAGIC)?;
+    bytes(w, key.as_bytes())?;
+    w.write_all(&(levels.len() as u32).to_le_bytes())?;
+    for l in levels {
+        w.write_all(&l.rows_in.to_le_bytes())?;
+        w.write_all(&l.next_tile_row.to_le_bytes())?;
+        w.write_all(&[l.pending.is_some() as u8])?;
+        if let Some(p) = l.pending {
+            bytes(w, p)?;
         }
-        b.extend_from_slice(&(l.band.len() as u32).to_le_bytes());
+        w.write_all(&(l.band.len() as u32).to_le_bytes())?;
         for (start, rows) in &l.band {
-            b.extend_from_slice(&start.to_le_bytes());
-            bytes(&mut b, rows);
+            w.write_all(&start.to_le_bytes())?;
+            bytes(w, rows)?;
         }
     }
-    b
+    Ok(())
 }
 
 /// The reverse of `encode`; `None` for another key or anything malformed.
@@ -182,7 +191,18 @@ mod tests {
                 },
             ],
         };
-        let b = encode("job 1", &saved);
+        let views: Vec<LevelView> = saved
+            .levels
+            .iter()
+            .map(|l| LevelView {
+                rows_in: l.rows_in,
+                next_tile_row: l.next_tile_row,
+                pending: l.pending.as_deref(),
+                band: l.band.iter().map(|(s, r)| (*s, r.as_slice())).collect(),
+            })
+            .collect();
+        let mut b = Vec::new();
+        encode(&mut b, "job 1", &views).unwrap();
         assert_eq!(decode(&b, "job 1"), Some(saved.clone()));
         assert_eq!(saved.rows(), 300);
         assert_eq!(decode(&b, "job 2"), None);
