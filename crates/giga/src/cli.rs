@@ -137,6 +137,11 @@ pub enum Command {
         /// Width of the transition at seams, in output pixels
         #[arg(long, default_value_t = 8.0, value_name = "PIXELS")]
         feather: f64,
+        /// How frames are joined: feather (nearest centre, --feather-wide transition) or two-band
+        /// (detail across the feather, coarse structure across 16 times its width: hides exposure
+        /// and vignetting steps left after the photometric correction)
+        #[arg(long, default_value = "feather", value_parser = ["feather", "two-band"])]
+        blend: String,
         /// Most memory for decoded frames at once, in GB; frames past it go to a scratch file
         #[arg(long, default_value_t = 8.0, value_name = "GB")]
         memory: f64,

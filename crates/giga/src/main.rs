@@ -107,6 +107,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             tiles,
             interpolator,
             feather,
+            blend,
             memory,
             temp,
             frames,
@@ -131,6 +132,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let how = render_cmd::RenderHow {
                 interpolator,
                 feather,
+                blend,
                 memory,
                 temp,
                 frames,

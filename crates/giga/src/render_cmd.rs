@@ -12,6 +12,7 @@ use crate::{human_bytes, output_choice, progress, tile, write_source, Failure, R
 pub struct RenderHow {
     pub interpolator: Option<String>,
     pub feather: f64,
+    pub blend: String,
     pub memory: f64,
     pub temp: Option<PathBuf>,
     pub frames: Option<Vec<usize>>,
@@ -67,6 +68,10 @@ pub fn run(
         only: how.frames.clone(),
         region: how.region,
         antialias: !how.no_antialias,
+        blend: match how.blend.as_str() {
+            "two-band" => render::Blend::TwoBand,
+            _ => render::Blend::Feather,
+        },
     };
     // Check the output options before the (slower) project and frame checks.
     let checked = match tiles {
@@ -203,8 +208,8 @@ fn job_key(project: &Path, opts: &render::Options, more: &str) -> Result<String>
     let mut h = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut h);
     format!(
-        "{:?} {} {:?} {:?} {} {more}",
-        opts.interpolator, opts.feather, opts.only, opts.region, opts.antialias
+        "{:?} {} {:?} {:?} {} {:?} {more}",
+        opts.interpolator, opts.feather, opts.only, opts.region, opts.antialias, opts.blend
     )
     .hash(&mut h);
     Ok(format!("{} {:016x}", project.display(), h.finish()))

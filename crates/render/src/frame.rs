@@ -29,6 +29,74 @@ pub struct FrameImage {
     pub unit: f32,
     /// The box factor this copy was shrunk by (1 = full resolution).
     pub factor: u32,
+    /// The low band of two-band blending, if asked for.
+    pub low: Option<LowBand>,
+}
+
+/// How much coarser the low band of two-band blending is than the frame as sampled.
+pub const LOW_BAND: u32 = 16;
+
+/// A frame shrunk `LOW_BAND` times more, with its colours already corrected
+/// (photometry applied at each pixel's centre): the low band of two-band
+/// blending, sampled bilinearly without further work.
+pub struct LowBand {
+    width: usize,
+    height: usize,
+    /// Box factor from the full-resolution frame.
+    factor: u32,
+    pixels: Vec<[f32; 4]>,
+}
+
+impl LowBand {
+    pub fn new(image: &FrameImage, photometry: &crate::photometry::Photometry) -> LowBand {
+        let small = image.shrink(LOW_BAND);
+        let k = small.factor as f64;
+        let mut pixels = Vec::with_capacity(small.width * small.height);
+        for j in 0..small.height {
+            for i in 0..small.width {
+                let (x, y) = (
+                    k * i as f64 + (k - 1.0) / 2.0,
+                    k * j as f64 + (k - 1.0) / 2.0,
+                );
+                let mut px = [0f32; 4];
+                small.sample(x, y, Interpolator::Nearest, &mut px);
+                photometry.apply(&mut px, x, y);
+                pixels.push(px);
+            }
+        }
+        LowBand {
+            width: small.width,
+            height: small.height,
+            factor: small.factor,
+            pixels,
+        }
+    }
+
+    /// Bilinear at full-resolution frame coordinates (x, y).
+    pub fn sample(&self, x: f64, y: f64, out: &mut [f32; 4]) {
+        let k = self.factor as f64;
+        let (x, y) = ((x - (k - 1.0) / 2.0) / k, (y - (k - 1.0) / 2.0) / k);
+        let (fx, fy) = (x.floor(), y.floor());
+        let (tx, ty) = ((x - fx) as f32, (y - fy) as f32);
+        let at = |i: f64, j: f64| {
+            let (i, j) = (
+                i.clamp(0.0, (self.width - 1) as f64) as usize,
+                j.clamp(0.0, (self.height - 1) as f64) as usize,
+            );
+            &self.pixels[j * self.width + i]
+        };
+        let (a, b, c, d) = (
+            at(fx, fy),
+            at(fx + 1.0, fy),
+            at(fx, fy + 1.0),
+            at(fx + 1.0, fy + 1.0),
+        );
+        for ch in 0..4 {
+            let top = a[ch] + (b[ch] - a[ch]) * tx;
+            let bottom = c[ch] + (d[ch] - c[ch]) * tx;
+            out[ch] = top + (bottom - top) * ty;
+        }
+    }
 }
 
 impl FrameImage {
@@ -76,6 +144,7 @@ impl FrameImage {
             pixels,
             unit,
             factor: 1,
+            low: None,
         };
         Ok(if factor > 1 {
             image.shrink(factor)
@@ -118,7 +187,7 @@ impl FrameImage {
     }
 
     /// Box-averages `factor` x `factor` blocks (partial blocks at the edges average what they have).
-    fn shrink(self, factor: u32) -> FrameImage {
+    fn shrink(&self, factor: u32) -> FrameImage {
         let k = factor as usize;
         let (w, h, c) = (
             self.width.div_ceil(k),
@@ -139,9 +208,12 @@ impl FrameImage {
                 let rows = (by * k..((by + 1) * k).min(sh)).len();
                 for y in by * k..((by + 1) * k).min(sh) {
                     let row = &src[y * sw * c..(y + 1) * sw * c];
-                    for x in 0..sw {
-                        for ch in 0..c {
-                            acc[(x / k) * c + ch] += row[x * c + ch].into();
+                    // Block by block (no division per pixel).
+                    for (a, block) in acc.chunks_exact_mut(c).zip(row.chunks(k * c)) {
+                        for px in block.chunks_exact(c) {
+                            for ch in 0..c {
+                                a[ch] += px[ch].into();
+                            }
                         }
                     }
                 }
@@ -170,7 +242,9 @@ impl FrameImage {
             channels: c,
             pixels,
             unit: self.unit,
-            factor,
+            // Pixel centres stay at F*i + (F-1)/2 in full-resolution pixels for a compound F.
+            factor: self.factor * factor,
+            low: None,
         }
     }
 

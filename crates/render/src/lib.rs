@@ -48,6 +48,23 @@ pub struct Options {
     pub region: Option<Rect>,
     /// Anti-alias frames that are shrunk onto the canvas (box-reduce them first).
     pub antialias: bool,
+    /// How overlapping frames are joined.
+    pub blend: Blend,
+}
+
+/// How much wider than the feather the low band's transition is.
+const WIDE_BAND: f32 = 16.0;
+
+/// How overlapping frames are joined at their seams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blend {
+    /// Nearest frame centre, with a `feather`-wide linear transition.
+    Feather,
+    /// Two bands (as Brown and Lowe's AutoStitch): detail finer than 16 frame pixels
+    /// changes frames across the narrow feather, coarser structure across 16 times its
+    /// width, so exposure and vignetting left over after the photometric correction
+    /// fade out gently instead of stepping at the seam, without ghosting the detail.
+    TwoBand,
 }
 
 impl Default for Options {
@@ -60,6 +77,7 @@ impl Default for Options {
             only: None,
             region: None,
             antialias: true,
+            blend: Blend::Feather,
         }
     }
 }
@@ -101,6 +119,7 @@ pub struct Render {
     loaded: Vec<Option<Arc<FrameImage>>>,
     interpolator: Interpolator,
     feather: f64,
+    blend: Blend,
     /// Per-column terms of the canvas rays of the output's columns.
     columns: Vec<[f64; 2]>,
     next_row: u32,
@@ -217,6 +236,7 @@ impl Render {
             frames,
             interpolator: opts.interpolator.unwrap_or(project.interpolator),
             feather: opts.feather.max(0.5),
+            blend: opts.blend,
             columns: canvas.columns(x0, width),
             next_row: 0,
             band_rows,
@@ -304,11 +324,15 @@ impl Render {
             }
         }
         let scratch = &self.scratch;
+        let low_band = self.blend == Blend::TwoBand;
         let images: Vec<Result<(usize, FrameImage)>> = missing
             .par_iter()
             .map(|&(i, spill)| {
                 let f = &self.frames[i];
-                let img = FrameImage::load(&f.path, f.size, f.factor)?;
+                let mut img = FrameImage::load(&f.path, f.size, f.factor)?;
+                if low_band {
+                    img.low = Some(frame::LowBand::new(&img, &f.photometry));
+                }
                 Ok((i, if spill { img.spill(scratch)? } else { img }))
             })
             .collect();
@@ -390,22 +414,67 @@ impl Render {
                 }
             }
         }
+        let two_band = self.blend == Blend::TwoBand;
+        // Per frame: the transition's width in centre-distance units, and the ramp at its border.
+        let widths = |i: usize| {
+            let f = &self.frames[i];
+            (
+                (self.feather * f.scale / f.half_diagonal) as f32,
+                (self.feather * f.scale) as f32,
+            )
+        };
+        let weight_at = |(delta, ramp): (f32, f32), hit: &Hit, x: usize, wide: f32| {
+            (1.0 - (hit.d - d_min[x]) / (delta * wide)).max(0.0)
+                * ((hit.edge + 0.5) / (ramp * wide)).clamp(1e-3, 1.0)
+        };
+        // Two bands only where the wide transition has more than one frame: elsewhere the
+        // low band would be added and taken away again.
+        let mut shared = vec![false; if two_band { width } else { 0 }];
+        if two_band {
+            let mut seen = vec![0u8; width];
+            for (i, x0, row) in &hits {
+                let reach = widths(*i).0 * WIDE_BAND;
+                for (k, hit) in row.iter().enumerate() {
+                    let x = x0 + k;
+                    if allowed(x, hit) && hit.d - d_min[x] < reach {
+                        seen[x] = seen[x].saturating_add(1);
+                    }
+                }
+            }
+            shared.iter_mut().zip(&seen).for_each(|(s, &n)| *s = n > 1);
+        }
         let mut weight = vec![0f32; width];
         let mut cover = vec![0f32; width];
+        // Where two bands are blended, `out` gathers the detail (full minus low band)
+        // across the narrow transition and `low` the low band across the wide one.
+        let mut low = vec![0f32; if two_band { width * 4 } else { 0 }];
+        let mut low_weight = vec![0f32; if two_band { width } else { 0 }];
         out.iter_mut().for_each(|v| *v = 0.0);
-        let mut px = [0f32; 4];
+        let (mut px, mut lp) = ([0f32; 4], [0f32; 4]);
         for (i, x0, row) in &hits {
             let f = &self.frames[*i];
             let image = self.loaded[*i].as_ref().expect("prepared");
-            let delta = (self.feather * f.scale / f.half_diagonal) as f32;
-            let ramp = (self.feather * f.scale) as f32;
+            let width_i = widths(*i);
             for (k, hit) in row.iter().enumerate() {
                 let x = x0 + k;
                 if !allowed(x, hit) {
                     continue;
                 }
-                let w = (1.0 - (hit.d - d_min[x]) / delta).max(0.0)
-                    * ((hit.edge + 0.5) / ramp).clamp(1e-3, 1.0);
+                let w = weight_at(width_i, hit, x, 1.0);
+                let split = two_band && shared[x];
+                if split {
+                    let wl = weight_at(width_i, hit, x, WIDE_BAND);
+                    if wl <= 0.0 {
+                        continue;
+                    }
+                    let l = image.low.as_ref().expect("loaded with its low band");
+                    l.sample(hit.xs, hit.ys, &mut lp);
+                    let wa = wl * lp[3];
+                    for ch in 0..3 {
+                        low[x * 4 + ch] += wa * lp[ch];
+                    }
+                    low_weight[x] += wa;
+                }
                 if w <= 0.0 {
                     continue;
                 }
@@ -413,7 +482,7 @@ impl Render {
                 f.photometry.apply(&mut px, hit.xs, hit.ys);
                 let wa = w * px[3];
                 for ch in 0..3 {
-                    out[x * 4 + ch] += wa * px[ch];
+                    out[x * 4 + ch] += wa * (px[ch] - if split { lp[ch] } else { 0.0 });
                 }
                 weight[x] += wa;
                 cover[x] = cover[x].max(px[3]);
@@ -423,6 +492,9 @@ impl Render {
         for x in (0..width).filter(|&x| weight[x] > 0.0) {
             for ch in 0..3 {
                 out[x * 4 + ch] /= weight[x];
+                if two_band && shared[x] && low_weight[x] > 0.0 {
+                    out[x * 4 + ch] += low[x * 4 + ch] / low_weight[x];
+                }
             }
             out[x * 4 + 3] = cover[x];
         }
