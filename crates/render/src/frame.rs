@@ -405,6 +405,7 @@ mod tests {
             pixels: Pixels::U8(v),
             unit: 1.0 / 255.0,
             factor: 1,
+            low: None,
         }
     }
 
