@@ -377,19 +377,54 @@ impl Source for PsdReader {
             }
         }
         let n = rows as usize * info.width as usize;
-        let mut bytes = vec![0u8; n * c * sz];
-        let plane_len = n * sz;
-        for (i, px) in bytes.chunks_exact_mut(c * sz).enumerate() {
-            for ch in 0..c {
-                px[ch * sz..(ch + 1) * sz].copy_from_slice(
-                    &planes[ch * plane_len + i * sz..ch * plane_len + (i + 1) * sz],
-                );
-            }
-        }
-        let samples = Samples::from_be_bytes(info.format.sample, &bytes);
+        let planes: Vec<&[u8]> = planes.chunks_exact(n * sz).collect();
+        let samples = interleave(&planes, n, info.format.sample);
         let strip = Strip::new(self.next, info.width, rows, c as u8, samples);
         self.next += rows;
         Ok(Some(strip))
+    }
+}
+
+/// Interleaves `planes` (one per channel, `n` big-endian samples each) into
+/// native pixels, with the channel count and sample size known at compile
+/// time (a generic per-sample copy was most of the time reading a PSB).
+fn interleave(planes: &[&[u8]], n: usize, sample: SampleType) -> Samples {
+    fn go<const C: usize, T: Copy + Default>(
+        planes: &[&[u8]],
+        n: usize,
+        get: impl Fn(&[u8], usize) -> T,
+    ) -> Vec<T> {
+        let planes: [&[u8]; C] = std::array::from_fn(|ch| planes[ch]);
+        let mut out = vec![T::default(); n * C];
+        for (i, px) in out.chunks_exact_mut(C).enumerate() {
+            for ch in 0..C {
+                px[ch] = get(planes[ch], i);
+            }
+        }
+        out
+    }
+    macro_rules! by_channels {
+        ($t:ty, $get:expr) => {
+            match planes.len() {
+                1 => go::<1, $t>(planes, n, $get),
+                2 => go::<2, $t>(planes, n, $get),
+                3 => go::<3, $t>(planes, n, $get),
+                _ => go::<4, $t>(planes, n, $get),
+            }
+        };
+    }
+    match sample {
+        SampleType::U8 => Samples::U8(by_channels!(u8, |p: &[u8], i| p[i])),
+        SampleType::U16 => Samples::U16(by_channels!(u16, |p: &[u8], i| u16::from_be_bytes([
+            p[2 * i],
+            p[2 * i + 1]
+        ]))),
+        SampleType::F32 => Samples::F32(by_channels!(f32, |p: &[u8], i| f32::from_be_bytes([
+            p[4 * i],
+            p[4 * i + 1],
+            p[4 * i + 2],
+            p[4 * i + 3]
+        ]))),
     }
 }
 
