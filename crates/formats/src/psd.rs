@@ -489,16 +489,18 @@ struct PsdWriter {
 
 impl Sink for PsdWriter {
     fn write(&mut self, strip: Strip) -> Result<()> {
-        let mut be = Vec::new();
-        strip.samples.extend_be_bytes(&mut be);
         let sz = self.info.format.sample.bytes();
         let c = strip.channels as usize;
         let row_bytes = self.info.width as u64 * sz as u64;
         let plane = row_bytes * self.info.height as u64;
-        let mut buf = vec![0u8; be.len() / c];
+        let mut buf = Vec::with_capacity(strip.samples.len() / c * sz);
         for ch in 0..c {
-            for (dst, px) in buf.chunks_exact_mut(sz).zip(be.chunks_exact(c * sz)) {
-                dst.copy_from_slice(&px[ch * sz..(ch + 1) * sz]);
+            // One channel's samples, big-endian (typed loops: no copy call per sample).
+            buf.clear();
+            match &strip.samples {
+                Samples::U8(v) => buf.extend(v.chunks_exact(c).map(|p| p[ch])),
+                Samples::U16(v) => buf.extend(v.chunks_exact(c).flat_map(|p| p[ch].to_be_bytes())),
+                Samples::F32(v) => buf.extend(v.chunks_exact(c).flat_map(|p| p[ch].to_be_bytes())),
             }
             let at = self.data_start + ch as u64 * plane + strip.y as u64 * row_bytes;
             self.out
