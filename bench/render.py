@@ -38,13 +38,13 @@ def main():
     hugin_pto = d / "hugin.pto"
     hugin_pto.write_text(pto.read_text().replace('n"TIFF_m c:NONE"', 'n"TIFF_m c:NONE r:CROP"'))
     print(f"canvas {w}x{h} ({w * h / 1e6:.0f} MP), {nframes} frames, 8-bit", flush=True)
-    rows = {"giga render": [], "giga render --blend two-band": [], "nona (remap)": [], "verdandi --seam=hard (blend)": [], "nona + verdandi": []}
+    rows = {"giga render": [], "giga render --blend feather": [], "nona (remap)": [], "verdandi --seam=hard (blend)": [], "nona + verdandi": []}
     for rep in range(a.reps):
         out = d / "giga.tif"
         t, m = measure([GIGA, "render", str(pto), str(out), "--quiet"])
         rows["giga render"].append((t, m))
         out.unlink()
-        rows["giga render --blend two-band"].append(measure([GIGA, "render", str(pto), str(out), "--blend", "two-band", "--quiet"]))
+        rows["giga render --blend feather"].append(measure([GIGA, "render", str(pto), str(out), "--blend", "feather", "--quiet"]))
         out.unlink()
         t1, m1 = measure(["nona", "-o", str(d / "layer_"), str(hugin_pto)])
         rows["nona (remap)"].append((t1, m1))
@@ -62,7 +62,7 @@ def main():
     for name, v in rows.items():
         t = statistics.median(x for x, _ in v)
         m = statistics.median(y for _, y in v)
-        # giga's rows: against nona + verdandi; the peers' rows: giga's feather render against them.
+        # giga's rows: against nona + verdandi; the peers' rows: giga's default render against them.
         ratio = f"{t / ref:.2f}" if name.startswith("giga") else f"{mine / t:.2f}"
         print(f"{name:32} {t:8.2f} {m:12.0f} {w * h / 1e6 / t:7.1f} {ratio:>10}")
     if not a.keep:

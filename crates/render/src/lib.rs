@@ -77,7 +77,7 @@ impl Default for Options {
             only: None,
             region: None,
             antialias: true,
-            blend: Blend::Feather,
+            blend: Blend::TwoBand,
         }
     }
 }
