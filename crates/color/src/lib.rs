@@ -1,7 +1,10 @@
 //! ICC colour profiles: what a profile is called, and converting a strip
 //! stream to sRGB with LittleCMS. Browsers show images without a profile as
-//! sRGB, so tiles of an Adobe RGB or ProPhoto master must be converted or
-//! their colours come out dull; giga's other outputs carry the profile instead.
+//! sRGB, so the tiles and IIIF responses of an Adobe RGB or ProPhoto master
+//! must be converted or their colours come out dull; giga's file outputs
+//! carry the profile instead.
+
+mod matrix;
 
 use lcms2::{
     DisallowCache, Flags, GlobalContext, InfoType, Intent, Locale, PixelFormat as CmsFormat,
@@ -80,96 +83,9 @@ enum Method {
     Table(Box<[u8; 256]>),
     /// RGB matrix/TRC profiles (Adobe RGB, ProPhoto, Display P3...): about
     /// four times LittleCMS's speed, checked against it when made.
-    Matrix(Box<MatrixShaper>),
+    Matrix(Box<matrix::MatrixShaper>),
     /// Other profiles (lookup tables): LittleCMS for every pixel.
     Cms(Transform<u8, u8, GlobalContext, DisallowCache>),
-}
-
-/// Output levels of the linear-to-sRGB table: fine enough that even sRGB's
-/// steep start is within a tenth of a level.
-const ENCODE_STEPS: usize = 1 << 14;
-
-/// Linearise each channel by table, one 3x3 matrix from the profile's
-/// colorants to sRGB's (both in the D50 connection space, so the relative
-/// colorimetric result), clip, then encode with sRGB's curve by table.
-struct MatrixShaper {
-    linear: [[f32; 256]; 3],
-    matrix: [[f32; 3]; 3],
-    encode: Vec<u8>,
-}
-
-impl MatrixShaper {
-    fn new(src: &Profile, dst: &Profile) -> Option<MatrixShaper> {
-        use lcms2::{Tag, TagSignature as T};
-        let colorants = |p: &Profile| -> Option<[[f64; 3]; 3]> {
-            let mut m = [[0.0; 3]; 3];
-            for (c, sig) in [T::RedColorantTag, T::GreenColorantTag, T::BlueColorantTag]
-                .into_iter()
-                .enumerate()
-            {
-                let Tag::CIEXYZ(xyz) = p.read_tag(sig) else {
-                    return None;
-                };
-                (m[0][c], m[1][c], m[2][c]) = (xyz.X, xyz.Y, xyz.Z);
-            }
-            Some(m)
-        };
-        let matrix =
-            mul(&invert(&colorants(dst)?)?, &colorants(src)?).map(|row| row.map(|v| v as f32));
-        let mut linear = [[0f32; 256]; 3];
-        for (c, sig) in [T::RedTRCTag, T::GreenTRCTag, T::BlueTRCTag]
-            .into_iter()
-            .enumerate()
-        {
-            let Tag::ToneCurve(curve) = src.read_tag(sig) else {
-                return None;
-            };
-            for (v, l) in linear[c].iter_mut().enumerate() {
-                *l = curve.eval(v as f32 / 255.0);
-            }
-        }
-        let Tag::ToneCurve(out) = dst.read_tag(T::RedTRCTag) else {
-            return None;
-        };
-        let inverse = out.reversed();
-        let encode = (0..=ENCODE_STEPS)
-            .map(|i| {
-                (inverse.eval(i as f32 / ENCODE_STEPS as f32) * 255.0 + 0.5).clamp(0.0, 255.0) as u8
-            })
-            .collect();
-        Some(MatrixShaper {
-            linear,
-            matrix,
-            encode,
-        })
-    }
-
-    fn apply(&self, px: &mut [u8], channels: usize) {
-        for p in px.chunks_exact_mut(channels) {
-            let rgb = [
-                self.linear[0][p[0] as usize],
-                self.linear[1][p[1] as usize],
-                self.linear[2][p[2] as usize],
-            ];
-            for (o, row) in p.iter_mut().zip(&self.matrix) {
-                let v = row[0] * rgb[0] + row[1] * rgb[1] + row[2] * rgb[2];
-                *o = self.encode[(v.clamp(0.0, 1.0) * ENCODE_STEPS as f32 + 0.5) as usize];
-            }
-        }
-    }
-}
-
-fn mul(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
-    std::array::from_fn(|i| std::array::from_fn(|j| (0..3).map(|k| a[i][k] * b[k][j]).sum()))
-}
-
-fn invert(m: &[[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
-    let c = |i: usize, j: usize| {
-        m[(i + 1) % 3][(j + 1) % 3] * m[(i + 2) % 3][(j + 2) % 3]
-            - m[(i + 1) % 3][(j + 2) % 3] * m[(i + 2) % 3][(j + 1) % 3]
-    };
-    let det: f64 = (0..3).map(|j| m[0][j] * c(0, j)).sum();
-    (det.abs() > 1e-12).then(|| std::array::from_fn(|i| std::array::from_fn(|j| c(j, i) / det)))
 }
 
 impl ToSrgb {
@@ -240,7 +156,7 @@ impl ToSrgb {
             cms.transform_in_place(&mut table[..]);
             Method::Table(table)
         } else {
-            match MatrixShaper::new(&icc.profile, &target).filter(|m| agrees(m, &cms)) {
+            match matrix::MatrixShaper::new(&icc.profile, &target).filter(|m| agrees(m, &cms)) {
                 Some(m) => Method::Matrix(Box::new(m)),
                 None => Method::Cms(make(cms_format(info))?),
             }
@@ -269,7 +185,7 @@ impl ToSrgb {
 
 /// Whether the matrix path gives LittleCMS's result within a level, on every
 /// level of each channel (the others at half) and a 17x17x17 grid.
-fn agrees(m: &MatrixShaper, cms: &Transform<u8, u8, GlobalContext, DisallowCache>) -> bool {
+fn agrees(m: &matrix::MatrixShaper, cms: &Transform<u8, u8, GlobalContext, DisallowCache>) -> bool {
     let step = |i: u32| (i * 255 / 16) as u8;
     let mut probe: Vec<u8> = (0..=255u8)
         .flat_map(|v| (0..3).flat_map(move |c| (0..3).map(move |k| if k == c { v } else { v / 2 })))
