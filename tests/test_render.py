@@ -160,7 +160,7 @@ def test_blended_panorama_matches_truth(synth, tmp_path):
 
 
 def test_two_band_blend_hides_exposure_steps(synth, tmp_path):
-    """--blend two-band: an exposure error left in the project (frame 1 0.4 EV off) steps
+    """--blend two-band (the default): an exposure error left in the project (frame 1 0.4 EV off) steps
     across the narrow feather, but fades across the wide low band instead; detail is not lost
     (same PSNR against the scene as the feather when the project is right), and a lone frame
     comes out exactly as with the feather."""
@@ -191,6 +191,31 @@ def test_two_band_blend_hides_exposure_steps(synth, tmp_path):
     covered = a[..., 3] == 255
     assert psnr(b[..., :3][covered], truth[covered]) > psnr(a[..., :3][covered], truth[covered]) - 0.2
     assert np.array_equal(tifffile.imread(tmp_path / "one-feather.tif"), tifffile.imread(tmp_path / "one-two-band.tif"))
+
+
+def test_multiband_uses_a_coarser_band_on_larger_frames(tmp_path):
+    """--blend multiband: frames of 1600x1200 hold a second low band (structure coarser than
+    128 px, joined across 128 times the feather), so a 0.4 EV step fades over a thousand
+    pixels, where two bands fade it over a few hundred."""
+    import re
+
+    Image.fromarray(np.full((2000, 4000, 3), 128, np.uint8)).save(tmp_path / "scene.png")
+    pto, _ = render_synth.make(tmp_path / "scene.png", tmp_path, frame_w=1600, frame_h=1200, canvas_scale=1.0)
+    lines = pto.read_text().splitlines()
+    k = [i for i, line in enumerate(lines) if line.startswith("i ")][1]
+    lines[k] = re.sub(r"Eev([-\d.]+)", lambda m: f"Eev{float(m.group(1)) + 0.4:.3f}", lines[k])
+    pto.write_text("\n".join(lines) + "\n")
+    between = {}
+    for blend in ("feather", "two-band", "multiband"):
+        giga("render", pto, tmp_path / f"{blend}.tif", "--blend", blend, "--quiet")
+        a = tifffile.imread(tmp_path / f"{blend}.tif").astype(float)
+        row = a[a.shape[0] // 3]
+        lum = row[row[:, 3] == 255][:, :3].mean(-1)
+        between[blend] = int(((lum > 131) & (lum < 166)).sum())  # on the way from 128 to 169
+    # Measured: 14 pixels feathered, 231 with one low band, 1,010 with two (both sides of
+    # the brighter frame).
+    assert between["feather"] < 40 and between["multiband"] > 400, between
+    assert between["feather"] < between["two-band"] < between["multiband"], between
 
 
 def test_info_on_a_project(synth):

@@ -120,7 +120,7 @@ pub enum Command {
     },
     /// Render an aligned Hugin/PanoTools project (.pto) into one image or a tile pyramid
     #[command(
-        after_help = "Examples:\n  giga render pano.pto pano.tif            # tiled deflate (Big)TIFF, RGBA\n  giga render pano.pto pano.kro\n  giga render pano.pto --tiles site/       # straight into a DZI pyramid + viewer\n  giga render pano.pto pano.tif --pyramid  # ready for giga serve and IIPImage\n  giga render pano.pto frame3.tif --frames 3   # one frame remapped, like nona -i 3\n\nReads the p-line (rectilinear, cylindrical or equirectangular output; size, field of view,\ncrop S, exposure E), i-lines (rectilinear, cylindrical, fisheye and equirectangular lenses;\ny p r, a b c d e, S, Eev Er Eb, vignetting Va-Vd Vx Vy, links like v=0) and the m-line's\ninterpolator. Frame paths are relative to the project file. Exclude (t0), include (t1), stack\n(t2, t3) and lens (t4) masks are applied.\n\nEach output pixel takes the frame whose centre is nearest, with a --feather-pixel transition\n(the coarse structure, with --blend two-band, the default, over 16 times that);\nalpha is 0 where no frame covers the canvas. Rows are rendered top to bottom in bands and\nonly the frames touching the band are decoded, so memory depends on the frames and the\nwidth, not on the canvas's area.\n\n--resume: an interrupted render (Ctrl-C, a crash, a power cut) continues from the last band\non disk and yields the same file. The rows are kept in a KRO with a checkpoint per band: the\noutput itself when it is a .kro, else .OUT.giga-rows.kro beside it (4 bytes a pixel, 8 at\n16-bit), converted into OUT at the end and deleted. Without --resume nothing intermediate is\nwritten. With --tiles, no rows are kept: the pyramid saves a checkpoint every 5 minutes (its\nbands of rows, after its tiles are on disk) in OUTDIR and continues from the last one."
+        after_help = "Examples:\n  giga render pano.pto pano.tif            # tiled deflate (Big)TIFF, RGBA\n  giga render pano.pto pano.kro\n  giga render pano.pto --tiles site/       # straight into a DZI pyramid + viewer\n  giga render pano.pto pano.tif --pyramid  # ready for giga serve and IIPImage\n  giga render pano.pto frame3.tif --frames 3   # one frame remapped, like nona -i 3\n\nReads the p-line (rectilinear, cylindrical or equirectangular output; size, field of view,\ncrop S, exposure E), i-lines (rectilinear, cylindrical, fisheye and equirectangular lenses;\ny p r, a b c d e, S, Eev Er Eb, vignetting Va-Vd Vx Vy, links like v=0) and the m-line's\ninterpolator. Frame paths are relative to the project file. Exclude (t0), include (t1), stack\n(t2, t3) and lens (t4) masks are applied.\n\nEach output pixel takes the frame whose centre is nearest, with a --feather-pixel transition\n(the coarser structure, with --blend two-band, the default, over 16 times that);\nalpha is 0 where no frame covers the canvas. Rows are rendered top to bottom in bands and\nonly the frames touching the band are decoded, so memory depends on the frames and the\nwidth, not on the canvas's area.\n\n--resume: an interrupted render (Ctrl-C, a crash, a power cut) continues from the last band\non disk and yields the same file. The rows are kept in a KRO with a checkpoint per band: the\noutput itself when it is a .kro, else .OUT.giga-rows.kro beside it (4 bytes a pixel, 8 at\n16-bit), converted into OUT at the end and deleted. Without --resume nothing intermediate is\nwritten. With --tiles, no rows are kept: the pyramid saves a checkpoint every 5 minutes (its\nbands of rows, after its tiles are on disk) in OUTDIR and continues from the last one."
     )]
     Render {
         /// The project file (.pto, as Hugin or PTGui writes it)
@@ -137,10 +137,12 @@ pub enum Command {
         /// Width of the transition at seams, in output pixels
         #[arg(long, default_value_t = 8.0, value_name = "PIXELS")]
         feather: f64,
-        /// How frames are joined: two-band (detail across the --feather transition, coarse
-        /// structure across 16 times its width: hides exposure and vignetting steps left after
-        /// the photometric correction) or feather (everything across the feather; 15-27% faster)
-        #[arg(long, default_value = "two-band", value_parser = ["two-band", "feather"])]
+        /// How frames are joined: two-band (detail across the --feather transition, structure
+        /// coarser than 16 frame pixels across 16 times its width: hides exposure and vignetting
+        /// steps left after the photometric correction), multiband (also structure coarser than
+        /// 128 px across 128 times the feather, on frames big enough: smoother, ~1.5x the time)
+        /// or feather (everything across the feather; fastest)
+        #[arg(long, default_value = "two-band", value_parser = ["two-band", "multiband", "feather"])]
         blend: String,
         /// Most memory for decoded frames at once, in GB; frames past it go to a scratch file
         #[arg(long, default_value_t = 8.0, value_name = "GB")]

@@ -69,6 +69,7 @@ pub fn run(
         region: how.region,
         antialias: !how.no_antialias,
         blend: match how.blend.as_str() {
+            "multiband" => render::Blend::Multiband,
             "two-band" => render::Blend::TwoBand,
             _ => render::Blend::Feather,
         },

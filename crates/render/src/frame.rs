@@ -29,16 +29,17 @@ pub struct FrameImage {
     pub unit: f32,
     /// The box factor this copy was shrunk by (1 = full resolution).
     pub factor: u32,
-    /// The low band of two-band blending, if asked for.
-    pub low: Option<LowBand>,
+    /// The low-pass copies of multiband blending (finest first), if asked for.
+    pub low: Vec<LowBand>,
 }
 
-/// How much coarser the low band of two-band blending is than the frame as sampled.
-pub const LOW_BAND: u32 = 16;
+/// How much coarser each low-pass copy of multiband blending is than the one
+/// before (the first: than the frame as sampled).
+pub const LOW_BANDS: [u32; 2] = [16, 8];
 
-/// A frame shrunk `LOW_BAND` times more, with its colours already corrected
-/// (photometry applied at each pixel's centre): the low band of two-band
-/// blending, sampled bilinearly without further work.
+/// A frame shrunk more, with its colours already corrected (photometry
+/// applied at each pixel's centre): a low-pass copy for multiband blending,
+/// sampled bilinearly without further work.
 pub struct LowBand {
     width: usize,
     height: usize,
@@ -48,8 +49,24 @@ pub struct LowBand {
 }
 
 impl LowBand {
-    pub fn new(image: &FrameImage, photometry: &crate::photometry::Photometry) -> LowBand {
-        let small = image.shrink(LOW_BAND);
+    /// The first `n` low-pass copies of `image` (see `LOW_BANDS`), finest first.
+    pub fn all(
+        image: &FrameImage,
+        photometry: &crate::photometry::Photometry,
+        n: usize,
+    ) -> Vec<LowBand> {
+        let mut bands = Vec::new();
+        let mut small = image.shrink(LOW_BANDS[0]);
+        for (b, &next) in LOW_BANDS.iter().enumerate().take(n) {
+            if b > 0 {
+                small = small.shrink(next);
+            }
+            bands.push(LowBand::corrected(&small, photometry));
+        }
+        bands
+    }
+
+    fn corrected(small: &FrameImage, photometry: &crate::photometry::Photometry) -> LowBand {
         let k = small.factor as f64;
         let mut pixels = Vec::with_capacity(small.width * small.height);
         for j in 0..small.height {
@@ -144,7 +161,7 @@ impl FrameImage {
             pixels,
             unit,
             factor: 1,
-            low: None,
+            low: Vec::new(),
         };
         Ok(if factor > 1 {
             image.shrink(factor)
@@ -244,7 +261,7 @@ impl FrameImage {
             unit: self.unit,
             // Pixel centres stay at F*i + (F-1)/2 in full-resolution pixels for a compound F.
             factor: self.factor * factor,
-            low: None,
+            low: Vec::new(),
         }
     }
 
@@ -405,7 +422,7 @@ mod tests {
             pixels: Pixels::U8(v),
             unit: 1.0 / 255.0,
             factor: 1,
-            low: None,
+            low: Vec::new(),
         }
     }
 
