@@ -13,6 +13,7 @@ pub mod output;
 mod png;
 mod pnm;
 mod psd;
+mod tiff_lzw;
 mod tiff_read;
 mod tiff_write;
 

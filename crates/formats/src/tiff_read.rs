@@ -120,6 +120,28 @@ fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details, Opti
     if dec.byte_order() == tiff::tags::ByteOrder::BigEndian {
         details.push(("byte order", "big-endian".into()));
     }
+    let big_endian = dec.byte_order() == tiff::tags::ByteOrder::BigEndian;
+    // LZW chunks the tiff crate refuses get a second, lenient try (see `tiff_lzw`).
+    let predictor = dec
+        .find_tag_unsigned::<u16>(Tag::Predictor)
+        .map_err(err)?
+        .unwrap_or(1);
+    let lzw =
+        if compression == 5 && (predictor == 1 || (predictor == 2 && sample != SampleType::F32)) {
+            let (o, n) = match chunk {
+                ChunkType::Tile => (Tag::TileOffsets, Tag::TileByteCounts),
+                ChunkType::Strip => (Tag::StripOffsets, Tag::StripByteCounts),
+            };
+            Some(LenientLzw {
+                file: raw.try_clone().map_err(|e| Error::io(path, e))?,
+                offsets: dec.get_tag_u64_vec(o).map_err(err)?,
+                lengths: dec.get_tag_u64_vec(n).map_err(err)?,
+                predictor,
+                big_endian,
+            })
+        } else {
+            None
+        };
     let raw_rows = if chunk == ChunkType::Strip && compression == 1 {
         let offsets = dec.get_tag_u64_vec(Tag::StripOffsets).map_err(err)?;
         Some(RawRows {
@@ -140,6 +162,7 @@ fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details, Opti
         chunk_h: ch,
         next: 0,
         raw_rows,
+        lzw,
         decoded: Default::default(),
     };
     Ok((Box::new(reader), details, icc))
@@ -173,6 +196,15 @@ struct RawRows {
     big_endian: bool,
 }
 
+/// What the lenient LZW decoder needs to find and undo a chunk.
+struct LenientLzw {
+    file: File,
+    offsets: Vec<u64>,
+    lengths: Vec<u64>,
+    predictor: u16,
+    big_endian: bool,
+}
+
 struct TiffReader {
     path: PathBuf,
     /// Decoders for the worker threads: chunks are decoded in parallel, each
@@ -184,6 +216,7 @@ struct TiffReader {
     chunk_h: u32,
     next: u32,
     raw_rows: Option<RawRows>,
+    lzw: Option<LenientLzw>,
     /// A decoded row of tiles, already cut into strips: a row of tiles is as tall as a tile
     /// (256 rows, 358 MB at 350,000 px RGBA), and strips waiting in the pipeline should not
     /// each be that big.
@@ -200,6 +233,66 @@ fn into_samples(path: &Path, r: DecodingResult) -> Result<Samples> {
 }
 
 impl TiffReader {
+    /// Chunk `i` (of `used` size) through `tiff_lzw`, as native samples.
+    fn lenient_lzw(&self, i: u32, used: (u32, u32)) -> Result<Samples> {
+        let l = self.lzw.as_ref().expect("checked");
+        let (i, info) = (i as usize, self.info);
+        let (Some(&offset), Some(&length)) = (l.offsets.get(i), l.lengths.get(i)) else {
+            return Err(Error::invalid(
+                &self.path,
+                format!("corrupt TIFF: no offset for chunk {i}"),
+            ));
+        };
+        let sample_bytes = info.format.sample.bytes();
+        let (width, height) = match self.chunk {
+            ChunkType::Tile => (self.chunk_w as usize, self.chunk_h as usize),
+            ChunkType::Strip => (info.width as usize, used.1 as usize),
+        };
+        let chunk = crate::tiff_lzw::Chunk {
+            offset,
+            length,
+            width,
+            height,
+            used_width: used.0 as usize,
+            used_height: used.1 as usize,
+            pixel_bytes: info.format.pixel_bytes(),
+            sample_bytes,
+            big_endian: l.big_endian,
+            predictor: l.predictor,
+        };
+        let bytes = crate::tiff_lzw::decode(&l.file, &chunk)
+            .map_err(|m| Error::invalid(&self.path, format!("corrupt TIFF: chunk {i}: {m}")))?;
+        let be = l.big_endian;
+        Ok(match info.format.sample {
+            SampleType::U8 => Samples::U8(bytes),
+            SampleType::U16 => Samples::U16(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| {
+                        if be {
+                            u16::from_be_bytes([b[0], b[1]])
+                        } else {
+                            u16::from_le_bytes([b[0], b[1]])
+                        }
+                    })
+                    .collect(),
+            ),
+            SampleType::F32 => Samples::F32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| {
+                        let b = [b[0], b[1], b[2], b[3]];
+                        if be {
+                            f32::from_be_bytes(b)
+                        } else {
+                            f32::from_le_bytes(b)
+                        }
+                    })
+                    .collect(),
+            ),
+        })
+    }
+
     fn read_raw(&mut self, rows: u32) -> Result<Strip> {
         let raw = self.raw_rows.as_ref().unwrap();
         let info = self.info;
@@ -257,10 +350,15 @@ impl TiffReader {
                 };
                 let r = guard(&self.path, "corrupt TIFF", || {
                     let dims = dec.chunk_data_dimensions(i);
-                    let s = into_samples(
-                        &self.path,
-                        dec.read_chunk(i).map_err(|e| corrupt(&self.path, e))?,
-                    )?;
+                    let s = match dec.read_chunk(i) {
+                        Ok(d) => into_samples(&self.path, d)?,
+                        Err(e)
+                            if self.lzw.is_some() && e.to_string().contains("no lzw end code") =>
+                        {
+                            self.lenient_lzw(i, dims)?
+                        }
+                        Err(e) => return Err(corrupt(&self.path, e)),
+                    };
                     Ok((dims, s))
                 });
                 self.pool.lock().unwrap().push(dec);
