@@ -133,9 +133,22 @@ impl Cascade {
     /// Puts the levels back as a checkpoint saved them; whole images get
     /// their logged rows again.
     fn restore(&mut self, saved: Saved) -> Result<()> {
-        if saved.levels.len() != self.levels.len() {
-            return Err(Error::Other(
-                "internal error: the checkpoint is for another pyramid".into(),
+        // The key matched, so only a damaged file can disagree with the pyramid's shape.
+        let fits = saved.levels.len() == self.levels.len()
+            && self.levels.iter().zip(&saved.levels).all(|(level, s)| {
+                let row_len = level.width as usize * self.channels;
+                s.rows_in <= level.height
+                    && s.pending.as_ref().is_none_or(|p| p.len() == row_len)
+                    && s.band.iter().all(|(start, rows)| {
+                        rows.len() % row_len == 0
+                            && *start as usize + rows.len() / row_len <= s.rows_in as usize
+                    })
+            });
+        if !fits {
+            let path = checkpoint::path(&self.outdir);
+            return Err(Error::invalid(
+                &path,
+                "the checkpoint is damaged; delete it to start the pyramid over",
             ));
         }
         let (ch, bg) = (self.channels, self.background);
