@@ -165,31 +165,18 @@ def test_unusable_profiles_are_ignored_with_a_warning(tmp_path, photo_rgba):
 def test_serve_converts_to_srgb(tmp_path, photo_rgba):
     """giga serve answers in sRGB too: an image held in memory, and a multi-resolution TIFF
     (whose profile giga convert carried over) converted tile by tile."""
-    import socket
-    import subprocess
-    import time
-
-    from conftest import GIGA
-    from test_serve import free_port, get
+    from test_serve import get, start_serve
 
     d = tmp_path / "images"
     d.mkdir()
     tifffile.imwrite(d / "mem.tif", photo_rgba, extratags=[(34675, 7, len(ADOBE_ICC), ADOBE_ICC, True)])
     giga("convert", d / "mem.tif", d / "pyr.tif", "--pyramid", "--tile-size", "64")
-    port = free_port()
-    p = subprocess.Popen([GIGA, "serve", str(d), "--bind", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
+    p, host = start_serve(d)
     try:
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         want = to_srgb_reference(np.ascontiguousarray(photo_rgba[..., :3]), ADOBE_ICC)
         opaque = photo_rgba[..., 3] == 255
         for ident in ("mem", "pyr"):
-            status, _, body = get(f"127.0.0.1:{port}", f"/iiif/3/{ident}/full/max/0/default.png")
+            status, _, body = get(host, f"/iiif/3/{ident}/full/max/0/default.png")
             assert status == 200
             got = np.asarray(Image.open(io.BytesIO(body)).convert("RGBA")).astype(int)
             assert np.abs(got[..., :3] - want)[opaque].max() <= 2, ident

@@ -159,22 +159,28 @@ def test_blended_panorama_matches_truth(synth, tmp_path):
         assert (union & ~covered).sum() < 0.01 * union.sum()
 
 
+def flat_scene_with_exposure_error(d, size, **frames):
+    """A synthetic project of a flat gray scene of `size` (w, h) whose second frame's Eev is
+    0.4 EV off what its pixels were made with: an exposure step the blend has to hide."""
+    import re
+
+    d.mkdir(exist_ok=True)
+    Image.fromarray(np.full(size[::-1] + (3,), 128, np.uint8)).save(d / "scene.png")
+    pto, _ = render_synth.make(d / "scene.png", d, **frames)
+    lines = pto.read_text().splitlines()
+    k = [i for i, line in enumerate(lines) if line.startswith("i ")][1]
+    lines[k] = re.sub(r"Eev([-\d.]+)", lambda m: f"Eev{float(m.group(1)) + 0.4:.3f}", lines[k])
+    pto.write_text("\n".join(lines) + "\n")
+    return pto
+
+
 def test_two_band_blend_hides_exposure_steps(synth, tmp_path):
     """--blend two-band (the default): an exposure error left in the project (frame 1 0.4 EV off) steps
     across the narrow feather, but fades across the wide low band instead; detail is not lost
     (same PSNR against the scene as the feather when the project is right), and a lone frame
     comes out exactly as with the feather."""
-    import re
-
     d, pto, truth = synth
-    flat = tmp_path / "flat"
-    flat.mkdir()
-    Image.fromarray(np.full((1000, 2000, 3), 128, np.uint8)).save(flat / "scene.png")
-    fpto, _ = render_synth.make(flat / "scene.png", flat, frame_w=400, frame_h=300, canvas_scale=0.25)
-    lines = fpto.read_text().splitlines()
-    k = [i for i, line in enumerate(lines) if line.startswith("i ")][1]
-    lines[k] = re.sub(r"Eev([-\d.]+)", lambda m: f"Eev{float(m.group(1)) + 0.4:.3f}", lines[k])
-    fpto.write_text("\n".join(lines) + "\n")
+    fpto = flat_scene_with_exposure_error(tmp_path / "flat", (2000, 1000), frame_w=400, frame_h=300, canvas_scale=0.25)
     steps = {}
     for blend in ("feather", "two-band"):
         giga("render", fpto, tmp_path / f"{blend}.tif", "--blend", blend, "--quiet")
@@ -197,14 +203,7 @@ def test_multiband_uses_a_coarser_band_on_larger_frames(tmp_path):
     """--blend multiband: frames of 1600x1200 hold a second low band (structure coarser than
     128 px, joined across 128 times the feather), so a 0.4 EV step fades over a thousand
     pixels, where two bands fade it over a few hundred."""
-    import re
-
-    Image.fromarray(np.full((2000, 4000, 3), 128, np.uint8)).save(tmp_path / "scene.png")
-    pto, _ = render_synth.make(tmp_path / "scene.png", tmp_path, frame_w=1600, frame_h=1200, canvas_scale=1.0)
-    lines = pto.read_text().splitlines()
-    k = [i for i, line in enumerate(lines) if line.startswith("i ")][1]
-    lines[k] = re.sub(r"Eev([-\d.]+)", lambda m: f"Eev{float(m.group(1)) + 0.4:.3f}", lines[k])
-    pto.write_text("\n".join(lines) + "\n")
+    pto = flat_scene_with_exposure_error(tmp_path, (4000, 2000), frame_w=1600, frame_h=1200, canvas_scale=1.0)
     between = {}
     for blend in ("feather", "two-band", "multiband"):
         giga("render", pto, tmp_path / f"{blend}.tif", "--blend", blend, "--quiet")

@@ -24,6 +24,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def start_serve(d):
+    """Starts `giga serve d` on a free port; returns the process (its stderr piped) and
+    host:port once something listens there."""
+    port = free_port()
+    p = subprocess.Popen([GIGA, "serve", str(d), "--bind", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return p, f"127.0.0.1:{port}"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     d = tmp_path_factory.mktemp("images")
@@ -39,16 +54,8 @@ def server(tmp_path_factory):
     np.save(d.parent / "big.npy", a)
     # The same image as a Deep Zoom pyramid from giga tile, served from its tiles.
     subprocess.run([GIGA, "tile", str(d.parent / "big.kro"), str(d), "--format", "png", "--name", "bigdzi", "--no-viewer", "--quiet"], check=True)
-    port = free_port()
-    p = subprocess.Popen([GIGA, "serve", str(d), "--bind", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield f"127.0.0.1:{port}", d
+    p, host = start_serve(d)
+    yield host, d
     p.terminate()
     p.wait(timeout=10)
 
