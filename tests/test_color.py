@@ -124,6 +124,9 @@ def test_convert_carries_the_profile(tmp_path, photo_rgba):
     assert Image.open(tmp_path / "b.jpg").info["icc_profile"] == ADOBE_ICC
     with tifffile.TiffFile(tmp_path / "b.tif") as t:
         assert t.pages[0].tags[34675].value == ADOBE_ICC
+    # fill carries it too (its input is opened for the analysis, the profile read there).
+    giga("fill", tmp_path / "a.tif", tmp_path / "f.png")
+    assert Image.open(tmp_path / "f.png").info["icc_profile"] == ADOBE_ICC
     # Pixels are copied as they are: converting is for tiles.
     assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png")), photo_rgba)
     # KRO has no place for a profile: a warning says so, and the file is written.

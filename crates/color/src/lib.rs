@@ -164,6 +164,12 @@ impl ToSrgb {
         Ok(Some(ToSrgb { method, channels }))
     }
 
+    /// [`ToSrgb::new`] from the profile's bytes, with the profile's name.
+    pub fn from_icc(icc: &[u8], info: &ImageInfo) -> Result<Option<(ToSrgb, String)>, String> {
+        let profile = Icc::parse(icc)?;
+        Ok(ToSrgb::new(&profile, info)?.map(|c| (c, profile.description())))
+    }
+
     /// Converts a strip in place, its rows spread over the cores.
     pub fn apply(&self, mut strip: Strip) -> Strip {
         let row = strip.width as usize * self.channels;
@@ -209,12 +215,12 @@ pub fn to_srgb(
     let format = raster::PixelFormat::new(source.info().format.channels, SampleType::U8);
     let source = raster::ops::convert(source, format, raster::Color::WHITE);
     let info = source.info();
-    match Icc::parse(icc).and_then(|p| Ok((ToSrgb::new(&p, &info)?, p.description()))) {
-        Ok((Some(c), name)) => (
+    match ToSrgb::from_icc(icc, &info) {
+        Ok(Some((c, name))) => (
             Box::new(raster::Mapped::new(source, info, move |s| c.apply(s))),
             Ok(Some(name)),
         ),
-        Ok((None, _)) => (source, Ok(None)),
+        Ok(None) => (source, Ok(None)),
         Err(why) => (source, Err(why)),
     }
 }

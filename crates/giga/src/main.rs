@@ -248,13 +248,15 @@ fn info(path: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Opens `input` for filling: the filled stream, or the input itself (with a note) when there is nothing to fill.
+/// Opens `input` for filling: the filled stream, or the input itself (with a note) when
+/// there is nothing to fill; and the input's ICC profile.
 pub(crate) fn open_filled(
     input: &Path,
     keep_alpha: bool,
     quiet: bool,
-) -> Result<Box<dyn raster::Source>> {
-    let first = formats::open(input)?.source;
+) -> Result<(Box<dyn raster::Source>, Option<Vec<u8>>)> {
+    let opened = formats::open(input)?;
+    let (first, icc) = (opened.source, opened.icc);
     let second = formats::open(input)?.source;
     let info = first.info();
     let pb = progress::bar(
@@ -271,7 +273,7 @@ pub(crate) fn open_filled(
         e => e,
     })?;
     pb.finish_and_clear();
-    Ok(match outcome {
+    let source = match outcome {
         fill::Outcome::Filled(s) => s,
         fill::Outcome::Opaque => {
             let why = if info.format.has_alpha() {
@@ -285,13 +287,13 @@ pub(crate) fn open_filled(
             );
             formats::open(input)?.source
         }
-    })
+    };
+    Ok((source, icc))
 }
 
 fn fill_command(input: &Path, output: &Path, keep_alpha: bool, args: &OutputArgs) -> Result<()> {
     let choice = output_choice(input, output, args)?;
-    let icc = formats::open(input)?.icc;
-    let source = open_filled(input, keep_alpha, args.quiet)?;
+    let (source, icc) = open_filled(input, keep_alpha, args.quiet)?;
     write_source("filled", source, output, choice, args, icc.as_deref())
 }
 

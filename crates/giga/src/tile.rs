@@ -106,7 +106,7 @@ pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
     }
     // --fill: analyse first (one read), then the filled stream feeds the tiles (a second read).
     let source = if args.fill {
-        crate::open_filled(input, false, args.quiet)?
+        crate::open_filled(input, false, args.quiet)?.0
     } else {
         opened.source
     };

@@ -180,13 +180,8 @@ impl Cascade {
 
     /// Waits for the queued tiles and saves the levels (see `checkpoint`).
     fn checkpoint(&mut self) -> Result<()> {
+        // (The row logs live in OUTDIR: the save's syncfs flushes them with the tiles.)
         self.tiles.as_ref().unwrap().wait_idle()?;
-        for (i, level) in self.levels.iter_mut().enumerate() {
-            if let Some(log) = &mut level.log {
-                log.sync_data()
-                    .map_err(|e| Error::io(checkpoint::log_path(&self.outdir, i), e))?;
-            }
-        }
         let levels: Vec<LevelView> = self
             .levels
             .iter()

@@ -500,15 +500,17 @@ impl Render {
                 let w = weight_at(width_i, hit, x, 1.0);
                 let split = bands > 0 && shared[x];
                 if split {
+                    let wl: [f32; BAND_WIDTHS.len()] =
+                        std::array::from_fn(|b| weight_at(width_i, hit, x, BAND_WIDTHS[b]));
                     // The widest band reaches furthest: nothing of this frame beyond it.
-                    if weight_at(width_i, hit, x, BAND_WIDTHS[bands - 1]) <= 0.0 {
+                    if wl[bands - 1] <= 0.0 {
                         continue;
                     }
                     for (b, l) in image.low.iter().enumerate() {
                         l.sample(hit.xs, hit.ys, &mut lp[b]);
                     }
                     for b in 0..bands {
-                        let wl = weight_at(width_i, hit, x, BAND_WIDTHS[b]);
+                        let wl = wl[b];
                         if wl <= 0.0 {
                             continue;
                         }

@@ -148,11 +148,8 @@ impl TiledPages {
             height: 1,
             format: PixelFormat::new(channels, SampleType::U8),
         };
-        let (to_srgb, colour) = match icc.map(|icc| {
-            color::Icc::parse(&icc)
-                .and_then(|p| Ok((color::ToSrgb::new(&p, &kind)?, p.description())))
-        }) {
-            Some(Ok((Some(c), name))) => (Some(c), crate::image::colour_note(Ok(Some(name)))),
+        let (to_srgb, colour) = match icc.map(|icc| color::ToSrgb::from_icc(&icc, &kind)) {
+            Some(Ok(Some((c, name)))) => (Some(c), crate::image::colour_note(Ok(Some(name)))),
             Some(Err(why)) => (None, crate::image::colour_note(Err(why))),
             _ => (None, None),
         };
