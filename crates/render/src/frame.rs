@@ -56,12 +56,12 @@ impl LowBand {
         n: usize,
     ) -> Vec<LowBand> {
         let mut bands = Vec::new();
-        let mut small = image.shrink(LOW_BANDS[0]);
-        for (b, &next) in LOW_BANDS.iter().enumerate().take(n) {
-            if b > 0 {
-                small = small.shrink(next);
-            }
+        let mut coarser: Option<FrameImage> = None;
+        // Each copy shrinks the one before, not the frame again.
+        for &k in LOW_BANDS.iter().take(n) {
+            let small = coarser.as_ref().unwrap_or(image).shrink(k);
             bands.push(LowBand::corrected(&small, photometry));
+            coarser = Some(small);
         }
         bands
     }
