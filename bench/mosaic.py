@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-PHOTOS = sorted((ROOT.parent / "shared" / "testdata").glob("*.jpg")) or [ROOT / "samples" / "aitzgorri.jpg"]
+PHOTOS = sorted((ROOT / "samples").glob("*.jpg"))
 BAND = 2048  # photo band height
 
 

@@ -5,7 +5,7 @@ pyramid. The frames' pixels are 12 distinct images cut from the sample photo, ea
 many frames: decoding and remapping cost what real frames cost. Prints wall time, peak RSS,
 peak anonymous memory and canvas megapixels per second. Needs ~20 GB free in --dir.
 No peer is run: Hugin's blenders hold the whole canvas (14-43 bytes per pixel, so 56-170 GB
-here; ../shared/docs/render.md)."""
+here; docs/spec/render-background.md)."""
 import random
 import shutil
 import sys

@@ -23,7 +23,7 @@ def giga(*args, check=True, **kw):
 
 
 def write_kro(path, a):
-    """Writes a (H, W, C) array as KRO per ../shared/docs/kro.md: 20-byte
+    """Writes a (H, W, C) array as KRO per docs/spec/kro.md: 20-byte
     big-endian header, then big-endian interleaved samples."""
     h, w, c = a.shape
     bits = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16, np.dtype(np.float32): 32}[a.dtype]

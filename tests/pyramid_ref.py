@@ -1,5 +1,5 @@
 """Reference geometry and pixels for tile pyramids, written from
-OpenSeadragon's tile sources and the formulas in ../shared/docs/tiles.md,
+OpenSeadragon's tile sources and the formulas in docs/spec/tiles.md,
 independently of giga's Rust code."""
 import math
 

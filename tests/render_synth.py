@@ -1,4 +1,4 @@
-"""A synthetic panorama project with a known truth (as in ../shared/docs/render.md §2):
+"""A synthetic panorama project with a known truth (as in docs/spec/render-background.md §2):
 a real photo is taken as an equirectangular scene, and rectilinear (or fisheye) frames
 are rendered from it with numpy, written independently of giga from the PanoTools
 model: rotation, radial distortion a/b/c, shift d/e, exposure, white balance and

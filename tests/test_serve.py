@@ -15,7 +15,7 @@ import pytest
 from conftest import GIGA, ROOT
 
 VALIDATOR_ID = "67352ccc-d1b0-11e1-89ae-279075081939"
-VALIDATOR_IMAGE = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata" / "iiif" / f"{VALIDATOR_ID}.png"
+VALIDATOR_IMAGE = Path(__file__).resolve().parent / "data" / "iiif" / f"{VALIDATOR_ID}.png"
 
 
 def free_port():
