@@ -54,7 +54,9 @@ impl BufRead for EofWatch {
 }
 
 pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details, Option<Vec<u8>>)> {
+    let progressive = scan_is_progressive(&file).map_err(|e| Error::io(path, e))?;
     let (info_tx, info_rx) = sync_channel::<Result<(ImageInfo, Option<Vec<u8>>)>>(1);
+    let (go_tx, go_rx) = sync_channel::<()>(1);
     let (tx, rx) = sync_channel::<Result<Strip>>(1);
     let p = path.to_path_buf();
     let thread = std::thread::spawn(move || {
@@ -63,12 +65,17 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details,
             inner: BufReader::with_capacity(1 << 20, file),
             hit: hit.clone(),
         };
+        let channels = Channels {
+            info: &info_tx,
+            go: go_rx,
+            strips: &tx,
+        };
         let r = guard(&p, "corrupt JPEG", || {
-            decode(&p, reader, &hit, &info_tx, &tx)
+            decode(&p, reader, &hit, progressive, channels)
         });
         if let Err(e) = r {
             // Whoever waits (for the header or for strips) learns of the error.
-            let _ = info_tx.try_send(Err(Error::Other(e.to_string())));
+            let _ = info_tx.try_send(Err(Error::invalid(&p, error_text(&e, &p))));
             let _ = tx.send(Err(e));
         }
     });
@@ -80,12 +87,16 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details,
         }
         Err(_) => return Err(Error::invalid(path, "corrupt JPEG: the decoder stopped")),
     };
-    let details = vec![];
+    let mut details = vec![];
+    if progressive {
+        details.push(("coding", "progressive (decoded whole)".to_string()));
+    }
     Ok((
         Box::new(JpegReader {
             path: path.to_path_buf(),
             info,
             rx,
+            go: Some(go_tx),
             thread: Some(thread),
             next: 0,
         }),
@@ -94,15 +105,61 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details,
     ))
 }
 
+/// An error's message without the path the caller's line adds again.
+fn error_text(e: &Error, path: &Path) -> String {
+    let s = e.to_string();
+    let prefix = format!("{}: ", path.display());
+    s.strip_prefix(&prefix).unwrap_or(&s).to_string()
+}
+
+/// Whether the frame header before the first scan is progressive (SOF2, SOF6,
+/// SOF10, SOF14): libjpeg then holds every coefficient of the image at once.
+fn scan_is_progressive(file: &File) -> std::io::Result<bool> {
+    let mut at = 2u64;
+    let mut head = [0u8; 4];
+    for _ in 0..10_000 {
+        if crate::io::read_up_to(file, &mut head, at)? < 4 || head[0] != 0xFF {
+            return Ok(false); // libjpeg explains what is wrong
+        }
+        match head[1] {
+            0xFF => at += 1, // fill byte
+            0xC2 | 0xC6 | 0xCA | 0xCE => return Ok(true),
+            0xC0..=0xCF if !matches!(head[1], 0xC4 | 0xC8 | 0xCC) => return Ok(false),
+            0xDA | 0xD9 => return Ok(false),
+            _ => at += 2 + u16::from_be_bytes([head[2], head[3]]) as u64,
+        }
+    }
+    Ok(false)
+}
+
+/// What the decoder thread sends and waits for.
+struct Channels<'a> {
+    info: &'a SyncSender<Result<(ImageInfo, Option<Vec<u8>>)>>,
+    /// The first strip is asked for: only then is decoding started (a progressive
+    /// JPEG decodes the whole file at the start, which `giga info` must not wait for).
+    go: Receiver<()>,
+    strips: &'a SyncSender<Result<Strip>>,
+}
+
+/// Bytes libjpeg holds for a progressive image: every DCT coefficient (2 bytes)
+/// of every component, in whole blocks.
+fn coefficient_bytes(components: &[mozjpeg::CompInfo]) -> u64 {
+    components
+        .iter()
+        .map(|c| c.width_in_blocks as u64 * c.height_in_blocks as u64 * 128)
+        .sum()
+}
+
 fn decode(
     path: &Path,
     reader: EofWatch,
     hit: &AtomicBool,
-    info_tx: &SyncSender<Result<(ImageInfo, Option<Vec<u8>>)>>,
-    tx: &SyncSender<Result<Strip>>,
+    progressive: bool,
+    ch: Channels,
 ) -> Result<()> {
     let err = |e: std::io::Error| Error::invalid(path, format!("corrupt JPEG: {e}"));
     let d = mozjpeg::Decompress::builder()
+        .with_err(strict_errors())
         .with_markers(&[mozjpeg::Marker::APP(2)])
         .from_reader(reader)
         .map_err(err)?;
@@ -118,20 +175,28 @@ fn decode(
         _ => 3,
     };
     let (w, h) = (d.width() as u32, d.height() as u32);
+    if progressive {
+        crate::budget::check(
+            path,
+            &format!("a progressive JPEG of {w}x{h}"),
+            coefficient_bytes(d.components()),
+            "make it baseline first (jpegtran -optimize IN > OUT; baseline JPEG is decoded in strips)",
+        )?;
+    }
+    let info = ImageInfo {
+        width: w,
+        height: h,
+        format: PixelFormat::new(channels, SampleType::U8),
+    };
+    if ch.info.send(Ok((info, icc))).is_err() || ch.go.recv().is_err() {
+        return Ok(()); // nobody wants the pixels
+    }
     let mut d = if channels == 1 {
         d.grayscale()
     } else {
         d.rgb()
     }
     .map_err(err)?;
-    let info = ImageInfo {
-        width: w,
-        height: h,
-        format: PixelFormat::new(channels, SampleType::U8),
-    };
-    if info_tx.send(Ok((info, icc))).is_err() {
-        return Ok(());
-    }
     let mut y = 0;
     while y < h {
         let rows = info.rows_for_bytes(STRIP_BYTES / 2).min(h - y);
@@ -144,7 +209,8 @@ fn decode(
                 format!("truncated JPEG: the data ends before row {}", y + rows),
             ));
         }
-        if tx
+        if ch
+            .strips
             .send(Ok(Strip::new(y, w, rows, channels, Samples::U8(buf))))
             .is_err()
         {
@@ -154,6 +220,49 @@ fn decode(
     }
     d.finish().map_err(err)?;
     Ok(())
+}
+
+/// libjpeg's error manager, made strict: warnings about the data (a premature
+/// end, corrupt or missing entropy-coded data, a scan out of order) are errors,
+/// since libjpeg would otherwise fill what is missing with gray and succeed.
+fn strict_errors() -> mozjpeg_sys::jpeg_error_mgr {
+    // SAFETY: jpeg_std_error fills every field of the zeroed struct.
+    let mut err: mozjpeg_sys::jpeg_error_mgr = unsafe { std::mem::zeroed() };
+    unsafe { mozjpeg_sys::jpeg_std_error(&mut err) };
+    err.error_exit = Some(fail_with_message);
+    err.emit_message = Some(warning_is_fatal);
+    err
+}
+
+/// Benign warnings: pixels are intact (an unknown Adobe transform flag, an
+/// odd JFIF version, a bad ICC marker, which giga then ignores).
+fn benign(code: i32) -> bool {
+    use mozjpeg_sys::{JWRN_ADOBE_XFORM, JWRN_BOGUS_ICC, JWRN_JFIF_MAJOR};
+    [JWRN_ADOBE_XFORM, JWRN_JFIF_MAJOR, JWRN_BOGUS_ICC].contains(&(code as _))
+}
+
+extern "C-unwind" fn warning_is_fatal(cinfo: &mut mozjpeg_sys::jpeg_common_struct, level: i32) {
+    // SAFETY: libjpeg passes its own common struct, whose err points at our manager.
+    let code = unsafe { (*cinfo.err).msg_code };
+    if level < 0 && !benign(code) {
+        fail_with_message(cinfo);
+    }
+}
+
+extern "C-unwind" fn fail_with_message(cinfo: &mut mozjpeg_sys::jpeg_common_struct) {
+    let mut buffer = [0u8; 80];
+    // SAFETY: format_message writes at most 80 bytes (JMSG_LENGTH_MAX) into the
+    // buffer; mozjpeg-sys declares the buffer `&[u8; 80]` though C writes to it,
+    // so it is passed as a pointer it owns.
+    unsafe {
+        if let Some(fmt) = (*cinfo.err).format_message {
+            let f: unsafe extern "C-unwind" fn(&mut mozjpeg_sys::jpeg_common_struct, *mut u8) =
+                std::mem::transmute(fmt);
+            f(cinfo, buffer.as_mut_ptr());
+        }
+    }
+    let msg = buffer.split(|&c| c == 0).next().unwrap_or_default();
+    std::panic::resume_unwind(Box::new(String::from_utf8_lossy(msg).into_owned()));
 }
 
 /// Joins an ICC profile split over APP2 markers (`ICC_PROFILE\0`, sequence
@@ -179,6 +288,8 @@ struct JpegReader {
     path: PathBuf,
     info: ImageInfo,
     rx: Receiver<Result<Strip>>,
+    /// Tells the decoder to start; dropped once sent.
+    go: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
     next: u32,
 }
@@ -193,6 +304,9 @@ impl Source for JpegReader {
                 let _ = t.join();
             }
             return Ok(None);
+        }
+        if let Some(go) = self.go.take() {
+            let _ = go.send(());
         }
         match self.rx.recv() {
             Ok(r) => {

@@ -5,6 +5,7 @@
 //! temporary name that becomes the real name only when the sink finishes.
 //! Each format lives in its own module; [`Format`] says what each can hold.
 
+mod budget;
 mod guard;
 mod io;
 mod jpeg;
@@ -23,6 +24,7 @@ use std::path::Path;
 
 use raster::{Error, ImageInfo, Result, SampleType, Sink, Source};
 
+pub use budget::{decode_budget, set_decode_budget, DEFAULT_BUDGET};
 pub use guard::set_quiet_panics;
 pub use io::keep_freed_memory;
 
@@ -243,6 +245,7 @@ pub fn open(path: &Path) -> Result<Opened> {
         Format::Jpeg => jpeg::open(path, file)?,
         Format::Pnm => no_icc(pnm::open(path, file)?),
     };
+    budget::check_rows(path, &source.info())?;
     Ok(Opened {
         source,
         format,

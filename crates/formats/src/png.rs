@@ -16,6 +16,11 @@ use crate::output::AtomicFile;
 
 type Details = Vec<(&'static str, String)>;
 
+/// The largest ICC profile kept; real ones are at most a few MB.
+const ICC_MAX: u64 = 32 << 20;
+
+const BAD_HEADER: &str = "the header is probably damaged";
+
 fn corrupt(path: &Path, e: png::DecodingError) -> Error {
     match e {
         png::DecodingError::IoError(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => {
@@ -28,10 +33,14 @@ fn corrupt(path: &Path, e: png::DecodingError) -> Error {
 
 pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details, Option<Vec<u8>>)> {
     guard(path, "corrupt PNG", || {
-        let mut dec = png::Decoder::new_with_limits(
-            BufReader::with_capacity(1 << 20, file),
-            png::Limits { bytes: usize::MAX },
-        );
+        let mut dec = png::Decoder::new(BufReader::with_capacity(1 << 20, file));
+        // What the crate may allocate: its row buffers, and an ICC profile of at most
+        // ICC_MAX (a bigger one is dropped, as a corrupt one is).
+        let hdr = dec.read_header_info().map_err(|e| corrupt(path, e))?;
+        let row = hdr.width as u64 * 8; // RGBA, 16-bit: the widest a row expands to
+        crate::budget::check(path, &format!("rows {} px wide", hdr.width), row * 64, BAD_HEADER)?;
+        let bytes = (ICC_MAX + 8 * row + (1 << 20)) as usize;
+        dec.set_limits(png::Limits { bytes });
         dec.set_transformations(Transformations::EXPAND);
         let mut reader = dec.read_info().map_err(|e| corrupt(path, e))?;
         let (color, depth) = reader.output_color_type();
@@ -62,9 +71,13 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details,
             if interlaced { "yes" } else { "no" }.to_string(),
         )];
         let whole = if interlaced {
-            let size = reader
-                .output_buffer_size()
-                .ok_or_else(|| Error::invalid(path, "interlaced PNG too large"))?;
+            let size = reader.output_buffer_size().unwrap_or(usize::MAX);
+            crate::budget::check(
+                path,
+                &format!("an interlaced PNG of {width}x{height} (decoded whole)"),
+                size as u64,
+                "rewrite it without interlacing (e.g. vips copy IN OUT.png[interlace=false])",
+            )?;
             details.push(("note", "interlaced: decoded whole in memory".into()));
             let mut buf = vec![0u8; size];
             reader.next_frame(&mut buf).map_err(|e| corrupt(path, e))?;

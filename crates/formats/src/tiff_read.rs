@@ -24,6 +24,13 @@ type Details = Vec<(&'static str, String)>;
 
 fn corrupt(path: &Path, e: tiff::TiffError) -> Error {
     match e {
+        tiff::TiffError::LimitsExceeded => Error::invalid(
+            path,
+            format!(
+                "the TIFF declares a value or chunk above the decoding budget of {} (--max-memory GB raises it)",
+                crate::budget::human(crate::budget::decode_budget())
+            ),
+        ),
         tiff::TiffError::IoError(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => {
             Error::io(path, e)
         }
@@ -142,6 +149,7 @@ fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details, Opti
         } else {
             None
         };
+    check_chunk_rows(path, &info, chunk, (cw, ch), compression)?;
     let raw_rows = if chunk == ChunkType::Strip && compression == 1 {
         let offsets = dec.get_tag_u64_vec(Tag::StripOffsets).map_err(err)?;
         Some(RawRows {
@@ -168,11 +176,45 @@ fn open_inner(path: &Path, file: File) -> Result<(Box<dyn Source>, Details, Opti
     Ok((Box::new(reader), details, icc))
 }
 
+/// Refuses chunks too big to decode within the budget: a compressed strip is
+/// decoded whole, and so is a row of tiles (uncompressed strips are read by rows).
+fn check_chunk_rows(
+    path: &Path,
+    info: &ImageInfo,
+    chunk: ChunkType,
+    (cw, ch): (u32, u32),
+    compression: u16,
+) -> Result<()> {
+    let px = info.format.pixel_bytes() as u64;
+    let (what, bytes) = match chunk {
+        ChunkType::Strip if compression == 1 => return Ok(()),
+        ChunkType::Strip => (
+            format!("a compressed strip of {} rows", ch.min(info.height)),
+            info.width as u64 * ch.min(info.height) as u64 * px,
+        ),
+        ChunkType::Tile => (
+            format!("a row of {cw}x{ch} tiles"),
+            (info.width.div_ceil(cw.max(1)) as u64 * cw as u64).saturating_mul(ch as u64 * px),
+        ),
+    };
+    crate::budget::check(
+        path,
+        &what,
+        bytes,
+        "rewrite the TIFF tiled (e.g. gdal_translate -co TILED=YES, or vips copy IN OUT.tif[tile])",
+    )
+}
+
 fn decoder(path: &Path, file: File) -> Result<Decoder<BufReader<File>>> {
     let dec =
         Decoder::new(BufReader::with_capacity(1 << 20, file)).map_err(|e| corrupt(path, e))?;
+    // Tag values and decoded chunks count against the budget (the crate holds
+    // a tag's values as 32-byte enums: an ICC tag of 2^30 bytes would be 34 GB).
+    let budget = usize::try_from(crate::budget::decode_budget()).unwrap_or(usize::MAX);
     let mut limits = Limits::unlimited();
-    limits.ifd_value_size = 1 << 30;
+    limits.decoding_buffer_size = budget;
+    limits.intermediate_buffer_size = budget;
+    limits.ifd_value_size = budget;
     Ok(dec.with_limits(limits))
 }
 

@@ -19,6 +19,19 @@ recognised by content; output formats by extension (or --format).",
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Most memory a file's header may make giga hold at once, in GB (a progressive JPEG,
+    /// an interlaced PNG or a TIFF strip decoded whole); files that need more are refused
+    #[arg(long, global = true, default_value_t = 2.0, value_name = "GB",
+          value_parser = parse_gb)]
+    pub max_memory: f64,
+}
+
+/// A positive size in GB, at most 1 PB.
+fn parse_gb(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1e6 => Ok(v),
+        _ => Err(format!("{s:?} is not a size in GB (a number above 0)")),
+    }
 }
 
 #[derive(Subcommand)]

@@ -45,7 +45,9 @@ fn main() -> ExitCode {
         }
         std::process::exit(130);
     });
-    match dispatch(Cli::parse()) {
+    let cli = Cli::parse();
+    formats::set_decode_budget((cli.max_memory * 1e9) as u64);
+    match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(m)) => {
             eprintln!("giga: {m}");

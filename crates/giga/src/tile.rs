@@ -173,7 +173,7 @@ pub fn build(
     };
     let layout = Layout::plan(kind, info.width, info.height, &settings)
         .map_err(|m| raster::Error::invalid(input, m))?;
-    prepare_outdir(outdir)?;
+    let created = prepare_outdir(outdir)?;
 
     let counts = Arc::new(Counts::default());
     let total_tiles = layout.tile_count();
@@ -194,7 +194,7 @@ pub fn build(
             .unwrap_or(2),
         checkpoints,
     };
-    pyramid::build_resumed(
+    let built = pyramid::build_resumed(
         source,
         outdir,
         layout,
@@ -209,7 +209,13 @@ pub fn build(
             let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-3);
             pb.set_message(format!("{done}/{total_tiles} tiles, {rate:.0} tiles/s"));
         },
-    )?;
+    );
+    if built.is_err() && created && !args.resume {
+        // A folder this run made holds nothing worth keeping: it can't be resumed.
+        pb.finish_and_clear();
+        let _ = std::fs::remove_dir_all(outdir);
+    }
+    built?;
     pb.finish_and_clear();
     if !args.quiet {
         let secs = start.elapsed().as_secs_f64();
@@ -237,11 +243,18 @@ pub fn build(
     Ok(())
 }
 
-/// Creates OUTDIR if needed and checks that it can be written, before any tile is.
-fn prepare_outdir(outdir: &Path) -> Result<()> {
+/// Creates OUTDIR if needed and checks that it can be written, before any tile
+/// is; returns whether this run created it.
+fn prepare_outdir(outdir: &Path) -> Result<bool> {
+    let created = !outdir.exists();
     std::fs::create_dir_all(outdir).map_err(|e| raster::Error::io(outdir, e))?;
     let probe = outdir.join(format!(".giga-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| raster::Error::io(outdir, e))?;
+    if let Err(e) = std::fs::write(&probe, b"") {
+        if created {
+            let _ = std::fs::remove_dir_all(outdir);
+        }
+        return Err(raster::Error::io(outdir, e).into());
+    }
     let _ = std::fs::remove_file(&probe);
-    Ok(())
+    Ok(created)
 }
