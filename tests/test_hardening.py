@@ -6,6 +6,7 @@ import io
 import resource
 import subprocess
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -105,7 +106,6 @@ def test_a_small_progressive_jpeg_still_reads(tmp_path):
     ours = Image.open(tmp_path / "p.png")
     pil = Image.open(tmp_path / "p.jpg")
     assert ours.size == pil.size
-    import numpy as np
     diff = np.abs(np.asarray(ours, np.int16) - np.asarray(pil.convert("RGB"), np.int16))
     assert diff.mean() < 2
 
@@ -126,3 +126,141 @@ def test_jpeg_cut_in_half_is_an_error(tmp_path):
 def test_jpeg_patched_to_a_huge_size_is_an_error(tmp_path):
     (tmp_path / "huge.jpg").write_bytes(crafted.patch_jpeg_size(jpeg_bytes((64, 64)), 65_500, 65_500))
     refused(tmp_path, ["tile", tmp_path / "huge.jpg", tmp_path / "site"], "huge.jpg", "corrupt jpeg")
+
+
+# Outputs never overwrite an input, devices are written through, links followed.
+
+def small_project(d, frame="f.png"):
+    """Two frames of one small image, as a project whose frames are `frame`."""
+    from conftest import write_kro, sample_image
+    a = sample_image(60, 80, 3, 8, seed=4)
+    if frame.endswith(".kro"):
+        write_kro(d / frame, a)
+    else:
+        Image.fromarray(a).save(d / frame)
+    (d / "p.pto").write_text(f'p f0 w120 h60 v60\ni w80 h60 f0 v40 y-10 n"{frame}"\ni w80 h60 f0 v40 y10 n"{frame}"\n')
+    return d / "p.pto"
+
+
+def digest(p):
+    import hashlib
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("frame,extra", [("f.png", []), ("f.kro", ["--resume"])])
+def test_render_never_writes_over_a_frame(tmp_path, frame, extra):
+    pto = small_project(tmp_path, frame)
+    before = digest(tmp_path / frame)
+    r = limited(["render", pto, tmp_path / frame, *extra])
+    assert r.returncode == 2, r.stderr
+    assert "frame 0" in r.stderr and "never overwrites its input" in r.stderr
+    assert digest(tmp_path / frame) == before
+    # A hard link to the frame is the frame too.
+    (tmp_path / "link.png").hardlink_to(tmp_path / frame)
+    r = limited(["render", pto, tmp_path / "link.png"])
+    assert r.returncode == 2 and digest(tmp_path / frame) == before
+
+
+def test_tile_never_writes_over_its_input(tmp_path):
+    # The legacy layout names its largest level NAME/WxH.jpg: an input sitting there is refused.
+    site = tmp_path / "site"
+    (site / "img").mkdir(parents=True)
+    Image.fromarray(np.zeros((200, 300, 3), np.uint8) + 90).save(site / "img" / "300x200.jpg")
+    before = digest(site / "img" / "300x200.jpg")
+    r = limited(["tile", site / "img" / "300x200.jpg", site, "--layout", "legacy", "--name", "img"])
+    assert r.returncode == 2 and "never overwrites its input" in r.stderr, r.stderr
+    assert digest(site / "img" / "300x200.jpg") == before
+    # Render: a frame inside the tile folder.
+    pto = small_project(tmp_path)
+    (tmp_path / "p_files").mkdir()
+    (tmp_path / "f.png").rename(tmp_path / "p_files" / "f.png")
+    pto.write_text(pto.read_text().replace('"f.png"', '"p_files/f.png"'))
+    r = limited(["render", pto, "--tiles", tmp_path])
+    assert r.returncode == 2 and "p_files/f.png" in r.stderr, r.stderr
+
+
+def test_devices_and_pipes_are_written_through(tmp_path):
+    from conftest import write_kro, sample_image
+    write_kro(tmp_path / "s.kro", sample_image(20, 30, 3, 8))
+    r = limited(["convert", tmp_path / "s.kro", "/dev/null", "--format", "ppm", "--quiet"])
+    assert r.returncode == 0, r.stderr
+    import stat
+    assert stat.S_ISCHR(__import__("os").stat("/dev/null").st_mode)
+    # /dev/stdout into a pipe: the image arrives, nothing is renamed over the link.
+    r = subprocess.run([GIGA, "convert", str(tmp_path / "s.kro"), "/dev/stdout", "--format", "ppm", "--quiet"], capture_output=True)
+    assert r.returncode == 0 and r.stdout.startswith(b"P6\n30 20\n255\n") and len(r.stdout) == 13 + 30 * 20 * 3
+    # A symlink keeps pointing at its target, which gets the image.
+    (tmp_path / "link.png").symlink_to("target.png")
+    r = limited(["convert", tmp_path / "s.kro", tmp_path / "link.png"])
+    assert r.returncode == 0 and (tmp_path / "link.png").is_symlink()
+    assert Image.open(tmp_path / "target.png").size == (30, 20)
+
+
+def test_a_fifo_input_is_refused_at_once(tmp_path):
+    import os
+    os.mkfifo(tmp_path / "in.kro")
+    r = limited(["info", tmp_path / "in.kro"], timeout=10)
+    assert r.returncode == 1 and "FIFO" in r.stderr, r.stderr
+    pto = small_project(tmp_path)
+    (tmp_path / "f.png").unlink()
+    os.mkfifo(tmp_path / "f.png")
+    r = limited(["render", pto, tmp_path / "o.kro"], timeout=10)
+    assert r.returncode == 1 and "FIFO" in r.stderr, r.stderr
+
+
+# Re-runs and --resume over a folder that holds another pyramid.
+
+def test_resume_over_another_images_tiles_is_refused(tmp_path):
+    from conftest import write_kro, sample_image
+    write_kro(tmp_path / "a.kro", sample_image(300, 400, 3, 8, seed=1))
+    write_kro(tmp_path / "b.kro", sample_image(300, 400, 3, 8, seed=2))
+    limited(["tile", tmp_path / "a.kro", tmp_path / "site", "--name", "x", "--quiet"])
+    r = limited(["tile", tmp_path / "b.kro", tmp_path / "site", "--name", "x", "--resume", "--quiet"])
+    assert r.returncode == 2 and "another input or with other options" in r.stderr, r.stderr
+    r = limited(["tile", tmp_path / "a.kro", tmp_path / "site", "--name", "x", "--resume", "--quality", "50"])
+    assert r.returncode == 2, r.stderr
+
+
+def test_skip_blank_over_an_older_pyramid_leaves_no_stale_tile(tmp_path):
+    from conftest import write_kro
+    full = np.full((300, 600, 4), 200, np.uint8)
+    write_kro(tmp_path / "a.kro", full)
+    half = full.copy()
+    half[:, :300, 3] = 0
+    write_kro(tmp_path / "a2.kro", half)
+    site = tmp_path / "site"
+    assert limited(["tile", tmp_path / "a.kro", site, "--name", "a", "--layout", "xyz", "--skip-blank", "--quiet"]).returncode == 0
+    assert (site / "a/2/0/0.png").exists()
+    assert limited(["tile", tmp_path / "a2.kro", site, "--name", "a", "--layout", "xyz", "--skip-blank", "--quiet"]).returncode == 0
+    assert not (site / "a/2/0/0.png").exists(), "a tile of the old image survived where the new one is blank"
+    assert (site / "a/2/1/0.png").exists()
+
+
+def test_folders_giga_did_not_write_are_not_deleted(tmp_path):
+    from conftest import write_kro, sample_image
+    write_kro(tmp_path / "a.kro", sample_image(30, 40, 3, 8))
+    (tmp_path / "site" / "a_files").mkdir(parents=True)
+    (tmp_path / "site" / "a_files" / "mine.txt").write_text("the user's")
+    r = limited(["tile", tmp_path / "a.kro", tmp_path / "site"])
+    assert r.returncode == 2 and "no record" in r.stderr, r.stderr
+    assert (tmp_path / "site" / "a_files" / "mine.txt").read_text() == "the user's"
+
+
+@pytest.mark.parametrize("args", [
+    ["convert", "IN", "OUT.tif", "--tile-size", "1048576"],
+    ["convert", "IN", "OUT.tif", "--tile-size", "65536"],
+    ["convert", "IN", "OUT.tif", "--tile-size", "24"],
+    ["tile", "IN", "SITE", "--layout", "custom", "--template", "../../x/{z}/{x}_{y}.jpg"],
+    ["tile", "IN", "SITE", "--layout", "custom", "--template", "/tmp/{z}/{x}_{y}.jpg"],
+    ["serve", "IN", "--max-area", "18446744073710"],
+    ["serve", "IN", "--max-area", "0"],
+    ["info", "IN", "--max-memory", "-1"],
+])
+def test_option_bounds_are_usage_errors(tmp_path, args):
+    from conftest import write_kro, sample_image
+    write_kro(tmp_path / "in.kro", sample_image(20, 30, 3, 8))
+    subst = {"IN": tmp_path / "in.kro", "OUT.tif": tmp_path / "o.tif", "SITE": tmp_path / "site"}
+    r = limited([subst.get(a, a) for a in args], timeout=20)
+    assert r.returncode == 2, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.kro"]
+    assert not (tmp_path.parent / "x").exists()

@@ -75,7 +75,9 @@ def test_geometry_and_pixels(tmp_path, layout, W, H):
     descriptions = {"dzi": ["p.dzi"], "iiif3": ["p/info.json"], "iiif2": ["p/info.json"], "zoomify": ["p/ImageProperties.xml"]}.get(layout, ["p.json"])
     got = set(files_under(out))
     wholes = {f for f in got if f.startswith("p/full/")} - set(expected)  # IIIF sizes and full/max
-    assert got == set(expected) | set(descriptions) | wholes
+    # .p.giga-pyramid: what the tiles were made from (inputs, options), so --resume and
+    # re-runs can tell whether the folder's tiles belong to them.
+    assert got == set(expected) | set(descriptions) | wholes | {".p.giga-pyramid"}
     ref = reference_levels(a, layout, tile)
     for path, (number, c, r_, x0, y0, w, h, lw, lh) in expected.items():
         t = np.asarray(Image.open(out / path).convert("RGBA"))
@@ -100,7 +102,7 @@ def test_dzi_description_and_defaults(tmp_path):
     assert (size.get("Width"), size.get("Height")) == ("600", "401")
     assert (tmp_path / "site" / "index.html").exists()
     assert (tmp_path / "site" / "openseadragon" / "openseadragon.min.js").exists()
-    assert set(files_under(tmp_path / "site", skip=("openseadragon", "index.html", "pano.dzi"))) == set(tile_files("dzi", "pano", 600, 401, 254, 1, "jpg"))
+    assert set(files_under(tmp_path / "site", skip=("openseadragon", "index.html", "pano.dzi", ".pano.giga-pyramid"))) == set(tile_files("dzi", "pano", 600, 401, 254, 1, "jpg"))
 
 
 def test_iiif_info_json(tmp_path):

@@ -207,11 +207,10 @@ pub struct Opened {
 
 /// Opens an image for streaming, recognising the format by its signature.
 pub fn open(path: &Path) -> Result<Opened> {
+    // Before opening: opening a FIFO would wait for a writer forever.
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    refuse_non_file(path, &meta)?;
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(Error::invalid(path, "is a directory, not an image"));
-    }
     let mut head = [0u8; 16];
     let mut n = 0;
     while n < head.len() {
@@ -253,6 +252,28 @@ pub fn open(path: &Path) -> Result<Opened> {
         details,
         icc,
     })
+}
+
+/// Refuses inputs that are not regular files: folders, FIFOs, devices, sockets
+/// (giga needs an image's size up front and reads some inputs twice).
+pub fn refuse_non_file(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let what = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(
+        path,
+        format!("is {what}, not an image file; giga reads images from regular files"),
+    ))
 }
 
 /// Creates a writer of `format` for an image like `info` at `path`. The

@@ -60,21 +60,82 @@ pub fn temporary_path(dest: &Path) -> PathBuf {
 }
 
 /// A file being written; becomes `dest` on [`AtomicFile::commit`], vanishes if dropped.
+/// Character devices and pipes (`/dev/null`, `/dev/stdout`) are written through
+/// instead: they can't be replaced, and what was written can't be taken back.
 pub struct AtomicFile {
     file: Option<File>,
     /// The temporary name, or None while the file is unnamed (O_TMPFILE).
     tmp: Option<PathBuf>,
     dest: PathBuf,
+    /// Written straight into `dest` (a device or a pipe), nothing to rename.
+    direct: bool,
+    /// The path renamed over when `dest` is a symlink: its target.
+    tmp_dest: Option<PathBuf>,
+}
+
+/// Where an output named `dest` really goes: a symlink's target (so the link
+/// stays and its target gets the image), or `dest` itself.
+fn resolve_output(dest: &Path) -> PathBuf {
+    let mut p = dest.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&p) {
+            Ok(target) => {
+                let base = p.parent().unwrap_or(Path::new("."));
+                p = base.join(target);
+            }
+            Err(_) => return p,
+        }
+    }
+    p
 }
 
 impl AtomicFile {
     pub fn create(dest: &Path) -> Result<AtomicFile> {
+        use std::os::unix::fs::FileTypeExt;
+        if let Ok(meta) = std::fs::metadata(dest) {
+            let t = meta.file_type();
+            if t.is_block_device() {
+                return Err(Error::invalid(
+                    dest,
+                    "is a block device; giga writes image files, never devices",
+                ));
+            }
+            if t.is_char_device() || t.is_fifo() || t.is_socket() {
+                let file = File::options()
+                    .write(true)
+                    .open(dest)
+                    .map_err(|e| Error::io(dest, e))?;
+                return Ok(AtomicFile {
+                    file: Some(file),
+                    tmp: None,
+                    dest: dest.to_path_buf(),
+                    direct: true,
+                    tmp_dest: None,
+                });
+            }
+            if t.is_dir() {
+                return Err(Error::invalid(dest, "is a folder; name the output file"));
+            }
+        }
+        let real = resolve_output(dest);
+        let mut out = AtomicFile::create_replacing(&real)?;
+        out.dest = dest.to_path_buf();
+        if real != dest {
+            out.tmp_dest = Some(real);
+        }
+        Ok(out)
+    }
+
+    /// A new file that replaces `dest` when committed.
+    fn create_replacing(dest: &Path) -> Result<AtomicFile> {
         match create_unnamed(dest) {
             Ok(file) => {
                 return Ok(AtomicFile {
                     file: Some(file),
                     tmp: None,
                     dest: dest.to_path_buf(),
+                    direct: false,
+                    tmp_dest: None,
                 })
             }
             Err(e) if unnamed_unsupported(&e) => {}
@@ -96,6 +157,8 @@ impl AtomicFile {
             file: Some(file),
             tmp: Some(tmp),
             dest: dest.to_path_buf(),
+            direct: false,
+            tmp_dest: None,
         })
     }
 
@@ -115,12 +178,16 @@ impl AtomicFile {
     /// Gives the file its final name (replacing any file there) and closes it.
     pub fn commit(mut self) -> Result<()> {
         let file = self.file.take().expect("committed once");
+        if self.direct {
+            return Ok(());
+        }
+        let real = self.tmp_dest.take().unwrap_or_else(|| self.dest.clone());
         let tmp = match self.tmp.take() {
             Some(tmp) => tmp,
             None => {
-                // Link the unnamed file in under a temporary name, then rename over `dest`
+                // Link the unnamed file in under a temporary name, then rename over `real`
                 // (linkat can't replace an existing file).
-                let tmp = temporary_path(&self.dest);
+                let tmp = temporary_path(&real);
                 register(&tmp, true);
                 if let Err(e) = link_unnamed(&file, &tmp) {
                     register(&tmp, false);
@@ -130,7 +197,7 @@ impl AtomicFile {
             }
         };
         drop(file);
-        let r = std::fs::rename(&tmp, &self.dest).map_err(|e| Error::io(&self.dest, e));
+        let r = std::fs::rename(&tmp, &real).map_err(|e| Error::io(&self.dest, e));
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
@@ -215,6 +282,26 @@ mod tests {
         f.commit().unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn symlinks_keep_pointing_at_the_new_file_and_devices_are_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.kro");
+        std::fs::write(&target, b"old").unwrap();
+        let link = dir.path().join("link.kro");
+        std::os::unix::fs::symlink("real.kro", &link).unwrap();
+        let f = AtomicFile::create(&link).unwrap();
+        f.file().write_all(b"new").unwrap();
+        f.commit().unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+
+        let f = AtomicFile::create(Path::new("/dev/null")).unwrap();
+        f.file().write_all(b"nothing").unwrap();
+        f.commit().unwrap();
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
     }
 
     #[test]

@@ -201,6 +201,12 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details,
     let rows: Vec<u64> = if layout.rle {
         let n = layout.stored_channels as u64 * h as u64;
         let size = if layout.psb { 4 } else { 2 };
+        if layout.data_start + n * size > len {
+            return Err(Error::invalid(
+                path,
+                "truncated PSD: the RLE row table is cut off",
+            ));
+        }
         let mut table = vec![0u8; (n * size) as usize];
         if read_up_to(&file, &mut table, layout.data_start).map_err(|e| Error::io(path, e))?
             < table.len()

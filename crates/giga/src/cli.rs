@@ -26,6 +26,15 @@ pub struct Cli {
     pub max_memory: f64,
 }
 
+/// A TIFF tile side: a multiple of 16 (the TIFF rule) up to 4096 (bigger tiles only
+/// cost memory: a row of them is held while writing).
+fn parse_tiff_tile(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(v) if v % 16 == 0 && (16..=4096).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a TIFF tile side (a multiple of 16 from 16 to 4096)")),
+    }
+}
+
 /// A positive size in GB, at most 1 PB.
 fn parse_gb(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -127,8 +136,9 @@ pub enum Command {
         /// Address and port to listen on
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
         bind: String,
-        /// Largest output image, in megapixels (IIIF maxArea)
-        #[arg(long, default_value_t = 100, value_name = "MP")]
+        /// Largest output image, in megapixels (IIIF maxArea), 1-4000
+        #[arg(long, default_value_t = 100, value_name = "MP",
+              value_parser = clap::value_parser!(u64).range(1..=4000))]
         max_area: u64,
     },
     /// Render an aligned Hugin/PanoTools project (.pto) into one image or a tile pyramid
@@ -222,8 +232,8 @@ pub struct OutputArgs {
     /// TIFF compression
     #[arg(long, default_value = "deflate", value_parser = ["deflate", "none", "packbits"])]
     pub compression: String,
-    /// TIFF tile side in pixels (a multiple of 16)
-    #[arg(long, default_value_t = 256, value_name = "PIXELS")]
+    /// TIFF tile side in pixels (a multiple of 16, 16-4096)
+    #[arg(long, default_value_t = 256, value_name = "PIXELS", value_parser = parse_tiff_tile)]
     pub tile_size: u32,
     /// JPEG quality, 1-100
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]

@@ -118,6 +118,15 @@ pub fn run(
         }
     }
     let icc = r.icc().map(<[u8]>::to_vec);
+    let frames = r.frame_files().to_vec();
+    if let Some(out) = output {
+        if let Some(i) = frames.iter().position(|f| crate::same_file(f, out)) {
+            return Err(Failure::Usage(format!(
+                "{}: the output is frame {i} of the project; giga never overwrites its input",
+                out.display()
+            )));
+        }
+    }
     match (output, tiles) {
         (Some(out), _) if tile.resume => {
             let choice = choice.expect("checked");
@@ -188,9 +197,12 @@ pub fn run(
                 Some(icc) if !tile.keep_colors => tile::to_srgb(source, project, icc, tile.quiet),
                 _ => source,
             };
+            let mut inputs = frames.clone();
+            inputs.push(project.to_path_buf());
             tile::build(
                 source,
                 project,
+                &inputs,
                 dir,
                 tile,
                 checked.expect("checked"),

@@ -87,6 +87,13 @@ pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         return Err(usage(format!("--name {name:?} must be a plain file name")));
     }
+    if let Some(t) = &args.template {
+        if t.starts_with('/') || t.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            return Err(usage(format!(
+                "--template {t:?} must be a relative path inside OUTDIR/{name}/ (no '..', '.', empty or leading '/' parts)"
+            )));
+        }
+    }
     Ok(Checked {
         kind,
         tile,
@@ -114,7 +121,7 @@ pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
         Some(icc) if !args.keep_colors => to_srgb(source, input, icc, args.quiet),
         _ => source,
     };
-    build(source, input, outdir, args, checked, None)
+    build(source, input, &[input.to_path_buf()], outdir, args, checked, None)
 }
 
 /// `source` converted from its ICC profile to sRGB, what browsers assume for
@@ -145,6 +152,7 @@ pub fn to_srgb(
 pub fn build(
     source: Box<dyn raster::Source>,
     input: &Path,
+    inputs: &[std::path::PathBuf],
     outdir: &Path,
     args: &TileArgs,
     checked: Checked,
@@ -173,7 +181,10 @@ pub fn build(
     };
     let layout = Layout::plan(kind, info.width, info.height, &settings)
         .map_err(|m| raster::Error::invalid(input, m))?;
+    check_inputs_outside(&layout, outdir, inputs, args.no_viewer)?;
     let created = prepare_outdir(outdir)?;
+    let key = pyramid_key(&layout, inputs, args, info);
+    claim_outdir(&layout, outdir, &key, args.resume)?;
 
     let counts = Arc::new(Counts::default());
     let total_tiles = layout.tile_count();
@@ -238,6 +249,110 @@ pub fn build(
         );
         if !args.no_viewer {
             eprintln!("giga: open {}", outdir.join("index.html").display());
+        }
+    }
+    Ok(())
+}
+
+/// What a pyramid's tiles depend on, as plain text: the inputs (path, size,
+/// modification time), the image's size and format, and every tiling option.
+fn pyramid_key(
+    layout: &Layout,
+    inputs: &[std::path::PathBuf],
+    args: &TileArgs,
+    info: raster::ImageInfo,
+) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mut key = String::from("giga pyramid 1\n");
+    for p in inputs {
+        let abs = p.canonicalize().unwrap_or_else(|_| p.clone());
+        let (len, mtime) = std::fs::metadata(p).map_or((0, 0), |m| (m.len(), m.mtime_nsec() + m.mtime() * 1_000_000_000));
+        key += &format!("input {} {len} {mtime}\n", abs.display());
+    }
+    key += &format!(
+        "image {}x{} {}\nlayout {:?} tile {} overlap {} ext {} id {} template {}\n",
+        info.width, info.height, info.format, layout.kind, layout.tile, layout.overlap, layout.ext, layout.id, layout.template
+    );
+    key += &format!(
+        "quality {} background {} skip-blank {} fill {} keep-colors {}\n",
+        args.quality, args.background, args.skip_blank, args.fill, args.keep_colors
+    );
+    key
+}
+
+/// Makes OUTDIR's pyramid NAME this run's: `--resume` continues only a pyramid of the
+/// same inputs and options (its key in `.NAME.giga-pyramid`); otherwise a pyramid giga
+/// made before is removed first, so no stale tile survives (a tile now blank, a level
+/// the new image lacks). Files giga has no record of are never deleted.
+fn claim_outdir(layout: &Layout, outdir: &Path, key: &str, resume: bool) -> Result<()> {
+    let record = outdir.join(format!(".{}.giga-pyramid", layout.name));
+    let old_key = std::fs::read_to_string(&record).ok();
+    let present: Vec<std::path::PathBuf> = layout
+        .top_entries()
+        .iter()
+        .map(|e| outdir.join(e))
+        .filter(|p| p.symlink_metadata().is_ok())
+        .collect();
+    let usage = |m: String| Err(Failure::Usage(m));
+    match (&old_key, resume) {
+        (Some(old), true) if old == key => return Ok(()),
+        (Some(_), true) => {
+            return usage(format!(
+                "{}: --resume: the pyramid {} there was made from another input or with other options; run without --resume to replace it",
+                outdir.display(),
+                layout.name
+            ))
+        }
+        (None, true) if !present.is_empty() => {
+            return usage(format!(
+                "{}: --resume: giga has no record of the run that wrote {}; run without --resume to start over",
+                outdir.display(),
+                present[0].display()
+            ))
+        }
+        (None, false) if !present.is_empty() => {
+            return usage(format!(
+                "{}: exists and giga has no record of writing it; move it away or choose another --name",
+                present[0].display()
+            ))
+        }
+        (Some(_), false) => {
+            for p in &present {
+                let r = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
+                r.map_err(|e| raster::Error::io(p, e))?;
+            }
+        }
+        _ => {}
+    }
+    pyramid::tiles::write_atomic(&record, key.as_bytes())?;
+    Ok(())
+}
+
+/// Refuses a pyramid that would write over one of its inputs: an input inside
+/// the tile folder, or named like a description file or the viewer page.
+fn check_inputs_outside(
+    layout: &Layout,
+    outdir: &Path,
+    inputs: &[std::path::PathBuf],
+    no_viewer: bool,
+) -> Result<()> {
+    let Ok(out) = outdir.canonicalize() else {
+        return Ok(()); // OUTDIR doesn't exist yet: no input is inside
+    };
+    let mut written = layout.top_entries();
+    if !no_viewer {
+        written.extend(["index.html".to_string(), "openseadragon".to_string()]);
+    }
+    for input in inputs {
+        let Ok(p) = input.canonicalize() else { continue };
+        let Ok(rel) = p.strip_prefix(&out) else { continue };
+        let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+        if let Some(first) = first.filter(|f| written.contains(f)) {
+            return Err(Failure::Usage(format!(
+                "{}: the input lies where the pyramid writes ({}); giga never overwrites its input: choose another OUTDIR or --name",
+                input.display(),
+                outdir.join(first).display()
+            )));
         }
     }
     Ok(())

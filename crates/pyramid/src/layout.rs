@@ -447,6 +447,27 @@ impl Layout {
         d.into_iter().collect()
     }
 
+    /// The names directly under OUTDIR that the pyramid writes (its tile folders
+    /// and description files; the viewer adds `index.html` and `openseadragon`).
+    pub fn top_entries(&self) -> std::collections::BTreeSet<String> {
+        let first = |p: &str| p.split('/').next().unwrap_or(p).to_string();
+        let mut names: std::collections::BTreeSet<String> =
+            self.descriptions().iter().map(|(p, _)| first(p)).collect();
+        if let Some(level) = self.levels.last() {
+            // Every level's tiles share the top folder; the smallest level names it cheaply.
+            if level.grid.is_some() {
+                names.insert(first(&self.tile_path(self.levels.len() - 1, 0, 0)));
+            }
+            level.wholes.iter().for_each(|w| {
+                names.insert(first(w));
+            });
+        }
+        if let Some(w) = self.levels.first().and_then(|l| l.wholes.first()) {
+            names.insert(first(w));
+        }
+        names
+    }
+
     /// Number of tiles in the whole pyramid.
     pub fn tile_count(&self) -> u64 {
         self.levels

@@ -162,6 +162,8 @@ pub struct Render {
     scratch: PathBuf,
     /// The first frame's ICC profile: the colour space of the output's values.
     icc: Option<Vec<u8>>,
+    /// Every frame file the project names (rendered or not): inputs an output must never be.
+    frame_files: Vec<PathBuf>,
 }
 
 fn invalid(path: &Path, m: impl Into<String>) -> raster::Error {
@@ -171,6 +173,8 @@ fn invalid(path: &Path, m: impl Into<String>) -> raster::Error {
 impl Render {
     /// Reads and checks the project and every frame's header, and plans the render.
     pub fn open(project_path: &Path, opts: &Options) -> Result<Render> {
+        let meta = std::fs::metadata(project_path).map_err(|e| raster::Error::io(project_path, e))?;
+        formats::refuse_non_file(project_path, &meta)?;
         let text = std::fs::read(project_path).map_err(|e| raster::Error::io(project_path, e))?;
         let text = String::from_utf8_lossy(&text);
         let project = pto::parse(&text).map_err(|m| invalid(project_path, m))?;
@@ -281,6 +285,7 @@ impl Render {
             resident: 0,
             scratch: opts.scratch.clone().unwrap_or_else(std::env::temp_dir),
             icc: icc.flatten(),
+            frame_files: project.frames.iter().map(|f| dir.join(&f.file)).collect(),
         };
         render.peak_bytes = render.plan_peak();
         if render.peak_bytes > opts.memory {
@@ -327,6 +332,11 @@ impl Render {
     /// The ICC profile of the output's values (the first frame's), if it has one.
     pub fn icc(&self) -> Option<&[u8]> {
         self.icc.as_deref()
+    }
+
+    /// The files of every frame of the project, as paths from the working folder.
+    pub fn frame_files(&self) -> &[PathBuf] {
+        &self.frame_files
     }
 
     pub fn frame_count(&self) -> usize {
