@@ -264,3 +264,129 @@ def test_option_bounds_are_usage_errors(tmp_path, args):
     assert r.returncode == 2, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.kro"]
     assert not (tmp_path.parent / "x").exists()
+
+
+# giga serve: idle sockets, bad Host headers, bad files in a folder, SIGTERM.
+
+def serve_folder(tmp_path, nofile=None):
+    from test_serve import free_port
+    import socket
+    import time
+    d = tmp_path / "img"
+    d.mkdir(exist_ok=True)
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8) + 100).save(d / "small.png")
+    port = free_port()
+    cmd = [GIGA, "serve", str(d), "--bind", f"127.0.0.1:{port}"]
+    if nofile:
+        cmd = ["prlimit", f"--nofile={nofile}", *cmd]
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return p, port
+
+
+def get(port, path, host=None, timeout=5):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request("GET", path, headers={"Host": host} if host else {})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r, body
+
+
+def test_idle_sockets_do_not_starve_real_requests(tmp_path):
+    import socket
+    import time
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2400:
+        pytest.skip(f"this test needs 2,400 file descriptors (hard limit {hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2400), hard))
+    p, port = serve_folder(tmp_path, nofile=1024)
+    idle = []
+    try:
+        for i in range(1100):
+            s = socket.socket()
+            s.settimeout(5)
+            s.connect(("127.0.0.1", port))
+            if i % 2:
+                s.send(b"GET /iiif/3/small/info.json HTTP/1.1\r\nHo")  # half a header
+            idle.append(s)
+        t = time.time()
+        r, body = get(port, "/iiif/3/small/full/max/0/default.jpg", timeout=5)
+        took = time.time() - t
+        assert r.status in (200, 503)
+        # Sockets past the cap were answered 503 and closed; a slot frees as soon as one does.
+        for s in idle[:600]:
+            s.close()
+        del idle[:600]
+        time.sleep(0.2)
+        t = time.time()
+        r, body = get(port, "/iiif/3/small/full/max/0/default.jpg", timeout=5)
+        assert r.status == 200 and body[:2] == b"\xff\xd8"
+        assert time.time() - t < 1.0 and took < 1.0
+    finally:
+        for s in idle:
+            s.close()
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def test_half_header_sockets_time_out(tmp_path):
+    import socket
+    import time
+    p, port = serve_folder(tmp_path)
+    try:
+        s = socket.create_connection(("127.0.0.1", port))
+        s.send(b"GET / HTTP/1.1\r\nHost: x")
+        s.settimeout(20)
+        t = time.time()
+        data = s.recv(1000)  # the server closes it (with a 408 or nothing)
+        while data:
+            data = s.recv(1000)
+        assert 5 < time.time() - t < 15
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def test_host_header_is_not_reflected_raw(tmp_path):
+    p, port = serve_folder(tmp_path)
+    try:
+        r, _ = get(port, "/iiif/3/small", host="evil.example\"><script>")
+        assert r.status == 400
+        r, _ = get(port, "/iiif/3/small", host="localhost:8080")
+        assert r.status == 303 and r.getheader("Location") == "http://localhost:8080/iiif/3/small/info.json"
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def test_a_bad_file_in_a_folder_is_skipped(tmp_path):
+    d = tmp_path / "img"
+    d.mkdir()
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (d / ".hidden.jpg").write_bytes(b"")
+    p, port = serve_folder(tmp_path)
+    try:
+        r, _ = get(port, "/iiif/3/small/info.json")
+        assert r.status == 200
+        r, _ = get(port, "/iiif/3/broken/info.json")
+        assert r.status == 404
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+    assert "skipped" in p.stderr.read()
+
+
+def test_sigterm_stops_serve_even_with_stderr_closed(tmp_path):
+    import signal
+    p, port = serve_folder(tmp_path)
+    p.stderr.close()
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) != 0

@@ -39,9 +39,9 @@ fn main() -> ExitCode {
     let _ = ctrlc::set_handler(|| {
         formats::output::remove_temporaries();
         if RESUMABLE.load(std::sync::atomic::Ordering::Relaxed) {
-            eprintln!("giga: interrupted; the rows rendered so far are kept: run the same command again to continue");
+            say("giga: interrupted; the rows rendered so far are kept: run the same command again to continue");
         } else {
-            eprintln!("giga: interrupted; no output was left behind");
+            say("giga: interrupted; no output was left behind");
         }
         std::process::exit(130);
     });
@@ -50,14 +50,33 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(m)) => {
-            eprintln!("giga: {m}");
+            say(&format!("giga: {m}"));
             ExitCode::from(2)
         }
         Err(Failure::Run(e)) => {
-            eprintln!("giga: {e}");
+            say(&format!("giga: {e}"));
             ExitCode::from(1)
         }
     }
+}
+
+/// One line to stderr, ignoring a closed stderr (eprintln! would panic, and a
+/// panic in the signal handler's thread would leave giga running).
+pub(crate) fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Open connections `giga serve` keeps: half the file descriptors it may open
+/// (the rest are for its images and the connections it refuses), at most 4096.
+fn connection_cap() -> usize {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit fills the struct we own.
+    let soft = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } {
+        0 => lim.rlim_cur as usize,
+        _ => 1024,
+    };
+    (soft / 2).saturating_sub(16).clamp(16, 4096)
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
@@ -100,8 +119,11 @@ fn dispatch(cli: Cli) -> Result<()> {
                 },
                 workers: threads * 2,
                 queue: 64,
+                connections: connection_cap(),
+                header_timeout: std::time::Duration::from_secs(10),
             };
-            serve::serve(&bind, &paths, opts, |m| eprintln!("giga: {m}")).map_err(Failure::Run)
+            serve::serve(&bind, &paths, opts, |m| say(&format!("giga: {m}")))
+                .map_err(Failure::Run)
         }
         Command::Render {
             project,

@@ -22,8 +22,9 @@ use raster::{Error, Result};
 
 pub use server::Options;
 
-/// The images under `paths` (files, or the image files directly inside folders), by identifier (file stem).
-pub fn collect(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
+/// The images under `paths` (files, or the image files directly inside folders, hidden
+/// ones left out), by identifier (file stem), each saying whether it was named itself.
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf, bool)>> {
     let mut out = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
@@ -35,17 +36,18 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
             entries.sort();
             for e in entries {
                 let dzi = e.extension().is_some_and(|x| x.eq_ignore_ascii_case("dzi"));
-                if e.is_file() && (dzi || formats::Format::from_path(&e).is_some()) {
-                    out.push(e);
+                let hidden = e.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                if !hidden && e.is_file() && (dzi || formats::Format::from_path(&e).is_some()) {
+                    out.push((e, false));
                 }
             }
         } else {
-            out.push(p.clone());
+            out.push((p.clone(), true));
         }
     }
     let mut seen = HashMap::new();
     let mut list = Vec::new();
-    for path in out {
+    for (path, named) in out {
         let id = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -59,7 +61,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
                 ),
             ));
         }
-        list.push((id, path));
+        list.push((id, path, named));
     }
     Ok(list)
 }
@@ -72,8 +74,16 @@ pub fn serve(
     mut log: impl FnMut(&str),
 ) -> Result<()> {
     let mut images = HashMap::new();
-    for (id, path) in collect(paths)? {
-        let image = image::Image::load(&path)?;
+    for (id, path, named) in collect(paths)? {
+        let image = match image::Image::load(&path) {
+            Ok(image) => image,
+            Err(e) if !named => {
+                // One bad file in a folder shouldn't keep the others offline.
+                log(&format!("warning: skipped: {e}"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let colour = image
             .colour
             .as_ref()

@@ -18,6 +18,12 @@ pub struct Options {
     pub limits: Limits,
     pub workers: usize,
     pub queue: usize,
+    /// Open connections at most; more are answered 503 and closed at once, so
+    /// idle sockets can't use up the process's file descriptors.
+    pub connections: usize,
+    /// How long a client may take to send a request's headers, and may stay
+    /// idle between requests.
+    pub header_timeout: std::time::Duration,
 }
 
 pub struct State {
@@ -97,13 +103,26 @@ pub fn run(listener: std::net::TcpListener, state: State) -> std::io::Result<()>
         let state = Arc::new(state);
         let waiting = Arc::new(tokio::sync::Semaphore::new(state.opts.queue.max(1)));
         let working = Arc::new(tokio::sync::Semaphore::new(state.opts.workers.max(1)));
+        let open = Arc::new(tokio::sync::Semaphore::new(state.opts.connections.max(1)));
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    // Out of file descriptors, most likely: wait for some to close
+                    // instead of spinning on the error.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(open_slot) = open.clone().try_acquire_owned() else {
+                tokio::spawn(refuse(stream));
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            let header_timeout = state.opts.header_timeout;
             let (state, waiting, working) = (state.clone(), waiting.clone(), working.clone());
             tokio::spawn(async move {
+                let _open_slot = open_slot;
                 let svc = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
                         let (state, waiting, working) =
@@ -139,11 +158,30 @@ pub fn run(listener: std::net::TcpListener, state: State) -> std::io::Result<()>
                 );
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(header_timeout)
                     .serve_connection(io, svc)
                     .await;
             });
         }
     })
+}
+
+/// Answers a connection over the cap with 503 and closes it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let busy = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(busy)).await;
+}
+
+/// The Host header if it is a plain host[:port] (it goes into redirects and URLs).
+fn clean_host(host: &str) -> Option<&str> {
+    let ok = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
+    ok.then_some(host)
 }
 
 fn handle(state: &State, req: &Incoming) -> Reply {
@@ -156,8 +194,11 @@ fn handle(state: &State, req: &Incoming) -> Reply {
         return text(405, "only GET, HEAD and OPTIONS");
     }
     let path = req.url.split(['?', '#']).next().unwrap_or("");
+    let Some(host) = clean_host(&req.host) else {
+        return text(400, "bad Host header");
+    };
     let (host, accept, etag_in) = (
-        req.host.clone(),
+        host.to_string(),
         req.accept.clone(),
         req.if_none_match.clone(),
     );
