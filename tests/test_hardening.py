@@ -390,3 +390,53 @@ def test_sigterm_stops_serve_even_with_stderr_closed(tmp_path):
     p.stderr.close()
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) != 0
+
+
+def test_a_huge_number_in_a_pnm_header_gives_a_short_line(tmp_path):
+    (tmp_path / "n.pgm").write_bytes(b"P5\n" + b"9" * 2_000_000 + b" 1\n255\n")
+    line = refused(tmp_path, ["info", tmp_path / "n.pgm"], "n.pgm", "not a number")
+    assert len(line) < 300
+
+
+def vm_hwm_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0
+
+
+def test_concurrent_maximal_requests_stay_within_the_memory_budget(tmp_path):
+    """8 concurrent full/max requests of a 100 MP pyramid, and 8 upscaled ones of a
+    64x48 image: peak RSS stays under serve's 1.5 GB budget; every request answered."""
+    import concurrent.futures
+    from test_serve import free_port
+    import socket
+    import time
+    d = tmp_path / "img"
+    d.mkdir()
+    with open(tmp_path / "big.kro", "wb") as f:
+        f.write(b"KRO\x01" + np.array([10000, 10000, 8, 4], ">u4").tobytes())
+        f.truncate(20 + 10000 * 10000 * 4)
+    assert subprocess.run([GIGA, "convert", tmp_path / "big.kro", d / "big.tif", "--pyramid", "--quiet"]).returncode == 0
+    (tmp_path / "big.kro").unlink()
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8) + 100).save(d / "small.png")
+    port = free_port()
+    p = subprocess.Popen([GIGA, "serve", str(d), "--bind", f"127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        paths = ["/iiif/3/big/full/max/0/default.jpg"] * 8 + ["/iiif/2/small/full/10000,/0/default.jpg"] * 8
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(lambda u: get(port, u, timeout=120)[0].status, paths))
+        peak = vm_hwm_mb(p.pid)
+        assert results == [200] * 16, results
+        print(f"peak RSS {peak:.0f} MB")
+        assert peak < 1500, f"peak RSS {peak:.0f} MB"
+    finally:
+        p.terminate()
+        p.wait(timeout=10)

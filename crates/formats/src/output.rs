@@ -294,14 +294,20 @@ mod tests {
         let f = AtomicFile::create(&link).unwrap();
         f.file().write_all(b"new").unwrap();
         f.commit().unwrap();
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
 
         let f = AtomicFile::create(Path::new("/dev/null")).unwrap();
         f.file().write_all(b"nothing").unwrap();
         f.commit().unwrap();
         use std::os::unix::fs::FileTypeExt;
-        assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        assert!(std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
     }
 
     #[test]

@@ -38,7 +38,12 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details,
         // ICC_MAX (a bigger one is dropped, as a corrupt one is).
         let hdr = dec.read_header_info().map_err(|e| corrupt(path, e))?;
         let row = hdr.width as u64 * 8; // RGBA, 16-bit: the widest a row expands to
-        crate::budget::check(path, &format!("rows {} px wide", hdr.width), row * 64, BAD_HEADER)?;
+        crate::budget::check(
+            path,
+            &format!("rows {} px wide", hdr.width),
+            row * 64,
+            BAD_HEADER,
+        )?;
         let bytes = (ICC_MAX + 8 * row + (1 << 20)) as usize;
         dec.set_limits(png::Limits { bytes });
         dec.set_transformations(Transformations::EXPAND);

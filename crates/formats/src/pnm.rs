@@ -30,6 +30,8 @@ fn token(r: &mut impl BufRead) -> std::io::Result<String> {
                     return Ok(t);
                 }
             }
+            // No header token is longer: a 20 MB "number" is an error, not a 20 MB message.
+            _ if t.len() >= 32 => return Ok(t),
             c => t.push(c as char),
         }
     }

@@ -31,7 +31,9 @@ pub struct Cli {
 fn parse_tiff_tile(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(v) if v % 16 == 0 && (16..=4096).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a TIFF tile side (a multiple of 16 from 16 to 4096)")),
+        _ => Err(format!(
+            "{s:?} is not a TIFF tile side (a multiple of 16 from 16 to 4096)"
+        )),
     }
 }
 
@@ -127,7 +129,7 @@ pub enum Command {
     },
     /// Serve images over IIIF Image API 3.0 and 2.1 (level 2), with a viewer page each
     #[command(
-        after_help = "Examples:\n  giga serve photos/                       # http://127.0.0.1:8080/\n  giga serve --bind 0.0.0.0:8182 pano.tif\n\nEach image is served under its file name without extension:\n  /iiif/3/ID/info.json, /iiif/3/ID/REGION/SIZE/ROTATION/QUALITY.FORMAT (and /iiif/2/...),\n  /view/ID for an OpenSeadragon page, / for the list.\nOnly the files named (or directly inside the folders named) can be reached.\nMulti-resolution TIFFs (giga convert IN OUT.tif --pyramid) are served tile by tile at any size;\nother images are decoded into memory, up to 256 megapixels each."
+        after_help = "Examples:\n  giga serve photos/                       # http://127.0.0.1:8080/\n  giga serve --bind 0.0.0.0:8182 pano.tif\n\nEach image is served under its file name without extension:\n  /iiif/3/ID/info.json, /iiif/3/ID/REGION/SIZE/ROTATION/QUALITY.FORMAT (and /iiif/2/...),\n  /view/ID for an OpenSeadragon page, / for the list.\nOnly the files named (or directly inside the folders named) can be reached.\nMulti-resolution TIFFs (giga convert IN OUT.tif --pyramid) are served tile by tile at any size;\nother images are decoded into memory, up to 256 megapixels each. Requests share --memory:\na request waits while others hold what it needs."
     )]
     Serve {
         /// Image files, or folders whose image files are served
@@ -140,6 +142,10 @@ pub enum Command {
         #[arg(long, default_value_t = 100, value_name = "MP",
               value_parser = clap::value_parser!(u64).range(1..=4000))]
         max_area: u64,
+        /// Memory for the images held in memory, the tile caches and the requests in flight,
+        /// in GB; requests past it wait (503 after 30 s)
+        #[arg(long, default_value_t = 1.5, value_name = "GB", value_parser = parse_gb)]
+        memory: f64,
     },
     /// Render an aligned Hugin/PanoTools project (.pto) into one image or a tile pyramid
     #[command(

@@ -70,7 +70,10 @@ pub(crate) fn say(line: &str) {
 /// Open connections `giga serve` keeps: half the file descriptors it may open
 /// (the rest are for its images and the connections it refuses), at most 4096.
 fn connection_cap() -> usize {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit fills the struct we own.
     let soft = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } {
         0 => lim.rlim_cur as usize,
@@ -107,6 +110,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             paths,
             bind,
             max_area,
+            memory,
         } => {
             let threads = std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -121,9 +125,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                 queue: 64,
                 connections: connection_cap(),
                 header_timeout: std::time::Duration::from_secs(10),
+                memory: (memory * 1e9) as u64,
             };
-            serve::serve(&bind, &paths, opts, |m| say(&format!("giga: {m}")))
-                .map_err(Failure::Run)
+            serve::serve(&bind, &paths, opts, |m| say(&format!("giga: {m}"))).map_err(Failure::Run)
         }
         Command::Render {
             project,

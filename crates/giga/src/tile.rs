@@ -121,7 +121,15 @@ pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
         Some(icc) if !args.keep_colors => to_srgb(source, input, icc, args.quiet),
         _ => source,
     };
-    build(source, input, &[input.to_path_buf()], outdir, args, checked, None)
+    build(
+        source,
+        input,
+        &[input.to_path_buf()],
+        outdir,
+        args,
+        checked,
+        None,
+    )
 }
 
 /// `source` converted from its ICC profile to sRGB, what browsers assume for
@@ -266,12 +274,22 @@ fn pyramid_key(
     let mut key = String::from("giga pyramid 1\n");
     for p in inputs {
         let abs = p.canonicalize().unwrap_or_else(|_| p.clone());
-        let (len, mtime) = std::fs::metadata(p).map_or((0, 0), |m| (m.len(), m.mtime_nsec() + m.mtime() * 1_000_000_000));
+        let (len, mtime) = std::fs::metadata(p).map_or((0, 0), |m| {
+            (m.len(), m.mtime_nsec() + m.mtime() * 1_000_000_000)
+        });
         key += &format!("input {} {len} {mtime}\n", abs.display());
     }
     key += &format!(
         "image {}x{} {}\nlayout {:?} tile {} overlap {} ext {} id {} template {}\n",
-        info.width, info.height, info.format, layout.kind, layout.tile, layout.overlap, layout.ext, layout.id, layout.template
+        info.width,
+        info.height,
+        info.format,
+        layout.kind,
+        layout.tile,
+        layout.overlap,
+        layout.ext,
+        layout.id,
+        layout.template
     );
     key += &format!(
         "quality {} background {} skip-blank {} fill {} keep-colors {}\n",
@@ -344,9 +362,16 @@ fn check_inputs_outside(
         written.extend(["index.html".to_string(), "openseadragon".to_string()]);
     }
     for input in inputs {
-        let Ok(p) = input.canonicalize() else { continue };
-        let Ok(rel) = p.strip_prefix(&out) else { continue };
-        let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let Ok(p) = input.canonicalize() else {
+            continue;
+        };
+        let Ok(rel) = p.strip_prefix(&out) else {
+            continue;
+        };
+        let first = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
         if let Some(first) = first.filter(|f| written.contains(f)) {
             return Err(Failure::Usage(format!(
                 "{}: the input lies where the pyramid writes ({}); giga never overwrites its input: choose another OUTDIR or --name",

@@ -173,7 +173,8 @@ fn invalid(path: &Path, m: impl Into<String>) -> raster::Error {
 impl Render {
     /// Reads and checks the project and every frame's header, and plans the render.
     pub fn open(project_path: &Path, opts: &Options) -> Result<Render> {
-        let meta = std::fs::metadata(project_path).map_err(|e| raster::Error::io(project_path, e))?;
+        let meta =
+            std::fs::metadata(project_path).map_err(|e| raster::Error::io(project_path, e))?;
         formats::refuse_non_file(project_path, &meta)?;
         let text = std::fs::read(project_path).map_err(|e| raster::Error::io(project_path, e))?;
         let text = String::from_utf8_lossy(&text);

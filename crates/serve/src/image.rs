@@ -179,8 +179,16 @@ impl Image {
         Ok(out)
     }
 
-    /// Renders `req` into the encoded bytes of its format.
-    pub fn render(&self, req: &Request) -> std::result::Result<Vec<u8>, String> {
+    /// Bytes this image holds while served: its levels in memory, or its tile cache.
+    pub fn held_bytes(&self) -> u64 {
+        match &self.tiled {
+            Some(_) => crate::tiled::CACHE_BYTES as u64,
+            None => self.levels.iter().map(|l| l.pixels.len() as u64).sum(),
+        }
+    }
+
+    /// The level a request is rendered from and the window of it that is read.
+    fn plan(&self, req: &Request) -> Plan {
         // The coarsest level still at least as detailed as the output.
         let scale = (req.w as f64 / req.out_w as f64).min(req.h as f64 / req.out_h as f64);
         let mut k = 0;
@@ -193,14 +201,37 @@ impl Image {
             self.width as f64 / level.width as f64,
             self.height as f64 / level.height as f64,
         );
-        let c = self.channels;
         let (sx0, sy0) = (req.x as f64 / fx, req.y as f64 / fy);
         let (sw, sh) = (req.w as f64 / fx, req.h as f64 / fy);
-        let (ow, oh) = (req.out_w as usize, req.out_h as usize);
-        // The level's pixels under the region, fetched once.
         let (wx0, wy0) = (sx0.floor() as usize, sy0.floor() as usize);
         let wx1 = ((sx0 + sw).ceil() as usize).clamp(wx0 + 1, level.width as usize);
         let wy1 = ((sy0 + sh).ceil() as usize).clamp(wy0 + 1, level.height as usize);
+        Plan {
+            k,
+            source: (sx0, sy0, sw, sh),
+            window: (wx0, wy0, wx1, wy1),
+        }
+    }
+
+    /// Bytes a request holds at its peak: the window read, the output, a rotated
+    /// or flattened copy of it, and the encoded response.
+    pub fn cost(&self, req: &Request) -> u64 {
+        let (wx0, wy0, wx1, wy1) = self.plan(req).window;
+        let c = self.channels as u64;
+        let window = ((wx1 - wx0) * (wy1 - wy0)) as u64 * c;
+        let out = req.out_w as u64 * req.out_h as u64 * c;
+        window + 3 * out
+    }
+
+    /// Renders `req` into the encoded bytes of its format.
+    pub fn render(&self, req: &Request) -> std::result::Result<Vec<u8>, String> {
+        let Plan {
+            k,
+            source: (sx0, sy0, sw, sh),
+            window: (wx0, wy0, wx1, wy1),
+        } = self.plan(req);
+        let c = self.channels;
+        let (ow, oh) = (req.out_w as usize, req.out_h as usize);
         let win = self.window(k, wx0, wy0, wx1, wy1)?;
         let ww = wx1 - wx0;
         // Exactly one level pixel per output pixel (tiles, 1:1 regions): no resampling.
@@ -211,67 +242,17 @@ impl Image {
             && sw == ow as f64
             && sh == oh as f64;
         let mut out = if exact {
-            win.clone()
+            win
         } else {
-            vec![0u8; ow * oh * c]
+            average(
+                &win,
+                ww,
+                c,
+                (ow, oh),
+                (sx0, sy0, sw, sh),
+                (wx0, wy0, wx1, wy1),
+            )
         };
-        // Otherwise, the area average of the source box under each output pixel
-        // (box bounds per column and per row computed once).
-        if !exact {
-            let bounds =
-                |start: f64, span: f64, n: usize, lo: usize, hi: usize| -> Vec<(usize, usize)> {
-                    (0..n)
-                        .map(|i| {
-                            let a = start + span * i as f64 / n as f64;
-                            let b = start + span * (i + 1) as f64 / n as f64;
-                            let p0 = (a.floor() as usize).clamp(lo, hi - 1);
-                            (p0 - lo, (b.ceil() as usize).clamp(p0 + 1, hi) - lo)
-                        })
-                        .collect()
-                };
-            let xs = bounds(sx0, sw, ow, wx0, wx1);
-            let ys = bounds(sy0, sh, oh, wy0, wy1);
-            for (oy, &(y0, y1)) in ys.iter().enumerate() {
-                for (ox, &(x0, x1)) in xs.iter().enumerate() {
-                    let o = &mut out[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
-                    let n = ((y1 - y0) * (x1 - x0)) as u32;
-                    if c == 3 {
-                        let mut acc = [0u32; 3];
-                        for y in y0..y1 {
-                            for p in win[(y * ww + x0) * 3..(y * ww + x1) * 3].chunks_exact(3) {
-                                acc[0] += p[0] as u32;
-                                acc[1] += p[1] as u32;
-                                acc[2] += p[2] as u32;
-                            }
-                        }
-                        for ch in 0..3 {
-                            o[ch] = ((acc[ch] + n / 2) / n) as u8;
-                        }
-                    } else {
-                        let (mut acc, mut plain, mut asum) = ([0u64; 3], [0u32; 3], 0u64);
-                        for y in y0..y1 {
-                            for p in win[(y * ww + x0) * 4..(y * ww + x1) * 4].chunks_exact(4) {
-                                let a = p[3] as u64;
-                                for ch in 0..3 {
-                                    acc[ch] += p[ch] as u64 * a;
-                                    plain[ch] += p[ch] as u32;
-                                }
-                                asum += a;
-                            }
-                        }
-                        // Weighted by alpha; where everything is transparent, the plain mean keeps the colour.
-                        for ch in 0..3 {
-                            o[ch] = if asum > 0 {
-                                ((acc[ch] + asum / 2) / asum) as u8
-                            } else {
-                                ((plain[ch] + n / 2) / n) as u8
-                            };
-                        }
-                        o[3] = ((asum + n as u64 / 2) / n as u64) as u8;
-                    }
-                }
-            }
-        }
         let (mut w, mut h) = (ow, oh);
         if req.mirror {
             for row in out.chunks_exact_mut(w * c) {
@@ -321,6 +302,80 @@ impl Image {
             Format::Webp => pyramid::tiles::encode_webp(&out, w, h, c, JPEG_QUALITY),
         }
     }
+}
+
+/// Where a request reads: level `k`, the source box in its pixels, and the
+/// window of whole pixels under it.
+struct Plan {
+    k: usize,
+    source: (f64, f64, f64, f64),
+    window: (usize, usize, usize, usize),
+}
+
+/// The area average of the source box under each output pixel (box bounds per
+/// column and per row computed once); alpha-weighted for RGBA.
+fn average(
+    win: &[u8],
+    ww: usize,
+    c: usize,
+    (ow, oh): (usize, usize),
+    (sx0, sy0, sw, sh): (f64, f64, f64, f64),
+    (wx0, wy0, wx1, wy1): (usize, usize, usize, usize),
+) -> Vec<u8> {
+    let mut out = vec![0u8; ow * oh * c];
+    let bounds = |start: f64, span: f64, n: usize, lo: usize, hi: usize| -> Vec<(usize, usize)> {
+        (0..n)
+            .map(|i| {
+                let a = start + span * i as f64 / n as f64;
+                let b = start + span * (i + 1) as f64 / n as f64;
+                let p0 = (a.floor() as usize).clamp(lo, hi - 1);
+                (p0 - lo, (b.ceil() as usize).clamp(p0 + 1, hi) - lo)
+            })
+            .collect()
+    };
+    let xs = bounds(sx0, sw, ow, wx0, wx1);
+    let ys = bounds(sy0, sh, oh, wy0, wy1);
+    for (oy, &(y0, y1)) in ys.iter().enumerate() {
+        for (ox, &(x0, x1)) in xs.iter().enumerate() {
+            let o = &mut out[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+            let n = ((y1 - y0) * (x1 - x0)) as u32;
+            if c == 3 {
+                let mut acc = [0u32; 3];
+                for y in y0..y1 {
+                    for p in win[(y * ww + x0) * 3..(y * ww + x1) * 3].chunks_exact(3) {
+                        acc[0] += p[0] as u32;
+                        acc[1] += p[1] as u32;
+                        acc[2] += p[2] as u32;
+                    }
+                }
+                for ch in 0..3 {
+                    o[ch] = ((acc[ch] + n / 2) / n) as u8;
+                }
+            } else {
+                let (mut acc, mut plain, mut asum) = ([0u64; 3], [0u32; 3], 0u64);
+                for y in y0..y1 {
+                    for p in win[(y * ww + x0) * 4..(y * ww + x1) * 4].chunks_exact(4) {
+                        let a = p[3] as u64;
+                        for ch in 0..3 {
+                            acc[ch] += p[ch] as u64 * a;
+                            plain[ch] += p[ch] as u32;
+                        }
+                        asum += a;
+                    }
+                }
+                // Weighted by alpha; where everything is transparent, the plain mean keeps the colour.
+                for ch in 0..3 {
+                    o[ch] = if asum > 0 {
+                        ((acc[ch] + asum / 2) / asum) as u8
+                    } else {
+                        ((plain[ch] + n / 2) / n) as u8
+                    };
+                }
+                o[3] = ((asum + n as u64 / 2) / n as u64) as u8;
+            }
+        }
+    }
+    out
 }
 
 /// Rotates clockwise by 90, 180 or 270 degrees.

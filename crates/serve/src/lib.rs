@@ -12,6 +12,7 @@
 pub mod dzi;
 pub mod iiif;
 pub mod image;
+pub mod memory;
 pub mod server;
 pub mod tiled;
 
@@ -36,7 +37,9 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf, bool)>> {
             entries.sort();
             for e in entries {
                 let dzi = e.extension().is_some_and(|x| x.eq_ignore_ascii_case("dzi"));
-                let hidden = e.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                let hidden = e
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
                 if !hidden && e.is_file() && (dzi || formats::Format::from_path(&e).is_some()) {
                     out.push((e, false));
                 }
@@ -100,6 +103,20 @@ pub fn serve(
     if images.is_empty() {
         return Err(Error::Other("no images to serve".into()));
     }
+    let held: u64 = images.values().map(image::Image::held_bytes).sum();
+    let requests = opts.memory.saturating_sub(held + (64 << 20));
+    if requests < 64 << 20 {
+        return Err(Error::Other(format!(
+            "the images held in memory and their tile caches take {} MB of the {} MB memory budget (--memory GB raises it; pyramids are read tile by tile)",
+            held >> 20,
+            opts.memory >> 20
+        )));
+    }
+    log(&format!(
+        "memory: {} MB held by images and tile caches, {} MB for requests in flight",
+        held >> 20,
+        requests >> 20
+    ));
     let listener = std::net::TcpListener::bind(bind)
         .map_err(|e| Error::Other(format!("can't listen on {bind}: {e}")))?;
 
@@ -107,6 +124,14 @@ pub fn serve(
         "serving {} image(s) on http://{bind}/ (IIIF under /iiif/3/ID and /iiif/2/ID)",
         images.len()
     ));
-    server::run(listener, server::State { images, opts })
-        .map_err(|e| Error::Other(format!("server on {bind}: {e}")))
+    let budget = memory::Budget::new(requests);
+    server::run(
+        listener,
+        server::State {
+            images,
+            opts,
+            budget,
+        },
+    )
+    .map_err(|e| Error::Other(format!("server on {bind}: {e}")))
 }

@@ -24,14 +24,21 @@ pub struct Options {
     /// How long a client may take to send a request's headers, and may stay
     /// idle between requests.
     pub header_timeout: std::time::Duration,
+    /// Bytes for everything: images held in memory, tile caches and requests in flight.
+    pub memory: u64,
 }
 
 pub struct State {
     pub images: HashMap<String, Image>,
     pub opts: Options,
+    /// What the requests in flight may hold, together.
+    pub budget: crate::memory::Budget,
 }
 
 type Reply = Response<Full<Bytes>>;
+
+/// How long a request waits for memory before it is answered 503.
+const BUDGET_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What `handle` needs of a request.
 pub struct Incoming {
@@ -259,6 +266,11 @@ fn handle(state: &State, req: &Incoming) -> Reply {
                                 return reply(304, Vec::new(), r.format.mime())
                                     .with_header("ETag", &etag);
                             }
+                            let Some(_lease) = state.budget.take(image.cost(&r), BUDGET_WAIT)
+                            else {
+                                return text(503, "busy: the memory budget is spent, try again")
+                                    .with_header("Retry-After", "1");
+                            };
                             match image.render(&r) {
                                 Ok(bytes) => {
                                     let profile = if v3 {

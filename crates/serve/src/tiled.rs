@@ -237,6 +237,9 @@ impl Tiled {
         }
         let tile = Arc::new(self.source.decode(k, tx, ty)?);
         let mut cache = self.cache.lock().unwrap();
+        if let Some(t) = cache.map.get(&(k, tx, ty)) {
+            return Ok(t.clone()); // another request decoded it meanwhile: count it once
+        }
         cache.bytes += tile.pixels.len();
         cache.map.insert((k, tx, ty), tile.clone());
         cache.order.push_back((k, tx, ty));
