@@ -111,10 +111,12 @@ fastcgi.server = ("/fcgi-bin/iipsrv.fcgi" => (("host" => "127.0.0.1", "port" => 
             p.terminate()
         pid = d / "iipsrv.pid"
         if pid.exists():
-            try:
-                os.kill(int(pid.read_text().strip()), 15)
-            except (OSError, ValueError):
-                pass
+            # spawn-fcgi -F 2 writes one line per FastCGI process.
+            for line in pid.read_text().split():
+                try:
+                    os.kill(int(line), 15)
+                except (OSError, ValueError):
+                    pass
         if not a.keep:
             shutil.rmtree(d, ignore_errors=True)
 

@@ -440,3 +440,42 @@ def test_concurrent_maximal_requests_stay_within_the_memory_budget(tmp_path):
     finally:
         p.terminate()
         p.wait(timeout=10)
+
+
+def test_small_messages_say_what_is_wrong(tmp_path):
+    import struct
+    from conftest import write_kro, sample_image
+    write_kro(tmp_path / "s.kro", sample_image(20, 30, 4, 8))
+    # tile IN IN: OUTDIR is a file.
+    r = limited(["tile", tmp_path / "s.kro", tmp_path / "s.kro"])
+    assert r.returncode == 2 and "is a file" in r.stderr, r.stderr
+    # An aspect no rectangle of the image can have.
+    r = limited(["autocrop", tmp_path / "s.kro", tmp_path / "o.tif", "--aspect", "1000000:1"])
+    assert r.returncode == 1 and "aspect 1000000:1" in r.stderr, r.stderr
+    # A BigTIFF whose first IFD is at 2^63.
+    (tmp_path / "bt.tif").write_bytes(b"II+\x00\x08\x00\x00\x00" + struct.pack("<Q", 1 << 63))
+    r = limited(["info", tmp_path / "bt.tif"])
+    assert r.returncode == 1 and "offset" in r.stderr, r.stderr
+    # A mask on frame -1.
+    pto = small_project(tmp_path)
+    pto.write_text(pto.read_text() + 'k i-1 t0 p"0 0 10 0 10 10"\n')
+    r = limited(["render", pto, tmp_path / "o.kro"])
+    assert r.returncode == 1 and "not a frame number" in r.stderr, r.stderr
+    # --temp where no scratch file can be made.
+    pto = small_project(tmp_path)
+    r = limited(["render", pto, tmp_path / "o.kro", "--memory", "0.00001", "--temp", "/proc"])
+    assert r.returncode == 1 and "--temp" in r.stderr, r.stderr
+
+
+def test_a_users_own_index_html_is_not_replaced(tmp_path):
+    from conftest import write_kro, sample_image
+    write_kro(tmp_path / "s.kro", sample_image(20, 30, 3, 8))
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<h1>my page</h1>")
+    r = limited(["tile", tmp_path / "s.kro", tmp_path / "site"])
+    assert r.returncode == 2 and "--no-viewer" in r.stderr, r.stderr
+    assert (tmp_path / "site" / "index.html").read_text() == "<h1>my page</h1>"
+    assert limited(["tile", tmp_path / "s.kro", tmp_path / "site", "--no-viewer", "--quiet"]).returncode == 0
+    # giga's own page is replaced on a re-run.
+    assert limited(["tile", tmp_path / "s.kro", tmp_path / "v", "--quiet"]).returncode == 0
+    assert limited(["tile", tmp_path / "s.kro", tmp_path / "v", "--quiet"]).returncode == 0

@@ -31,6 +31,10 @@ fn corrupt(path: &Path, e: tiff::TiffError) -> Error {
                 crate::budget::human(crate::budget::decode_budget())
             ),
         ),
+        // A seek past what the file system allows (an offset of 2^63) is a corrupt offset.
+        tiff::TiffError::IoError(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            Error::invalid(path, "corrupt TIFF: an offset points far outside the file")
+        }
         tiff::TiffError::IoError(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => {
             Error::io(path, e)
         }

@@ -367,7 +367,14 @@ fn autocrop(
     })?;
     pb.finish_and_clear();
     let rect = rect.ok_or_else(|| {
-        raster::Error::invalid(input, "no pixel is opaque enough: there is nothing to keep")
+        let why = match aspect {
+            Some(a) => format!(
+                "no rectangle of aspect {}:{} fits the opaque part of the {}x{} image",
+                a.w, a.h, info.width, info.height
+            ),
+            None => "no pixel is opaque enough: there is nothing to keep".to_string(),
+        };
+        raster::Error::invalid(input, why)
     })?;
     if print {
         println!("{rect}");

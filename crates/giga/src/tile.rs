@@ -190,6 +190,9 @@ pub fn build(
     let layout = Layout::plan(kind, info.width, info.height, &settings)
         .map_err(|m| raster::Error::invalid(input, m))?;
     check_inputs_outside(&layout, outdir, inputs, args.no_viewer)?;
+    if !args.no_viewer {
+        check_viewer_is_ours(outdir)?;
+    }
     let created = prepare_outdir(outdir)?;
     let key = pyramid_key(&layout, inputs, args, info);
     claim_outdir(&layout, outdir, &key, args.resume)?;
@@ -346,6 +349,19 @@ fn claim_outdir(layout: &Layout, outdir: &Path, key: &str, resume: bool) -> Resu
     Ok(())
 }
 
+/// Refuses to replace an `index.html` in OUTDIR that giga did not write.
+fn check_viewer_is_ours(outdir: &Path) -> Result<()> {
+    const MARK: &[u8] = br#"<meta name="generator" content="giga">"#;
+    let page = outdir.join("index.html");
+    match std::fs::read(&page) {
+        Ok(text) if !text.windows(MARK.len()).any(|w| w == MARK) => Err(Failure::Usage(format!(
+            "{}: a page giga did not write; move it away, or add --no-viewer",
+            page.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses a pyramid that would write over one of its inputs: an input inside
 /// the tile folder, or named like a description file or the viewer page.
 fn check_inputs_outside(
@@ -386,6 +402,12 @@ fn check_inputs_outside(
 /// Creates OUTDIR if needed and checks that it can be written, before any tile
 /// is; returns whether this run created it.
 fn prepare_outdir(outdir: &Path) -> Result<bool> {
+    if outdir.exists() && !outdir.is_dir() {
+        return Err(Failure::Usage(format!(
+            "{}: is a file; the pyramid goes into a folder",
+            outdir.display()
+        )));
+    }
     let created = !outdir.exists();
     std::fs::create_dir_all(outdir).map_err(|e| raster::Error::io(outdir, e))?;
     let probe = outdir.join(format!(".giga-write-test-{}", std::process::id()));

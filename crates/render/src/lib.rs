@@ -291,8 +291,12 @@ impl Render {
         render.peak_bytes = render.plan_peak();
         if render.peak_bytes > opts.memory {
             // Frames will spill: check now that the scratch folder takes files.
-            tempfile::tempfile_in(&render.scratch)
-                .map_err(|e| raster::Error::io(&render.scratch, e))?;
+            tempfile::tempfile_in(&render.scratch).map_err(|e| {
+                invalid(
+                    &render.scratch,
+                    format!("can't hold the scratch file for frames past --memory here ({e}); name a folder on a disk with --temp DIR"),
+                )
+            })?;
         }
         Ok(render)
     }

@@ -384,7 +384,13 @@ pub fn parse(text: &str) -> Result<Project, String> {
                     Some(Value::Text(t)) => Ok(t.clone()),
                     _ => Err(format!("line {no}: the mask has no {k}")),
                 };
-                let frame = number(&text("i")?, "i", no)? as usize;
+                let frame = number(&text("i")?, "i", no)?;
+                if frame < 0.0 || frame.fract() != 0.0 {
+                    return Err(format!(
+                        "line {no}: the mask's frame i{frame} is not a frame number"
+                    ));
+                }
+                let frame = frame as usize;
                 let kind = number(&text("t")?, "t", no)? as i64;
                 let v: Vec<f64> = text("p")?
                     .split_whitespace()
@@ -641,6 +647,8 @@ k i0 t0 p\"1 1 10 10 1 10\"\n";
         assert_eq!(p.masks.len(), 1);
         let m = &p.masks[0];
         assert!(!m.include && m.frame == 0 && m.polygon.len() == 3);
+        let bad = "p w10 h10 v10\ni w10 h10 v10 n\"a.png\"\nk i-1 t0 p\"0 0 1 0 1 1\"\n";
+        assert!(parse(bad).unwrap_err().contains("not a frame number"));
         assert!(m.contains(5.0, 8.0) && !m.contains(8.0, 5.0) && !m.contains(20.0, 5.0));
     }
 
