@@ -63,5 +63,13 @@ await settle();
 const zoomed = await rect();
 await page.screenshot({ path: prefix + "-zoomed.png" });
 const version = await page.evaluate(() => OpenSeadragon.version.versionStr);
-console.log(JSON.stringify({ home, zoomed, version, errors }));
+// The view in the URL (#x,y,zoom), and for a PMTiles archive every range it fetched.
+await page.waitForFunction(() => location.hash.split(",").length === 3, null, { timeout: 5000 }).catch(() => {});
+const hash = await page.evaluate(() => location.hash);
+const ranges = await page.evaluate(() => {
+  const s = window.viewer.world.getItemAt(0).source;
+  return s.archive ? s.archive.log : null;
+});
+const message = await page.evaluate(() => (document.getElementById("giga-error") || {}).textContent || null);
+console.log(JSON.stringify({ home, zoomed, version, errors, hash, ranges, message }));
 await browser.close();

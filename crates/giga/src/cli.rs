@@ -3,7 +3,14 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Single-file tile archives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ArchiveKind {
+    /// PMTiles v3: a header and root directory in the first 16 KB, leaf directories on demand
+    Pmtiles,
+}
 
 #[derive(Parser)]
 #[command(
@@ -288,6 +295,10 @@ pub struct TileArgs {
     /// Keep tiles already written by an interrupted run
     #[arg(long)]
     pub resume: bool,
+    /// Write the pyramid as one file instead of a folder of tiles: OUTDIR/NAME.pmtiles (PMTiles v3,
+    /// the xyz layout's tiles; default format jpg), which index.html reads with HTTP Range requests
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub archive: Option<ArchiveKind>,
     /// Fill transparent areas first (as `giga fill`, streamed straight into the tiles)
     #[arg(long)]
     pub fill: bool,

@@ -15,6 +15,7 @@ use crate::{Failure, Result};
 /// What the tiling options ask for, checked before anything is read.
 pub struct Checked {
     kind: Kind,
+    archive: bool,
     tile: u32,
     overlap: u32,
     ext: String,
@@ -27,6 +28,23 @@ pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
     let usage = |m: String| Failure::Usage(m);
     let kind = Kind::parse(&args.layout)
         .ok_or_else(|| usage(format!("unknown layout {:?}", args.layout)))?;
+    let archive = args.archive.is_some();
+    // An archive holds the xyz layout's tiles (dzi is --layout's default).
+    let kind = match kind {
+        Kind::Xyz | Kind::Dzi if archive => Kind::Xyz,
+        _ if archive => {
+            return Err(usage(format!(
+                "--archive pmtiles holds the xyz layout's tiles, not {}",
+                args.layout
+            )))
+        }
+        k => k,
+    };
+    if archive && args.resume {
+        return Err(usage(
+            "--resume continues folders of tiles; an archive is written in one go".into(),
+        ));
+    }
     let (default_tile, default_overlap) = kind.defaults();
     let tile = args.tile_size.unwrap_or(default_tile);
     let overlap = args.overlap.unwrap_or(default_overlap);
@@ -46,17 +64,21 @@ pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
             args.layout
         )));
     }
-    let ext = args
-        .format
-        .clone()
-        .unwrap_or_else(|| kind.default_format().to_string());
-    if matches!(kind, Kind::Xyz | Kind::Tms) && ext != "png" {
+    let ext = args.format.clone().unwrap_or_else(|| {
+        if archive {
+            "jpg"
+        } else {
+            kind.default_format()
+        }
+        .to_string()
+    });
+    if matches!(kind, Kind::Xyz | Kind::Tms) && ext != "png" && !archive {
         return Err(usage(format!(
             "the {} layout needs --format png: OpenSeadragon requests its tiles as .png",
             args.layout
         )));
     }
-    if ext == "webp" && !matches!(kind, Kind::Dzi | Kind::Zoomify | Kind::Custom) {
+    if ext == "webp" && !archive && !matches!(kind, Kind::Dzi | Kind::Zoomify | Kind::Custom) {
         return Err(usage(format!(
             "--format webp is offered for the dzi, zoomify and custom layouts; {} needs jpg or png",
             args.layout
@@ -88,6 +110,11 @@ pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
         return Err(usage(format!("--name {name:?} must be a plain file name")));
     }
     if let Some(t) = &args.template {
+        if !(t.contains("{z}") && t.contains("{x}") && t.contains("{y}")) {
+            return Err(usage(format!(
+                "--template {t:?} must contain {{z}}, {{x}} and {{y}}"
+            )));
+        }
         if t.starts_with('/') || t.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
             return Err(usage(format!(
                 "--template {t:?} must be a relative path inside OUTDIR/{name}/ (no '..', '.', empty or leading '/' parts)"
@@ -96,6 +123,7 @@ pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
     }
     Ok(Checked {
         kind,
+        archive,
         tile,
         overlap,
         ext,
@@ -171,6 +199,7 @@ pub fn build(
 ) -> Result<()> {
     let Checked {
         kind,
+        archive,
         tile,
         overlap,
         ext,
@@ -189,13 +218,14 @@ pub fn build(
     };
     let layout = Layout::plan(kind, info.width, info.height, &settings)
         .map_err(|m| raster::Error::invalid(input, m))?;
-    check_inputs_outside(&layout, outdir, inputs, args.no_viewer)?;
+    let written = written_names(&layout, archive, args.no_viewer);
+    check_inputs_outside(&written, outdir, inputs)?;
     if !args.no_viewer {
         check_viewer_is_ours(outdir)?;
     }
     let created = prepare_outdir(outdir)?;
     let key = pyramid_key(&layout, inputs, args, info);
-    claim_outdir(&layout, outdir, &key, args.resume)?;
+    claim_outdir(&layout.name, &written, outdir, &key, args.resume)?;
 
     let counts = Arc::new(Counts::default());
     let total_tiles = layout.tile_count();
@@ -215,6 +245,7 @@ pub fn build(
             .map(|n| n.get())
             .unwrap_or(2),
         checkpoints,
+        archive,
     };
     let built = pyramid::build_resumed(
         source,
@@ -305,12 +336,18 @@ fn pyramid_key(
 /// same inputs and options (its key in `.NAME.giga-pyramid`); otherwise a pyramid giga
 /// made before is removed first, so no stale tile survives (a tile now blank, a level
 /// the new image lacks). Files giga has no record of are never deleted.
-fn claim_outdir(layout: &Layout, outdir: &Path, key: &str, resume: bool) -> Result<()> {
-    let record = outdir.join(format!(".{}.giga-pyramid", layout.name));
+fn claim_outdir(
+    name: &str,
+    written: &std::collections::BTreeSet<String>,
+    outdir: &Path,
+    key: &str,
+    resume: bool,
+) -> Result<()> {
+    let record = outdir.join(format!(".{name}.giga-pyramid"));
     let old_key = std::fs::read_to_string(&record).ok();
-    let present: Vec<std::path::PathBuf> = layout
-        .top_entries()
+    let present: Vec<std::path::PathBuf> = written
         .iter()
+        .filter(|e| !matches!(e.as_str(), "index.html" | "openseadragon"))
         .map(|e| outdir.join(e))
         .filter(|p| p.symlink_metadata().is_ok())
         .collect();
@@ -319,9 +356,8 @@ fn claim_outdir(layout: &Layout, outdir: &Path, key: &str, resume: bool) -> Resu
         (Some(old), true) if old == key => return Ok(()),
         (Some(_), true) => {
             return usage(format!(
-                "{}: --resume: the pyramid {} there was made from another input or with other options; run without --resume to replace it",
+                "{}: --resume: the pyramid {name} there was made from another input or with other options; run without --resume to replace it",
                 outdir.display(),
-                layout.name
             ))
         }
         (None, true) if !present.is_empty() => {
@@ -362,21 +398,33 @@ fn check_viewer_is_ours(outdir: &Path) -> Result<()> {
     }
 }
 
+/// The names directly under OUTDIR that the run writes.
+fn written_names(
+    layout: &Layout,
+    archive: bool,
+    no_viewer: bool,
+) -> std::collections::BTreeSet<String> {
+    let mut names = if archive {
+        [layout.archive_name()].into_iter().collect()
+    } else {
+        layout.top_entries()
+    };
+    if !no_viewer {
+        names.extend(["index.html".to_string(), "openseadragon".to_string()]);
+    }
+    names
+}
+
 /// Refuses a pyramid that would write over one of its inputs: an input inside
 /// the tile folder, or named like a description file or the viewer page.
 fn check_inputs_outside(
-    layout: &Layout,
+    written: &std::collections::BTreeSet<String>,
     outdir: &Path,
     inputs: &[std::path::PathBuf],
-    no_viewer: bool,
 ) -> Result<()> {
     let Ok(out) = outdir.canonicalize() else {
         return Ok(()); // OUTDIR doesn't exist yet: no input is inside
     };
-    let mut written = layout.top_entries();
-    if !no_viewer {
-        written.extend(["index.html".to_string(), "openseadragon".to_string()]);
-    }
     for input in inputs {
         let Ok(p) = input.canonicalize() else {
             continue;

@@ -4,6 +4,10 @@
 pub const OSD_VERSION: &str = "6.1.1";
 
 /// (path under OUTDIR/openseadragon/, bytes)
+/// giga's own PMTiles reader for OpenSeadragon (BSD-3-Clause like giga's viewer), copied
+/// beside the page of an archive as `openseadragon/giga-pmtiles.js`.
+pub const PMTILES_JS: &[u8] = include_bytes!("../assets/giga/pmtiles-source.js");
+
 pub const FILES: &[(&str, &[u8])] = &[
     (
         "openseadragon.min.js",

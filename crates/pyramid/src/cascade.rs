@@ -320,6 +320,7 @@ impl Cascade {
                 pixels.resize(tw as usize * th as usize * ch, 0);
                 let job = TileJob {
                     path,
+                    zxy: (self.layout.levels[i].number, c, r),
                     width: tw,
                     height: th,
                     channels: ch,

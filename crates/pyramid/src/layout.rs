@@ -500,6 +500,27 @@ impl Layout {
         }
     }
 
+    /// The file name of this (xyz) pyramid as a PMTiles archive.
+    pub fn archive_name(&self) -> String {
+        format!("{}.pmtiles", self.name)
+    }
+
+    /// The JSON metadata of the archive: the conventional `name`, `type` and
+    /// `description`, and what a viewer needs to show the image.
+    pub fn archive_metadata(&self) -> serde_json::Value {
+        let top = self.levels[0].number;
+        json!({
+            "name": self.name,
+            "type": "baselayer",
+            "format": self.ext,
+            "description": format!("{}x{} image as an xyz tile pyramid by giga: zoom 0 is one tile, zoom {top} full resolution", self.width, self.height),
+            "giga": {
+                "width": self.width, "height": self.height, "tileSize": self.tile,
+                "minZoom": 0, "maxZoom": top, "format": self.ext,
+            }
+        })
+    }
+
     /// The IIIF info.json object with `id`.
     pub fn iiif_info(&self, id: &str) -> serde_json::Value {
         let (w, h) = (self.width, self.height);

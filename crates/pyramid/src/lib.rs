@@ -6,6 +6,7 @@
 //! encodes tiles on all cores ([`tiles`]) and writes the description files
 //! and the viewer page last, so a folder with a description is complete.
 
+pub mod archive;
 pub mod assets;
 pub mod cascade;
 pub mod checkpoint;
@@ -32,6 +33,8 @@ pub struct Options {
     pub threads: usize,
     /// Save checkpoints (for slow sources, see `build_resumed`).
     pub checkpoints: Option<checkpoint::Checkpoints>,
+    /// Write the (xyz) pyramid as one PMTiles archive, OUTDIR/NAME.pmtiles.
+    pub archive: bool,
 }
 
 /// The pixel format the cascade works in: 8-bit RGB, or RGBA when there is alpha.
@@ -73,18 +76,20 @@ pub fn build_resumed(
     }
     let work = working_format(info.format);
     let source = raster::ops::convert(source, work, opts.background);
-    for dir in layout.dirs() {
-        let p = outdir.join(dir);
-        match std::fs::create_dir(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io(&p, e)),
+    let archive = match opts.archive {
+        true => Some(Arc::new(archive::Archive::create(
+            &outdir.join(layout.archive_name()),
+        )?)),
+        false => {
+            make_dirs(outdir, &layout)?;
+            None
         }
-    }
+    };
     let enc = tiles::Encoding {
         format: opts.format,
         background: opts.background,
         skip_blank: opts.skip_blank,
+        archive: archive.clone(),
     };
     let writer = tiles::TileWriter::new(enc, opts.threads, counts);
     let mut cascade = cascade::Cascade::new(
@@ -101,15 +106,44 @@ pub fn build_resumed(
         cascade = cascade.with_checkpoints(cp.clone(), saved)?;
     }
     raster::run_from(source, Box::new(cascade), start, progress)?;
-    // Descriptions last: their presence says the pyramid is complete.
-    for (rel, text) in layout.descriptions() {
-        tiles::write_atomic(&outdir.join(rel), text.as_bytes())?;
+    match archive {
+        Some(a) => {
+            let a = Arc::into_inner(a).expect("the tile writers are done");
+            let zooms = (
+                layout.levels.last().map_or(0, |l| l.number) as u8,
+                layout.levels[0].number as u8,
+            );
+            a.finish(
+                archive::TileType::from(opts.format),
+                zooms,
+                &layout.archive_metadata(),
+            )?;
+        }
+        // Descriptions last: their presence says the pyramid is complete.
+        None => {
+            for (rel, text) in layout.descriptions() {
+                tiles::write_atomic(&outdir.join(rel), text.as_bytes())?;
+            }
+        }
     }
     if opts.viewer {
-        viewer::write(outdir, &layout, opts.background)?;
+        viewer::write(outdir, &layout, opts.background, opts.archive)?;
     }
     if opts.checkpoints.is_some() {
         checkpoint::remove(outdir, layout.levels.len());
+    }
+    Ok(())
+}
+
+/// Creates the layout's folders under OUTDIR, parents first.
+fn make_dirs(outdir: &Path, layout: &Layout) -> Result<()> {
+    for dir in layout.dirs() {
+        let p = outdir.join(dir);
+        match std::fs::create_dir(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(&p, e)),
+        }
     }
     Ok(())
 }

@@ -35,7 +35,10 @@ impl TileFormat {
 
 /// One tile's pixels (8-bit RGB or RGBA, straight alpha) and where it goes.
 pub struct TileJob {
+    /// The tile's file (and, in an archive, the name errors give it).
     pub path: PathBuf,
+    /// Its level number, column and row (an archive's z, x, y).
+    pub zxy: (u32, u32, u32),
     pub width: u32,
     pub height: u32,
     pub channels: usize,
@@ -52,11 +55,13 @@ pub struct Counts {
     pub kept: AtomicU64,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Encoding {
     pub format: TileFormat,
     pub background: Color,
     pub skip_blank: bool,
+    /// Tiles go into this archive instead of files.
+    pub archive: Option<Arc<crate::archive::Archive>>,
 }
 
 pub struct TileWriter {
@@ -77,8 +82,13 @@ impl TileWriter {
         let done = Arc::new(AtomicU64::new(0));
         let workers = (0..threads.max(1))
             .map(|_| {
-                let (rx, error, counts, done) =
-                    (rx.clone(), error.clone(), counts.clone(), done.clone());
+                let (rx, error, counts, done, enc) = (
+                    rx.clone(),
+                    error.clone(),
+                    counts.clone(),
+                    done.clone(),
+                    enc.clone(),
+                );
                 std::thread::spawn(move || {
                     for job in rx {
                         if error.lock().unwrap().is_none() {
@@ -342,7 +352,10 @@ fn write_tile(mut job: TileJob, enc: &Encoding) -> Result<bool> {
         }
     }
     .map_err(|m| Error::invalid(&job.path, m))?;
-    write_atomic(&job.path, &bytes)?;
+    match &enc.archive {
+        Some(a) => a.add(job.zxy.0, job.zxy.1, job.zxy.2, &bytes)?,
+        None => write_atomic(&job.path, &bytes)?,
+    }
     Ok(true)
 }
 
