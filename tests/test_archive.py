@@ -168,3 +168,86 @@ def test_python_http_server_is_refused_plainly(tmp_path):
         server.close()
     assert r.returncode == 0, r.stderr
     assert "ignores Range requests" in json.loads(r.stdout.splitlines()[-1])["message"]
+
+
+def test_info_convert_and_serve_read_the_archive(tmp_path):
+    from PIL import Image
+    from test_hardening import get
+    from test_serve import start_serve
+    a = sample_image(700, 1300, 4, 8, seed=3)
+    a[:300, :400, 3] = 0
+    write_kro(tmp_path / "in.kro", a)
+    giga("tile", tmp_path / "in.kro", tmp_path / "s", "--archive", "pmtiles", "--format", "png", "--quiet", "--skip-blank")
+    arc = tmp_path / "s/in.pmtiles"
+    info = json.loads(giga("info", arc, "--json").stdout)
+    assert (info["format"], info["width"], info["height"], info["channels"]) == ("PMTiles", 1300, 700, 4)
+    assert "PNG tiles of 256 px" in giga("info", arc).stdout
+    # The full-resolution level is the image (PNG tiles are lossless; blank ones transparent).
+    giga("convert", arc, tmp_path / "back.tif", "--quiet")
+    import tifffile
+    back = tifffile.imread(tmp_path / "back.tif")
+    want = a.copy()
+    want[a[..., 3] == 0] = 0
+    got = back.copy()
+    got[back[..., 3] == 0] = 0
+    assert np.array_equal(got, want)
+    # giga serve: IIIF from the archive's tiles, exact at full resolution.
+    d = tmp_path / "served"
+    d.mkdir()
+    shutil.copy(arc, d / "in.pmtiles")
+    p, host = start_serve(d)
+    try:
+        port = int(host.split(":")[1])
+        r, body = get(port, "/iiif/3/in/info.json")
+        assert r.status == 200 and json.loads(body)["width"] == 1300
+        r, body = get(port, "/iiif/3/in/512,256,256,256/max/0/default.png")
+        assert r.status == 200
+        import io
+        tile = np.asarray(Image.open(io.BytesIO(body)).convert("RGBA"))
+        assert np.array_equal(tile, a[256:512, 512:768])
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+@pytest.mark.parametrize("damage,needle", [
+    ("truncate", "truncated"),
+    ("magic", "not an image giga reads"),
+    ("version", "version 7"),
+    ("tile-type", "tile type 9"),
+    ("root", "root directory"),
+])
+def test_bad_archives_give_one_line(tmp_path, damage, needle):
+    write_kro(tmp_path / "in.kro", sample_image(600, 900, 3, 8, seed=5))
+    giga("tile", tmp_path / "in.kro", tmp_path / "s", "--archive", "pmtiles", "--quiet", "--no-viewer")
+    b = bytearray((tmp_path / "s/in.pmtiles").read_bytes())
+    if damage == "truncate":
+        b = b[: len(b) // 2]
+    elif damage == "magic":
+        b[:7] = b"PMTilez"
+    elif damage == "version":
+        b[7] = 7
+    elif damage == "tile-type":
+        b[99] = 9
+    else:
+        b[127:140] = bytes(13)
+    bad = tmp_path / "bad.pmtiles"
+    bad.write_bytes(bytes(b))
+    for args in (["info", bad], ["convert", bad, tmp_path / "o.tif"]):
+        r = giga(*args, check=False)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.count("\n") == 1 and needle in r.stderr and "bad.pmtiles" in r.stderr, r.stderr
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_render_writes_an_archive_too(tmp_path):
+    from test_render import column_project
+    pto = column_project(tmp_path, n=4)
+    giga("render", pto, "--tiles", tmp_path / "a", "--archive", "pmtiles", "--format", "png", "--quiet")
+    giga("render", pto, "--tiles", tmp_path / "x", "--layout", "xyz", "--format", "png", "--quiet", "--no-viewer")
+    r, f = reader(tmp_path / "a/c.pmtiles")
+    want = xyz_files(tmp_path / "x/c")
+    assert r.header()["addressed_tiles_count"] == len(want)
+    for (z, x, y), data in want.items():
+        assert r.get(z, x, y) == data
+    f.close()

@@ -11,6 +11,7 @@ mod io;
 mod jpeg;
 mod kro;
 pub mod output;
+pub mod pmtiles;
 mod png;
 mod pnm;
 mod psd;
@@ -41,16 +42,19 @@ pub enum Format {
     Png,
     Jpeg,
     Pnm,
+    /// Read only: giga's PMTiles archives (written by `giga tile --archive pmtiles`).
+    Pmtiles,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Kro,
         Format::Tiff,
         Format::Psd,
         Format::Png,
         Format::Jpeg,
         Format::Pnm,
+        Format::Pmtiles,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +65,7 @@ impl Format {
             Format::Png => "PNG",
             Format::Jpeg => "JPEG",
             Format::Pnm => "PNM",
+            Format::Pmtiles => "PMTiles",
         }
     }
 
@@ -72,6 +77,7 @@ impl Format {
             Format::Png => &["png"],
             Format::Jpeg => &["jpg", "jpeg", "jpe"],
             Format::Pnm => &["ppm", "pgm", "pam", "pnm"],
+            Format::Pmtiles => &["pmtiles"],
         }
     }
 
@@ -104,6 +110,8 @@ impl Format {
             || head.starts_with(b"MM\0+")
         {
             Some(Format::Tiff)
+        } else if head.starts_with(b"PMTiles") {
+            Some(Format::Pmtiles)
         } else if head.starts_with(b"8BPS") {
             Some(Format::Psd)
         } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
@@ -125,6 +133,7 @@ impl Format {
         let depth = info.format.sample;
         match self {
             Format::Kro | Format::Tiff => None,
+            Format::Pmtiles => Some("giga writes PMTiles archives with giga tile IN OUTDIR --archive pmtiles".into()),
             Format::Psd if side > psd::PSB_MAX_SIDE => Some(format!(
                 "{w}x{h} is too large for PSB (at most {} px a side); write BigTIFF (.tif) or KRO (.kro) instead",
                 psd::PSB_MAX_SIDE
@@ -148,7 +157,7 @@ impl Format {
 
     /// Whether the format can embed an ICC profile.
     pub fn holds_icc(self) -> bool {
-        !matches!(self, Format::Kro | Format::Pnm)
+        !matches!(self, Format::Kro | Format::Pnm | Format::Pmtiles)
     }
 
     /// Whether the format stores an alpha channel.
@@ -221,17 +230,16 @@ pub fn open(path: &Path) -> Result<Opened> {
         }
     }
     let head = &head[..n];
-    let format = match Format::detect(head) {
-        Some(f) => f,
-        None if n == 0 => return Err(Error::invalid(path, "empty file")),
-        None if Format::from_path(path) == Some(Format::Kro) => Format::Kro, // the KRO parser explains what is wrong
-        None => {
-            return Err(Error::invalid(
+    let format =
+        match Format::detect(head) {
+            Some(f) => f,
+            None if n == 0 => return Err(Error::invalid(path, "empty file")),
+            None if Format::from_path(path) == Some(Format::Kro) => Format::Kro, // the KRO parser explains what is wrong
+            None => return Err(Error::invalid(
                 path,
-                "not an image giga reads (expected KRO, TIFF, PSD/PSB, PNG, JPEG or PNM)",
-            ))
-        }
-    };
+                "not an image giga reads (expected KRO, TIFF, PSD/PSB, PNG, JPEG, PNM or PMTiles)",
+            )),
+        };
     let file_size = meta.len();
     file.seek(SeekFrom::Start(0))
         .map_err(|e| Error::io(path, e))?;
@@ -243,6 +251,7 @@ pub fn open(path: &Path) -> Result<Opened> {
         Format::Png => png::open(path, file)?,
         Format::Jpeg => jpeg::open(path, file)?,
         Format::Pnm => no_icc(pnm::open(path, file)?),
+        Format::Pmtiles => no_icc(pmtiles::open(path, file)?),
     };
     budget::check_rows(path, &source.info())?;
     Ok(Opened {
@@ -295,5 +304,6 @@ pub fn create(
         Format::Png => png::create(path, info, opts.icc.as_deref()),
         Format::Jpeg => jpeg::create(path, info, opts),
         Format::Pnm => pnm::create(path, info),
+        Format::Pmtiles => unreachable!("cannot_hold refuses it"),
     }
 }

@@ -1,5 +1,6 @@
-//! PMTiles v3 archives: every tile of an xyz pyramid in one file that a
-//! browser reads with HTTP Range requests (spec: `docs/spec/pmtiles.md`).
+//! Writing PMTiles v3 archives: every tile of an xyz pyramid in one file that
+//! a browser reads with HTTP Range requests (the format's pieces are in
+//! `formats::pmtiles`, with the reader).
 //!
 //! Written in one streaming pass into an unnamed file like every output: the
 //! first 16 KB are reserved for the header and the root directory, tile data
@@ -10,32 +11,22 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
 
 use formats::output::AtomicFile;
+pub use formats::pmtiles::TileType;
+use formats::pmtiles::{gzip, serialize_directory as serialize, tile_id, Entry, Header};
+use formats::pmtiles::{HEADER_LEN, ROOT_END as RESERVED};
 use raster::{Error, Result};
 
-/// Header and root directory live in the first 16 KB (the spec's limit, so a
-/// reader gets both with its first request).
-pub const RESERVED: u64 = 16_384;
-const HEADER_LEN: usize = 127;
 /// Tiles up to this size are compared for deduplication: blank sky, uniform
 /// areas, transparent padding. Photo tiles are all different and much larger.
 const DEDUP_MAX: usize = 16 << 10;
 /// Entries per leaf directory: about 20 KB compressed, so a viewer fetches the
 /// header and root (16 KB) and one leaf before its first tile.
 const LEAF_ENTRIES: usize = 4096;
-
-/// What a tile is, for the header's tile type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TileType {
-    Png = 2,
-    Jpeg = 3,
-    Webp = 4,
-}
 
 impl From<crate::TileFormat> for TileType {
     fn from(f: crate::TileFormat) -> TileType {
@@ -45,39 +36,6 @@ impl From<crate::TileFormat> for TileType {
             crate::TileFormat::Webp { .. } => TileType::Webp,
         }
     }
-}
-
-/// One addressed tile (or run of identical ones) in the data section.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub tile_id: u64,
-    pub offset: u64,
-    pub length: u32,
-    pub run_length: u32,
-}
-
-/// The tile ID of (z, x, y): tiles of the zooms above z, then the position on
-/// the Hilbert curve of zoom z.
-pub fn tile_id(z: u32, x: u32, y: u32) -> u64 {
-    let above: u64 = (0..z).map(|k| 1u64 << (2 * k)).sum();
-    let (mut x, mut y) = (x as u64, y as u64);
-    let mut d = 0u64;
-    let mut s = (1u64 << z) / 2;
-    while s > 0 {
-        let rx = u64::from(x & s > 0);
-        let ry = u64::from(y & s > 0);
-        d += s * s * ((3 * rx) ^ ry);
-        // Rotate the quadrant so the curve continues.
-        if ry == 0 {
-            if rx == 1 {
-                x = s - 1 - (x & (s - 1));
-                y = s - 1 - (y & (s - 1));
-            }
-            std::mem::swap(&mut x, &mut y);
-        }
-        s /= 2;
-    }
-    above + d
 }
 
 struct Inner {
@@ -188,7 +146,7 @@ impl Archive {
             addressed: entries.iter().map(|e| e.run_length as u64).sum(),
             entries: entries.len() as u64,
             contents: s.contents,
-            tile_type,
+            tile_type: tile_type as u8,
             zooms,
         };
         let mut head = header.to_bytes().to_vec();
@@ -259,111 +217,9 @@ fn directories(entries: &[Entry]) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
     }
 }
 
-/// A directory: the entry count, then columns of delta-coded IDs, run lengths,
-/// lengths and offsets (0 for "right after the previous one"), as varints, gzipped.
-fn serialize(entries: &[Entry]) -> std::io::Result<Vec<u8>> {
-    let mut b = Vec::with_capacity(entries.len() * 6);
-    varint(&mut b, entries.len() as u64);
-    let mut last = 0;
-    for e in entries {
-        varint(&mut b, e.tile_id - last);
-        last = e.tile_id;
-    }
-    entries
-        .iter()
-        .for_each(|e| varint(&mut b, e.run_length as u64));
-    entries.iter().for_each(|e| varint(&mut b, e.length as u64));
-    for (i, e) in entries.iter().enumerate() {
-        let follows = i > 0 && e.offset == entries[i - 1].offset + entries[i - 1].length as u64;
-        varint(&mut b, if follows { 0 } else { e.offset + 1 });
-    }
-    gzip(&b)
-}
-
-fn varint(b: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        b.push((v as u8 & 0x7F) | 0x80);
-        v >>= 7;
-    }
-    b.push(v as u8);
-}
-
-fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    g.write_all(bytes)?;
-    g.finish()
-}
-
-/// The 127-byte header's fields: (offset, length) of each section.
-struct Header {
-    root: (u64, u64),
-    metadata: (u64, u64),
-    leaves: (u64, u64),
-    data: (u64, u64),
-    addressed: u64,
-    entries: u64,
-    contents: u64,
-    tile_type: TileType,
-    zooms: (u8, u8),
-}
-
-impl Header {
-    fn to_bytes(&self) -> [u8; HEADER_LEN] {
-        let mut h = [0u8; HEADER_LEN];
-        h[..7].copy_from_slice(b"PMTiles");
-        h[7] = 3;
-        let fields = [
-            self.root.0,
-            self.root.1,
-            self.metadata.0,
-            self.metadata.1,
-            self.leaves.0,
-            self.leaves.1,
-            self.data.0,
-            self.data.1,
-            self.addressed,
-            self.entries,
-            self.contents,
-        ];
-        for (i, v) in fields.iter().enumerate() {
-            h[8 + 8 * i..16 + 8 * i].copy_from_slice(&v.to_le_bytes());
-        }
-        h[96] = 0; // not clustered: tiles are stored in the order they are made
-        h[97] = 2; // directories and metadata: gzip
-        h[98] = 1; // tiles: no compression (PNG, JPEG and WebP compress themselves)
-        h[99] = self.tile_type as u8;
-        (h[100], h[101]) = self.zooms;
-        // Bounds and centre are geographic; an image has none (zeros), and the
-        // centre zoom is the top.
-        h[118] = self.zooms.0;
-        h
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tile_ids_follow_the_hilbert_curve_of_each_zoom() {
-        assert_eq!(tile_id(0, 0, 0), 0);
-        assert_eq!(
-            [
-                tile_id(1, 0, 0),
-                tile_id(1, 0, 1),
-                tile_id(1, 1, 1),
-                tile_id(1, 1, 0)
-            ],
-            [1, 2, 3, 4]
-        );
-        assert_eq!(tile_id(2, 0, 0), 5);
-        // Every tile of zoom 3 gets a distinct id in its zoom's range.
-        let mut ids: Vec<u64> = (0..8)
-            .flat_map(|x| (0..8).map(move |y| tile_id(3, x, y)))
-            .collect();
-        ids.sort();
-        assert_eq!(ids, (21..85).collect::<Vec<u64>>());
-    }
 
     #[test]
     fn runs_join_repeated_tiles_and_directories_fit_the_root() {

@@ -60,11 +60,11 @@ impl Image {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         let version = format!("{:x}-{:x}", meta.len(), modified);
-        let source: Option<Box<dyn crate::tiled::TileSource>> = if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("dzi"))
-        {
+        let ext = |x: &str| path.extension().is_some_and(|e| e.eq_ignore_ascii_case(x));
+        let source: Option<Box<dyn crate::tiled::TileSource>> = if ext("dzi") {
             Some(Box::new(crate::dzi::DeepZoom::open(path)?))
+        } else if ext("pmtiles") {
+            Some(Box::new(crate::archive::Pmtiles::open(path)?))
         } else {
             crate::tiled::TiledPages::open(path)?
                 .map(|p| Box::new(p) as Box<dyn crate::tiled::TileSource>)

@@ -9,6 +9,7 @@
 //! are served at any size, tile by tile; other images are decoded into
 //! memory (up to 256 Mpx).
 
+pub mod archive;
 pub mod dzi;
 pub mod iiif;
 pub mod image;
