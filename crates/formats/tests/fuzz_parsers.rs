@@ -49,6 +49,7 @@ fn valid_file(format: formats::Format, dir: &std::path::Path) -> Vec<u8> {
         formats::Format::Png => "png",
         formats::Format::Jpeg => "jpg",
         formats::Format::Pnm => "pam",
+        formats::Format::Pmtiles => unreachable!("giga tile writes archives"),
     };
     let path = dir.join(format!("seed.{ext}"));
     // With a (dummy) ICC profile, so that mutations reach the profile readers too.
