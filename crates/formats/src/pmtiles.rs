@@ -1,4 +1,4 @@
-//! PMTiles v3, the single-file tile archive (spec: `docs/spec/pmtiles.md`):
+//! PMTiles v3, the single-file tile archive (notes on the spec: `docs/spec/pmtiles.md`):
 //! the format's pieces (tile IDs on Hilbert curves, directories, the header),
 //! shared with the archive writer in `pyramid`, and a reader of giga's image
 //! archives: random access to any tile, and the full-resolution level as a
