@@ -98,3 +98,25 @@ def peak_rss_mb(args):
         time.sleep(0.005)
     assert p.returncode == 0, p.stderr.read()
     return peak / 1024
+
+
+def free_port():
+    """A TCP port free on loopback now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, seconds=20):
+    """Waits until something listens on loopback `port`; whether it did."""
+    import socket
+    import time
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False

@@ -5,9 +5,7 @@ Chromium from lighttpd (HTTP Range), counting what it fetches before the first t
 import hashlib
 import json
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +13,8 @@ import pytest
 from pmtiles.reader import MmapSource, Reader
 from pmtiles.tile import Compression, TileType
 
-from conftest import ROOT, giga, sample_image, write_kro
-from test_viewer import compare, panorama, view  # noqa: F401  (panorama is a fixture)
+from conftest import ROOT, free_port, giga, sample_image, wait_for_port, write_kro
+from test_viewer import compare, panorama, view  # noqa: F401,F811  (panorama is a fixture)
 
 
 def reader(path):
@@ -103,9 +101,7 @@ class Lighttpd:
     """lighttpd on loopback serving `root` (it honours Range), started and stopped by the test."""
 
     def __init__(self, root, tmp):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         conf = tmp / "lighttpd.conf"
         conf.write_text(
             f'server.document-root = "{root}"\nserver.port = {port}\nserver.bind = "127.0.0.1"\n'
@@ -115,14 +111,8 @@ class Lighttpd:
         exe = shutil.which("lighttpd") or "/usr/sbin/lighttpd"
         self.p = subprocess.Popen([exe, "-D", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("lighttpd did not start: " + self.p.stderr.read().decode())
+        if not wait_for_port(port, 10):
+            raise RuntimeError("lighttpd did not start: " + self.p.stderr.read().decode())
 
     def close(self):
         self.p.terminate()

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import crafted
-from conftest import GIGA, PHOTO, listing
+from conftest import GIGA, PHOTO, free_port, listing, wait_for_port
 
 ADDRESS_SPACE = 4 << 30
 
@@ -269,9 +269,6 @@ def test_option_bounds_are_usage_errors(tmp_path, args):
 # giga serve: idle sockets, bad Host headers, bad files in a folder, SIGTERM.
 
 def serve_folder(tmp_path, nofile=None):
-    from test_serve import free_port
-    import socket
-    import time
     d = tmp_path / "img"
     d.mkdir(exist_ok=True)
     Image.fromarray(np.zeros((48, 64, 3), np.uint8) + 100).save(d / "small.png")
@@ -280,13 +277,7 @@ def serve_folder(tmp_path, nofile=None):
     if nofile:
         cmd = ["prlimit", f"--nofile={nofile}", *cmd]
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_for_port(port)
     return p, port
 
 
@@ -409,9 +400,6 @@ def test_concurrent_maximal_requests_stay_within_the_memory_budget(tmp_path):
     """8 concurrent full/max requests of a 100 MP pyramid, and 8 upscaled ones of a
     64x48 image: peak RSS stays under serve's 1.5 GB budget; every request answered."""
     import concurrent.futures
-    from test_serve import free_port
-    import socket
-    import time
     d = tmp_path / "img"
     d.mkdir()
     with open(tmp_path / "big.kro", "wb") as f:
@@ -423,13 +411,7 @@ def test_concurrent_maximal_requests_stay_within_the_memory_budget(tmp_path):
     port = free_port()
     p = subprocess.Popen([GIGA, "serve", str(d), "--bind", f"127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_port(port)
         paths = ["/iiif/3/big/full/max/0/default.jpg"] * 8 + ["/iiif/2/small/full/10000,/0/default.jpg"] * 8
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             results = list(pool.map(lambda u: get(port, u, timeout=120)[0].status, paths))

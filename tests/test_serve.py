@@ -4,24 +4,16 @@ not reach anything but the named images."""
 import http.client
 import json
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import GIGA, ROOT
+from conftest import GIGA, ROOT, free_port, wait_for_port
 
 VALIDATOR_ID = "67352ccc-d1b0-11e1-89ae-279075081939"
 VALIDATOR_IMAGE = Path(__file__).resolve().parent / "data" / "iiif" / f"{VALIDATOR_ID}.png"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_serve(d):
@@ -29,13 +21,7 @@ def start_serve(d):
     host:port once something listens there."""
     port = free_port()
     p = subprocess.Popen([GIGA, "serve", str(d), "--bind", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_for_port(port)
     return p, f"127.0.0.1:{port}"
 
 

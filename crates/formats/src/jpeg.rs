@@ -53,7 +53,14 @@ impl BufRead for EofWatch {
     }
 }
 
-pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details, Option<Vec<u8>>)> {
+/// Opens a JPEG; `reduce` (1, 2, 4 or 8) decodes it that many times smaller with
+/// libjpeg's DCT scaling (each pixel the mean of a `reduce`-sided block, at a
+/// fraction of the cost): previews of frames shrunk onto a small canvas.
+pub(crate) fn open(
+    path: &Path,
+    file: File,
+    reduce: u32,
+) -> Result<(Box<dyn Source>, Details, Option<Vec<u8>>)> {
     let progressive = scan_is_progressive(&file).map_err(|e| Error::io(path, e))?;
     let (info_tx, info_rx) = sync_channel::<Result<(ImageInfo, Option<Vec<u8>>)>>(1);
     let (go_tx, go_rx) = sync_channel::<()>(1);
@@ -71,7 +78,7 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details,
             strips: &tx,
         };
         let r = guard(&p, "corrupt JPEG", || {
-            decode(&p, reader, &hit, progressive, channels)
+            decode(&p, reader, &hit, (progressive, reduce), channels)
         });
         if let Err(e) = r {
             // Whoever waits (for the header or for strips) learns of the error.
@@ -154,7 +161,7 @@ fn decode(
     path: &Path,
     reader: EofWatch,
     hit: &AtomicBool,
-    progressive: bool,
+    (progressive, reduce): (bool, u32),
     ch: Channels,
 ) -> Result<()> {
     let err = |e: std::io::Error| Error::invalid(path, format!("corrupt JPEG: {e}"));
@@ -174,11 +181,12 @@ fn decode(
         }
         _ => 3,
     };
-    let (w, h) = (d.width() as u32, d.height() as u32);
+    let (full_w, full_h) = (d.width() as u32, d.height() as u32);
+    let (w, h) = (full_w.div_ceil(reduce), full_h.div_ceil(reduce));
     if progressive {
         crate::budget::check(
             path,
-            &format!("a progressive JPEG of {w}x{h}"),
+            &format!("a progressive JPEG of {full_w}x{full_h}"),
             coefficient_bytes(d.components()),
             "make it baseline first (jpegtran -optimize IN > OUT; baseline JPEG is decoded in strips)",
         )?;
@@ -190,6 +198,10 @@ fn decode(
     };
     if ch.info.send(Ok((info, icc))).is_err() || ch.go.recv().is_err() {
         return Ok(()); // nobody wants the pixels
+    }
+    let mut d = d;
+    if reduce > 1 {
+        d.scale((8 / reduce) as u8);
     }
     let mut d = if channels == 1 {
         d.grayscale()

@@ -216,6 +216,13 @@ pub struct Opened {
 
 /// Opens an image for streaming, recognising the format by its signature.
 pub fn open(path: &Path) -> Result<Opened> {
+    open_reduced(path, 1).map(|(opened, _)| opened)
+}
+
+/// Opens an image, decoded up to `reduce` times smaller where its format can do
+/// that cheaply (JPEG, by 2, 4 or 8: libjpeg's DCT scaling); returns it and the
+/// reduction it got (1 for other formats), each pixel the mean of such a block.
+pub fn open_reduced(path: &Path, reduce: u32) -> Result<(Opened, u32)> {
     // Before opening: opening a FIFO would wait for a writer forever.
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     refuse_non_file(path, &meta)?;
@@ -241,6 +248,8 @@ pub fn open(path: &Path) -> Result<Opened> {
             )),
         };
     let file_size = meta.len();
+    let jpeg_reduce = [8, 4, 2].into_iter().find(|&k| k <= reduce).unwrap_or(1);
+    let got = if format == Format::Jpeg { jpeg_reduce } else { 1 };
     file.seek(SeekFrom::Start(0))
         .map_err(|e| Error::io(path, e))?;
     let no_icc = |(source, details)| (source, details, None);
@@ -249,18 +258,19 @@ pub fn open(path: &Path) -> Result<Opened> {
         Format::Tiff => tiff_read::open(path, file)?,
         Format::Psd => psd::open(path, file)?,
         Format::Png => png::open(path, file)?,
-        Format::Jpeg => jpeg::open(path, file)?,
+        Format::Jpeg => jpeg::open(path, file, jpeg_reduce)?,
         Format::Pnm => no_icc(pnm::open(path, file)?),
         Format::Pmtiles => no_icc(pmtiles::open(path, file)?),
     };
     budget::check_rows(path, &source.info())?;
-    Ok(Opened {
+    let opened = Opened {
         source,
         format,
         file_size,
         details,
         icc,
-    })
+    };
+    Ok((opened, got))
 }
 
 /// Refuses inputs that are not regular files: folders, FIFOs, devices, sockets

@@ -73,6 +73,7 @@ pub fn run(
             "two-band" => render::Blend::TwoBand,
             _ => render::Blend::Feather,
         },
+        quick_decode: false,
     };
     // Check the output options before the (slower) project and frame checks.
     let checked = match tiles {

@@ -118,14 +118,20 @@ impl LowBand {
 
 impl FrameImage {
     /// Reads `path` whole, as RGB(A) of its own depth (floats become 16-bit), and shrinks it by `factor`.
-    pub fn load(path: &Path, expect: (u32, u32), factor: u32) -> Result<FrameImage> {
-        let opened = formats::open(path)?;
+    /// With `quick`, a JPEG shrunk by a multiple of 2, 4 or 8 is decoded that much smaller
+    /// to begin with (libjpeg's DCT scaling: nearly the same block means, several times
+    /// faster; previews use it, renders don't, so their pixels stay exact).
+    pub fn load(path: &Path, expect: (u32, u32), factor: u32, quick: bool) -> Result<FrameImage> {
+        let power_of_two = if quick { (factor & factor.wrapping_neg()).clamp(1, 8) } else { 1 };
+        let (opened, reduced) = formats::open_reduced(path, power_of_two)?;
         let info = opened.source.info();
-        if (info.width, info.height) != expect {
+        let full = (info.width, info.height);
+        let seen = (expect.0.div_ceil(reduced), expect.1.div_ceil(reduced));
+        if full != seen {
             return Err(raster::Error::invalid(
                 path,
                 format!(
-                    "the frame is {}x{} but the project says {}x{}",
+                    "the frame is {}x{} (at 1/{reduced} of its size) but the project says {}x{}",
                     info.width, info.height, expect.0, expect.1
                 ),
             ));
@@ -160,11 +166,11 @@ impl FrameImage {
             channels: channels as usize,
             pixels,
             unit,
-            factor: 1,
+            factor: reduced,
             low: Vec::new(),
         };
-        Ok(if factor > 1 {
-            image.shrink(factor)
+        Ok(if factor > reduced {
+            image.shrink(factor / reduced)
         } else {
             image
         })

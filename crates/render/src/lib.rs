@@ -50,6 +50,8 @@ pub struct Options {
     pub antialias: bool,
     /// How overlapping frames are joined.
     pub blend: Blend,
+    /// Decode shrunk JPEG frames at reduced size (DCT scaling): previews.
+    pub quick_decode: bool,
 }
 
 /// How much wider than the feather each low band's transition is: the low-pass
@@ -107,6 +109,7 @@ impl Default for Options {
             region: None,
             antialias: true,
             blend: Blend::TwoBand,
+            quick_decode: false,
         }
     }
 }
@@ -160,6 +163,7 @@ pub struct Render {
     /// Bytes of frames held in memory (not in the scratch file).
     resident: u64,
     scratch: PathBuf,
+    quick_decode: bool,
     /// The first frame's ICC profile: the colour space of the output's values.
     icc: Option<Vec<u8>>,
     /// Every frame file the project names (rendered or not): inputs an output must never be.
@@ -285,6 +289,7 @@ impl Render {
             memory: opts.memory,
             resident: 0,
             scratch: opts.scratch.clone().unwrap_or_else(std::env::temp_dir),
+            quick_decode: opts.quick_decode,
             icc: icc.flatten(),
             frame_files: project.frames.iter().map(|f| dir.join(&f.file)).collect(),
         };
@@ -375,11 +380,12 @@ impl Render {
         }
         let scratch = &self.scratch;
         let bands = self.bands;
+        let quick = self.quick_decode;
         let images: Vec<Result<(usize, FrameImage)>> = missing
             .par_iter()
             .map(|&(i, spill)| {
                 let f = &self.frames[i];
-                let mut img = FrameImage::load(&f.path, f.size, f.factor)?;
+                let mut img = FrameImage::load(&f.path, f.size, f.factor, quick)?;
                 if bands > 0 {
                     img.low = frame::LowBand::all(&img, &f.photometry, bands);
                 }
