@@ -241,3 +241,35 @@ def test_render_writes_an_archive_too(tmp_path):
     for (z, x, y), data in want.items():
         assert r.get(z, x, y) == data
     f.close()
+
+
+def test_giga_serve_answers_byte_ranges_of_the_archive(tmp_path):
+    """giga serve hands out a served archive's bytes by range at /archive/ID.pmtiles, so
+    the reference JavaScript reader (over HTTP) reads the same tiles from it."""
+    import http.client
+    from test_serve import start_serve
+    write_kro(tmp_path / "in.kro", sample_image(600, 900, 3, 8, seed=5))
+    giga("tile", tmp_path / "in.kro", tmp_path / "s", "--archive", "pmtiles", "--format", "png", "--quiet", "--no-viewer")
+    giga("tile", tmp_path / "in.kro", tmp_path / "x", "--layout", "xyz", "--format", "png", "--quiet", "--no-viewer")
+    data = (tmp_path / "s/in.pmtiles").read_bytes()
+    p, host = start_serve(tmp_path / "s")
+    try:
+        c = http.client.HTTPConnection(host, timeout=10)
+        c.request("GET", "/archive/in.pmtiles", headers={"Range": "bytes=100-299"})
+        r = c.getresponse()
+        assert r.status == 206 and r.read() == data[100:300]
+        assert r.getheader("Content-Range") == f"bytes 100-299/{len(data)}"
+        c.request("GET", "/archive/in.pmtiles", headers={"Range": f"bytes={len(data)}-"})
+        r = c.getresponse()
+        r.read()
+        assert r.status == 416
+        want = xyz_files(tmp_path / "x/in")
+        names = [f"{z}/{x}/{y}" for z, x, y in want]
+        out = subprocess.run(["node", str(ROOT / "tests/browser/pmtiles-read.mjs"), f"http://{host}/archive/in.pmtiles", *names], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        got = json.loads(out.stdout)["tiles"]
+        for (z, x, y), tile in want.items():
+            assert got[f"{z}/{x}/{y}"] == hashlib.sha256(tile).hexdigest()
+    finally:
+        p.terminate()
+        p.wait(timeout=10)

@@ -1,14 +1,16 @@
 // Reads a PMTiles archive with the reference JavaScript reader (the `pmtiles`
-// npm package, as browsers use it) from a local file, and prints its header,
-// metadata and the SHA-256 of each tile asked for (null where it has none).
-//   node pmtiles-read.mjs ARCHIVE z/x/y ...
+// npm package, as browsers use it) from a local file or an http:// URL (with its
+// own Range requests), and prints its header, metadata and the SHA-256 of each
+// tile asked for (null where it has none).
+//   node pmtiles-read.mjs ARCHIVE|URL z/x/y ...
 import { open } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { PMTiles } from "pmtiles";
+import { FetchSource, PMTiles } from "pmtiles";
 
 const [path, ...tiles] = process.argv.slice(2);
-const file = await open(path, "r");
-const source = {
+const remote = path.startsWith("http");
+const file = remote ? null : await open(path, "r");
+const source = remote ? new FetchSource(path) : {
   getKey: () => path,
   getBytes: async (offset, length) => {
     const buf = Buffer.alloc(length);
@@ -26,4 +28,4 @@ for (const t of tiles) {
   out[t] = r ? createHash("sha256").update(Buffer.from(r.data)).digest("hex") : null;
 }
 console.log(JSON.stringify({ header, metadata, tiles: out }));
-await file.close();
+if (file) await file.close();

@@ -249,7 +249,11 @@ pub fn open_reduced(path: &Path, reduce: u32) -> Result<(Opened, u32)> {
         };
     let file_size = meta.len();
     let jpeg_reduce = [8, 4, 2].into_iter().find(|&k| k <= reduce).unwrap_or(1);
-    let got = if format == Format::Jpeg { jpeg_reduce } else { 1 };
+    let got = if format == Format::Jpeg {
+        jpeg_reduce
+    } else {
+        1
+    };
     file.seek(SeekFrom::Start(0))
         .map_err(|e| Error::io(path, e))?;
     let no_icc = |(source, details)| (source, details, None);

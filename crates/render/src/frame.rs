@@ -122,7 +122,11 @@ impl FrameImage {
     /// to begin with (libjpeg's DCT scaling: nearly the same block means, several times
     /// faster; previews use it, renders don't, so their pixels stay exact).
     pub fn load(path: &Path, expect: (u32, u32), factor: u32, quick: bool) -> Result<FrameImage> {
-        let power_of_two = if quick { (factor & factor.wrapping_neg()).clamp(1, 8) } else { 1 };
+        let power_of_two = if quick {
+            (factor & factor.wrapping_neg()).clamp(1, 8)
+        } else {
+            1
+        };
         let (opened, reduced) = formats::open_reduced(path, power_of_two)?;
         let info = opened.source.info();
         let full = (info.width, info.height);

@@ -33,6 +33,8 @@ pub struct Image {
     pub tiled: Option<crate::tiled::Tiled>,
     /// What became of an ICC profile, for the log: converted to sRGB, or ignored and why.
     pub colour: Option<String>,
+    /// A PMTiles archive's file, also served as is (byte ranges) at `/archive/ID.pmtiles`.
+    pub archive: Option<std::path::PathBuf>,
 }
 
 /// The log's words for `color::to_srgb`'s outcome.
@@ -90,6 +92,7 @@ impl Image {
                 version,
                 tiled: Some(crate::tiled::Tiled::new(source)),
                 colour,
+                archive: ext("pmtiles").then(|| path.to_path_buf()),
             });
         }
         let opened = formats::open(path)?;
@@ -155,6 +158,7 @@ impl Image {
             version,
             tiled: None,
             colour,
+            archive: None,
         })
     }
 

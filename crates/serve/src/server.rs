@@ -47,6 +47,7 @@ pub struct Incoming {
     pub host: String,
     pub accept: String,
     pub if_none_match: Option<String>,
+    pub range: Option<String>,
 }
 
 trait WithHeader {
@@ -153,6 +154,7 @@ pub fn run(listener: std::net::TcpListener, state: State) -> std::io::Result<()>
                                 host: get("host").unwrap_or_else(|| "localhost".into()),
                                 accept: get("accept").unwrap_or_default(),
                                 if_none_match: get("if-none-match"),
+                                range: get("range"),
                             };
                             let _working = working.acquire_owned().await.expect("never closed");
                             let resp =
@@ -231,6 +233,16 @@ fn handle(state: &State, req: &Incoming) -> Reply {
                 None => text(404, "not found"),
             }
         }
+        ["archive", name] => {
+            let id = decode(name).and_then(|n| n.strip_suffix(".pmtiles").map(str::to_string));
+            match id
+                .and_then(|i| state.images.get(&i))
+                .and_then(|i| i.archive.as_ref())
+            {
+                Some(path) => byte_range(path, req.range.as_deref()),
+                None => text(404, "no such archive"),
+            }
+        }
         ["iiif", v @ ("2" | "3"), id, rest @ ..] => {
             let v3 = *v == "3";
             let Some(id) = decode(id) else {
@@ -300,6 +312,62 @@ fn handle(state: &State, req: &Incoming) -> Reply {
         }
         _ => text(404, "not found"),
     }
+}
+
+/// Largest byte range answered at once (a viewer asks for 16 KB, a leaf, a tile).
+const RANGE_MAX: u64 = 16 << 20;
+
+/// One byte range of a served PMTiles archive (`Range: bytes=A-B`, `A-` or `-N`), so
+/// giga's archive viewer and other PMTiles readers can read it from giga serve.
+fn byte_range(path: &std::path::Path, range: Option<&str>) -> Reply {
+    use std::os::unix::fs::FileExt;
+    let Ok(file) = std::fs::File::open(path) else {
+        return text(500, "the archive can't be opened");
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let spec = range
+        .and_then(|r| r.strip_prefix("bytes="))
+        .filter(|r| !r.contains(','));
+    let (start, end) = match spec.and_then(|r| r.split_once('-')) {
+        Some(("", n)) => match n.parse::<u64>() {
+            Ok(n) if n > 0 => (len.saturating_sub(n), len),
+            _ => return text(416, "bad range"),
+        },
+        Some((a, b)) => match (a.parse::<u64>(), b.parse::<u64>().ok()) {
+            (Ok(a), b) if a < len && b.is_none_or(|b| b >= a) => {
+                (a, b.map_or(len, |b| (b + 1).min(len)))
+            }
+            _ => {
+                return text(416, "the range is outside the archive")
+                    .with_header("Content-Range", &format!("bytes */{len}"))
+            }
+        },
+        None if len <= RANGE_MAX => (0, len),
+        None => {
+            return text(
+                400,
+                &format!("the archive is {len} bytes: ask for byte ranges (Range: bytes=A-B)"),
+            )
+        }
+    };
+    if end - start > RANGE_MAX {
+        return text(416, &format!("at most {RANGE_MAX} bytes a request"));
+    }
+    let mut body = vec![0u8; (end - start) as usize];
+    if file.read_exact_at(&mut body, start).is_err() {
+        return text(500, "the archive can't be read");
+    }
+    let status = if range.is_some() { 206 } else { 200 };
+    reply(status, body, "application/vnd.pmtiles")
+        .with_header("Accept-Ranges", "bytes")
+        .with_header(
+            "Content-Range",
+            &format!("bytes {start}-{}/{len}", end.max(start + 1) - 1),
+        )
+        .with_header(
+            "Access-Control-Expose-Headers",
+            "Content-Range, Content-Length, ETag",
+        )
 }
 
 fn hash(s: &str) -> u64 {
