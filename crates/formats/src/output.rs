@@ -206,6 +206,14 @@ impl AtomicFile {
     }
 }
 
+/// Writes a small file whole, atomically (an [`AtomicFile`] committed at once).
+pub fn write_file(dest: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let out = AtomicFile::create(dest)?;
+    out.file().write_all(bytes).map_err(|e| out.err(e))?;
+    out.commit()
+}
+
 /// An unnamed file (O_TMPFILE) in the folder `dest` will be in; it disappears
 /// with the process unless [`link_unnamed`] gives it a name.
 pub fn create_unnamed(dest: &Path) -> std::io::Result<File> {

@@ -205,6 +205,37 @@ pub enum Command {
         #[command(flatten)]
         tile: TileArgs,
     },
+    /// Render a project small, in seconds, with its frames, seams and control points drawn over it
+    #[command(
+        after_help = "Examples:\n  giga preview pano.pto preview.png                  # 2,000 px wide\n  giga preview pano.pto check.png --outlines --numbers --seams\n  giga preview pano.pto cp.png --points --width 4000 --sidecar cp.json\n\nThe same render as `giga render` (projection, lenses, photometry, seams, blend) on a canvas\nscaled down to --width; frames are shrunk onto it, JPEG frames decoded at 1/2 to 1/8 of\ntheir size, so 1,500 frames take seconds. Overlays: --outlines (each frame's edge),\n--numbers (its number at its centre), --seams (the frame each pixel comes from, tinted, with\nthe seams drawn as the full render chooses them), --points (each control point's two ends\njoined by a line: green under 1 px of residual on the full canvas, yellow under 3, red beyond).\n--sidecar writes the same as JSON (preview pixels; residuals in canvas pixels)."
+    )]
+    Preview {
+        /// The project file (.pto)
+        project: PathBuf,
+        /// The preview image (.png, .jpg or .tif)
+        output: PathBuf,
+        /// Width of the preview in pixels (64-16384); never more than the render's
+        #[arg(long, default_value_t = 2000, value_name = "PIXELS")]
+        width: u32,
+        /// Draw each frame's outline
+        #[arg(long)]
+        outlines: bool,
+        /// Draw each frame's number at its centre
+        #[arg(long)]
+        numbers: bool,
+        /// Tint each pixel with the frame it comes from and draw the seams
+        #[arg(long)]
+        seams: bool,
+        /// Draw the control points and their residuals
+        #[arg(long)]
+        points: bool,
+        /// Also write the overlays as JSON to this file
+        #[arg(long, value_name = "FILE.json")]
+        sidecar: Option<PathBuf>,
+        /// No summary line
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Convert an image to another format, depth or channel layout
     #[command(
         after_help = "Examples:\n  giga convert pano.kro pano.tif                  # tiled, deflate\n  giga convert pano.kro pano.tif --compression none --bigtiff\n  giga convert pano16.tif pano.jpg --depth 8 --quality 92 --background black\n\nPixels are copied exactly where both formats can hold them. Alpha is flattened onto\n--background only when the output format has no alpha (JPEG) or with --no-alpha."

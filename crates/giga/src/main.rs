@@ -2,6 +2,7 @@
 //! This file only parses arguments, wires sources to sinks and reports.
 
 mod cli;
+mod preview_cmd;
 mod progress;
 mod render_cmd;
 mod tile;
@@ -101,6 +102,31 @@ fn dispatch(cli: Cli) -> Result<()> {
             transform(&input, &output, window, &out)
         }
         Command::Convert { input, output, out } => transform(&input, &output, None, &out),
+        Command::Preview {
+            project,
+            output,
+            width,
+            outlines,
+            numbers,
+            seams,
+            points,
+            sidecar,
+            quiet,
+        } => {
+            let layers = render::overlay::Layers {
+                outlines,
+                numbers,
+                seams,
+                points,
+            };
+            let ask = preview_cmd::Ask {
+                width,
+                layers,
+                sidecar: sidecar.as_deref(),
+                quiet,
+            };
+            preview_cmd::run(&project, &output, &ask)
+        }
         Command::Tile {
             input,
             outdir,

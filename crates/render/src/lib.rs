@@ -15,7 +15,9 @@
 
 mod frame;
 pub mod geometry;
+pub mod overlay;
 mod photometry;
+pub mod preview;
 pub mod pto;
 pub mod resume;
 
@@ -116,6 +118,8 @@ impl Default for Options {
 
 /// One frame, planned: where it lands on the output and how it is sampled.
 struct Planned {
+    /// The frame's number in the project.
+    number: usize,
     path: PathBuf,
     size: (u32, u32),
     map: FrameMap,
@@ -133,6 +137,47 @@ struct Planned {
     scale: f64,
     photometry: Photometry,
     masks: Vec<FrameMask>,
+}
+
+/// Where a frame lands at one output pixel.
+struct Hit {
+    xs: f64,
+    ys: f64,
+    /// Distance from the frame's centre, in half diagonals.
+    d: f32,
+    /// Distance from the frame's valid edge, in frame pixels (negative: outside).
+    edge: f32,
+    /// Inside one of the frame's include masks: other frames give way here.
+    include: bool,
+}
+
+impl Hit {
+    const MISS: Hit = Hit {
+        xs: 0.0,
+        ys: 0.0,
+        d: f32::INFINITY,
+        edge: -1.0,
+        include: false,
+    };
+}
+
+/// The hits of every frame covering one output row, and the nearest allowed one.
+#[derive(Default)]
+struct RowHits {
+    /// (frame, first column, a hit per column from there).
+    hits: Vec<(usize, usize, Vec<Hit>)>,
+    forced: bool,
+    only_included: Vec<bool>,
+    d_min: Vec<f32>,
+    /// The nearest allowed frame per column (`usize::MAX`: none).
+    chosen: Vec<usize>,
+}
+
+impl RowHits {
+    /// Whether a frame may take pixel `x`: inside it, and not kept out by an include mask.
+    fn allowed(&self, x: usize, hit: &Hit) -> bool {
+        hit.edge >= 0.0 && (!self.forced || !self.only_included[x] || hit.include)
+    }
 }
 
 /// A mask acting on a frame. A stack mask drawn on another frame (t2, t3) brings
@@ -399,25 +444,11 @@ impl Render {
         Ok(needed)
     }
 
-    /// One output row: seams, interpolation and photometry, as RGBA in 0..1.
-    fn render_row(&self, y: u32, candidates: &[usize], out: &mut [f32]) {
+    /// Where each frame that covers row `y` lands: its pixel, distance from its centre
+    /// and from its edge, per output column, and where include masks decide.
+    fn hits(&self, y: u32, candidates: &[usize]) -> RowHits {
         let width = self.info.width as usize;
         let yc = (y + self.origin.1) as f64;
-        struct Hit {
-            xs: f64,
-            ys: f64,
-            d: f32,
-            edge: f32,
-            /// Inside one of the frame's include masks: other frames give way here.
-            include: bool,
-        }
-        let miss = Hit {
-            xs: 0.0,
-            ys: 0.0,
-            d: f32::INFINITY,
-            edge: -1.0,
-            include: false,
-        };
         let mut hits: Vec<(usize, usize, Vec<Hit>)> = Vec::new();
         let mut rays = Vec::with_capacity(width);
         self.canvas.row_rays(yc, &self.columns, &mut rays);
@@ -447,7 +478,7 @@ impl Render {
                         include,
                     })
                 });
-                row.push(hit.unwrap_or(Hit { ..miss }));
+                row.push(hit.unwrap_or(Hit::MISS));
             }
             hits.push((i, x0, row));
         }
@@ -460,16 +491,43 @@ impl Render {
                 }
             }
         }
-        let allowed =
-            |x: usize, hit: &Hit| hit.edge >= 0.0 && (!forced || !only_included[x] || hit.include);
         let mut d_min = vec![f32::INFINITY; width];
-        for (_, x0, row) in &hits {
+        let mut chosen = vec![usize::MAX; width];
+        let r = RowHits {
+            hits,
+            forced,
+            only_included,
+            ..Default::default()
+        };
+        for (i, x0, row) in &r.hits {
             for (k, hit) in row.iter().enumerate() {
-                if allowed(x0 + k, hit) && hit.d < d_min[x0 + k] {
+                if r.allowed(x0 + k, hit) && hit.d < d_min[x0 + k] {
                     d_min[x0 + k] = hit.d;
+                    chosen[x0 + k] = *i;
                 }
             }
         }
+        RowHits { d_min, chosen, ..r }
+    }
+
+    /// The project's number of the frame each pixel of output row `y` takes its detail
+    /// from (the nearest centre among the frames allowed there: the seam `render_row`
+    /// feathers), or -1 where no frame covers it. Needs no frame decoded.
+    pub fn chosen_frames(&self, y: u32) -> Vec<i32> {
+        let candidates: Vec<usize> = (0..self.frames.len()).collect();
+        self.hits(y, &candidates)
+            .chosen
+            .iter()
+            .map(|&i| self.frames.get(i).map_or(-1, |f| f.number as i32))
+            .collect()
+    }
+
+    /// One output row: seams, interpolation and photometry, as RGBA in 0..1.
+    fn render_row(&self, y: u32, candidates: &[usize], out: &mut [f32]) {
+        let width = self.info.width as usize;
+        let row_hits = self.hits(y, candidates);
+        let (hits, d_min) = (row_hits.hits.as_slice(), row_hits.d_min.as_slice());
+        let allowed = |x: usize, hit: &Hit| row_hits.allowed(x, hit);
         // Per frame: the transition's width in centre-distance units, and the ramp at its border.
         let widths = |i: usize| {
             let f = &self.frames[i];
@@ -488,7 +546,7 @@ impl Render {
         let mut shared = vec![false; if bands > 0 { width } else { 0 }];
         if bands > 0 {
             let mut seen = vec![0u8; width];
-            for (i, x0, row) in &hits {
+            for (i, x0, row) in hits {
                 let reach = widths(*i).0 * BAND_WIDTHS[bands - 1];
                 for (k, hit) in row.iter().enumerate() {
                     let x = x0 + k;
@@ -509,7 +567,7 @@ impl Render {
         out.iter_mut().for_each(|v| *v = 0.0);
         let mut px = [0f32; 4];
         let mut lp = [[0f32; 4]; BAND_WIDTHS.len()];
-        for (i, x0, row) in &hits {
+        for (i, x0, row) in hits {
             let f = &self.frames[*i];
             let image = self.loaded[*i].as_ref().expect("prepared");
             let width_i = widths(*i);
@@ -628,6 +686,7 @@ impl Planned {
             })
             .collect();
         let planned = Planned {
+            number: i,
             path,
             size: (f.width, f.height),
             map,

@@ -125,6 +125,39 @@ pub struct Project {
     pub masks: Vec<Mask>,
     /// Things the renderer does not do that the project asks for.
     pub warnings: Vec<String>,
+    /// The c-lines: pairs of frame pixels that show the same point.
+    pub points: Vec<ControlPoint>,
+}
+
+/// A control point (c-line): pixel `a` of frame `frames.0` and pixel `b` of frame
+/// `frames.1` show the same point of the scene.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ControlPoint {
+    pub frames: (usize, usize),
+    pub a: (f64, f64),
+    pub b: (f64, f64),
+}
+
+/// A c-line's `n N x y X Y` (other fields, such as the type `t`, are ignored).
+fn control_point(rest: &str) -> Option<ControlPoint> {
+    let mut v: HashMap<char, f64> = HashMap::new();
+    for tok in rest.split_whitespace() {
+        let mut chars = tok.chars();
+        let key = chars.next()?;
+        if let Ok(n) = chars.as_str().parse::<f64>() {
+            v.insert(key, n);
+        }
+    }
+    let frame = |k| {
+        v.get(&k)
+            .filter(|n| **n >= 0.0 && n.fract() == 0.0)
+            .map(|n| *n as usize)
+    };
+    Some(ControlPoint {
+        frames: (frame('n')?, frame('N')?),
+        a: (*v.get(&'x')?, *v.get(&'y')?),
+        b: (*v.get(&'X')?, *v.get(&'Y')?),
+    })
 }
 
 /// Keys of i-lines, longest first so that `Eev` is not read as `E` + `ev`.
@@ -348,6 +381,8 @@ pub fn parse(text: &str) -> Result<Project, String> {
     let mut drawn = Vec::new();
     let mut unknown = Vec::new();
     let mut warnings = Vec::new();
+    let mut points = Vec::new();
+    let mut bad_points = 0;
     for (i, line) in text.lines().enumerate() {
         let no = i + 1;
         let line = line.trim_end_matches('\r');
@@ -415,8 +450,17 @@ pub fn parse(text: &str) -> Result<Project, String> {
                     _ => return Err(format!("line {no}: mask type t{kind} is unknown (0 to 4)")),
                 }
             }
-            _ => {} // comments, #-hugin, v, c and empty lines carry nothing a renderer needs
+            "c" => match control_point(rest) {
+                Some(cp) => points.push(cp),
+                None => bad_points += 1,
+            },
+            _ => {} // comments, #-hugin, v and empty lines carry nothing a renderer needs
         }
+    }
+    if bad_points > 0 {
+        warnings.push(format!(
+            "{bad_points} control point line(s) without n N x y X Y were ignored"
+        ));
     }
     if !unknown.is_empty() {
         warnings.push(format!(
@@ -585,12 +629,14 @@ pub fn parse(text: &str) -> Result<Project, String> {
         ));
     }
     let masks = spread_masks(&images, drawn)?;
+    points.retain(|c: &ControlPoint| c.frames.0 < frames.len() && c.frames.1 < frames.len());
     Ok(Project {
         canvas,
         frames,
         interpolator,
         masks,
         warnings,
+        points,
     })
 }
 
