@@ -127,3 +127,24 @@ def test_bad_preview_arguments(tmp_path, project, args, needle):
     r = subprocess.run([GIGA, "preview", str(pto), *args], capture_output=True, text=True)
     assert r.returncode == 2 and needle in r.stderr, r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_viewer_draws_the_preview_overlays(tmp_path, project):
+    """render --tiles --overlay SIDECAR: index.html draws the outlines, numbers, seams and
+    control points over the image (SVG in image pixels, on top of the image at any zoom)."""
+    from test_viewer import Server, view
+    d, pto = project
+    giga("preview", pto, tmp_path / "p.png", "--sidecar", tmp_path / "p.json", "--quiet")
+    giga("render", pto, "--tiles", tmp_path / "site", "--overlay", tmp_path / "p.json", "--quiet")
+    server = Server(tmp_path / "site")
+    try:
+        info = view(server.url + "/index.html", tmp_path / "shot")
+    finally:
+        server.close()
+    assert info["errors"] == []
+    o, home = info["overlay"], info["home"]
+    assert o["texts"] == 6 and o["polylines"] >= 6
+    assert abs(o["x"] - home["x"]) < 1 and abs(o["y"] - home["y"]) < 1
+    assert abs(o["w"] - home["w"]) < 1 and abs(o["h"] - home["h"]) < 1
+    r = subprocess.run([GIGA, "tile", str(tmp_path / "p.png"), str(tmp_path / "t"), "--overlay", str(tmp_path / "p.png")], capture_output=True, text=True)
+    assert r.returncode == 2 and "not JSON" in r.stderr

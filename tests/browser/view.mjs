@@ -50,6 +50,13 @@ await page.waitForFunction(() => window.viewer && window.viewer.world.getItemCou
 await settle();
 const home = await rect();
 await page.screenshot({ path: prefix + "-home.png" });
+// A preview's overlays (index.html made with --overlay): where they sit and what they hold.
+const overlay = await page.evaluate(() => {
+  const svg = document.getElementById("giga-overlay");
+  if (!svg) return null;
+  const r = svg.getBoundingClientRect();
+  return { x: r.x, y: r.y, w: r.width, h: r.height, polylines: svg.querySelectorAll("polyline").length, texts: svg.querySelectorAll("text").length };
+});
 
 // Zoom on the bottom-left corner: a window an eighth of the image's size, set in
 // by a tenth of the image so that it holds detail, not the transparent border.
@@ -71,5 +78,5 @@ const ranges = await page.evaluate(() => {
   return s.archive ? s.archive.log : null;
 });
 const message = await page.evaluate(() => (document.getElementById("giga-error") || {}).textContent || null);
-console.log(JSON.stringify({ home, zoomed, version, errors, hash, ranges, message }));
+console.log(JSON.stringify({ home, zoomed, version, errors, hash, ranges, message, overlay }));
 await browser.close();

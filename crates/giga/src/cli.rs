@@ -330,6 +330,10 @@ pub struct TileArgs {
     /// the xyz layout's tiles; default format jpg), which index.html reads with HTTP Range requests
     #[arg(long, value_enum, value_name = "KIND")]
     pub archive: Option<ArchiveKind>,
+    /// Draw the overlays of a preview sidecar (`giga preview --sidecar`) over the image in
+    /// index.html: frame outlines and numbers, seams, control points (key o shows and hides them)
+    #[arg(long, value_name = "FILE.json")]
+    pub overlay: Option<PathBuf>,
     /// Fill transparent areas first (as `giga fill`, streamed straight into the tiles)
     #[arg(long)]
     pub fill: bool,

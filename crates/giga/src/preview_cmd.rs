@@ -68,13 +68,59 @@ fn sidecar(p: &Preview) -> serde_json::Value {
         "preview": {"width": p.width, "height": p.height, "scale": p.scale},
         "frames": p.outlines.iter().map(|o| serde_json::json!({
             "frame": o.frame, "centre": o.centre.map(full),
+            "colour": hex(render::overlay::colour(o.frame)),
             "outline": o.pieces.iter().map(|piece| piece.iter().map(|&q| full(q)).collect::<Vec<_>>()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "points": p.points.iter().map(|c| serde_json::json!({
             "frames": [c.frames.0, c.frames.1], "a": full(c.a), "b": full(c.b), "residual": c.residual,
         })).collect::<Vec<_>>(),
+        // Pixel centres sit at whole coordinates: the edge between two is half a pixel off.
+        "seams": seam_segments(p).iter().map(|&(a, b)| [full((a.0 - 0.5, a.1 - 0.5)), full((b.0 - 0.5, b.1 - 0.5))]).collect::<Vec<_>>(),
         "labels": labels,
     })
+}
+
+/// The boundaries between pixels of different frames, as preview-pixel segments
+/// (vertical ones joined down the rows, horizontal ones along them).
+fn seam_segments(p: &Preview) -> Vec<((f64, f64), (f64, f64))> {
+    let (w, h) = (p.width as usize, p.height as usize);
+    let l = |x: usize, y: usize| p.labels[y * w + x];
+    let mut out = Vec::new();
+    let mut open: std::collections::HashMap<usize, usize> = Default::default(); // x -> first row
+    for y in 0..=h {
+        let edges: Vec<usize> = (1..w)
+            .filter(|&x| y < h && l(x, y) != l(x - 1, y) && l(x, y).max(l(x - 1, y)) >= 0)
+            .collect();
+        open.retain(|&x, &mut y0| {
+            let goes_on = edges.contains(&x);
+            if !goes_on {
+                out.push(((x as f64, y0 as f64), (x as f64, y as f64)));
+            }
+            goes_on
+        });
+        edges.iter().for_each(|&x| {
+            open.entry(x).or_insert(y);
+        });
+        if y > 0 && y < h {
+            let mut x0 = None;
+            for x in 0..=w {
+                let differs = x < w && l(x, y) != l(x, y - 1) && l(x, y).max(l(x, y - 1)) >= 0;
+                match (differs, x0) {
+                    (true, None) => x0 = Some(x),
+                    (false, Some(a)) => {
+                        out.push(((a as f64, y as f64), (x as f64, y as f64)));
+                        x0 = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+fn hex([r, g, b]: [u8; 3]) -> String {
+    format!("#{r:02x}{g:02x}{b:02x}")
 }
 
 /// A row of labels as runs of [label, length].

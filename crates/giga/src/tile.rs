@@ -16,6 +16,7 @@ use crate::{Failure, Result};
 pub struct Checked {
     kind: Kind,
     archive: bool,
+    overlay: Option<serde_json::Value>,
     tile: u32,
     overlap: u32,
     ext: String,
@@ -121,9 +122,11 @@ pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
             )));
         }
     }
+    let overlay = args.overlay.as_deref().map(read_overlay).transpose()?;
     Ok(Checked {
         kind,
         archive,
+        overlay,
         tile,
         overlap,
         ext,
@@ -200,6 +203,7 @@ pub fn build(
     let Checked {
         kind,
         archive,
+        overlay,
         tile,
         overlap,
         ext,
@@ -246,6 +250,7 @@ pub fn build(
             .unwrap_or(2),
         checkpoints,
         archive,
+        overlay,
     };
     let built = pyramid::build_resumed(
         source,
@@ -396,6 +401,24 @@ fn check_viewer_is_ours(outdir: &Path) -> Result<()> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// A `giga preview --sidecar` file, without the seam labels (the viewer draws the seams
+/// from their outlines).
+fn read_overlay(path: &Path) -> Result<serde_json::Value> {
+    let bad = |m: String| Failure::Usage(format!("{}: {m}", path.display()));
+    let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if !(v["width"].is_u64() && v["height"].is_u64() && v["frames"].is_array()) {
+        return Err(bad(
+            "not a giga preview sidecar (giga preview PROJECT OUT.png --sidecar FILE.json)".into(),
+        ));
+    }
+    if let Some(m) = v.as_object_mut() {
+        m.remove("labels");
+    }
+    Ok(v)
 }
 
 /// The names directly under OUTDIR that the run writes.

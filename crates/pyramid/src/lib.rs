@@ -35,6 +35,8 @@ pub struct Options {
     pub checkpoints: Option<checkpoint::Checkpoints>,
     /// Write the (xyz) pyramid as one PMTiles archive, OUTDIR/NAME.pmtiles.
     pub archive: bool,
+    /// Overlays for the viewer page (a `giga preview` sidecar), drawn over the image.
+    pub overlay: Option<serde_json::Value>,
 }
 
 /// The pixel format the cascade works in: 8-bit RGB, or RGBA when there is alpha.
@@ -127,7 +129,13 @@ pub fn build_resumed(
         }
     }
     if opts.viewer {
-        viewer::write(outdir, &layout, opts.background, opts.archive)?;
+        viewer::write(
+            outdir,
+            &layout,
+            opts.background,
+            opts.archive,
+            opts.overlay.as_ref(),
+        )?;
     }
     if opts.checkpoints.is_some() {
         checkpoint::remove(outdir, layout.levels.len());

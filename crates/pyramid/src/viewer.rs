@@ -10,7 +10,13 @@ use crate::assets::{FILES, OSD_VERSION, PMTILES_JS};
 use crate::layout::{Kind, Layout};
 use crate::tiles::write_atomic;
 
-pub fn write(outdir: &Path, layout: &Layout, background: Color, archive: bool) -> Result<()> {
+pub fn write(
+    outdir: &Path,
+    layout: &Layout,
+    background: Color,
+    archive: bool,
+    overlay: Option<&serde_json::Value>,
+) -> Result<()> {
     let reader = [("giga-pmtiles.js", PMTILES_JS)];
     let extra: &[(&str, &[u8])] = if archive { &reader } else { &[] };
     for (rel, bytes) in FILES.iter().chain(extra) {
@@ -24,7 +30,7 @@ pub fn write(outdir: &Path, layout: &Layout, background: Color, archive: bool) -
     }
     write_atomic(
         &outdir.join("index.html"),
-        page(layout, background, archive).as_bytes(),
+        page(layout, background, archive, overlay).as_bytes(),
     )
 }
 
@@ -33,8 +39,14 @@ fn css_color(c: Color) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 
-/// The HTML page for `layout` (read from its PMTiles archive with `archive`).
-pub fn page(layout: &Layout, background: Color, archive: bool) -> String {
+/// The HTML page for `layout` (read from its PMTiles archive with `archive`), with
+/// `overlay` (a `giga preview` sidecar) drawn over the image.
+pub fn page(
+    layout: &Layout,
+    background: Color,
+    archive: bool,
+    overlay: Option<&serde_json::Value>,
+) -> String {
     // "</" never appears raw inside a script element.
     let json = |v: &serde_json::Value| {
         serde_json::to_string_pretty(v)
@@ -60,6 +72,7 @@ pub fn page(layout: &Layout, background: Color, archive: bool) -> String {
         ""
     };
     let title = html_escape(&layout.name);
+    let overlay = overlay.map_or(String::new(), |o| OVERLAY_JS.replace("OVERLAY", &json(o)));
     format!(
         r##"<!DOCTYPE html>
 <html lang="en">
@@ -103,7 +116,7 @@ pub fn page(layout: &Layout, background: Color, archive: bool) -> String {
     viewer.addHandler("animation-finish", function () {{
       var c = viewer.viewport.getCenter(), z = viewer.viewport.getZoom();
       history.replaceState(null, "", "#" + [c.x.toFixed(5), c.y.toFixed(5), z.toFixed(4)].join(","));
-    }});
+    }});{overlay}
   </script>
 </body>
 </html>
@@ -111,6 +124,49 @@ pub fn page(layout: &Layout, background: Color, archive: bool) -> String {
         bg = css_color(background),
     )
 }
+
+/// Draws a `giga preview` sidecar over the image as SVG (image pixels), toggled with `o`.
+const OVERLAY_JS: &str = r##"
+    // Overlays from giga preview --sidecar: frame outlines, numbers, seams, control points.
+    (function (o) {
+      var ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
+      svg.setAttribute("id", "giga-overlay");
+      svg.setAttribute("viewBox", "0 0 " + o.width + " " + o.height);
+      svg.setAttribute("preserveAspectRatio", "none");
+      svg.style.pointerEvents = "none";
+      function add(tag, attrs) {
+        var e = document.createElementNS(ns, tag);
+        for (var k in attrs) e.setAttribute(k, attrs[k]);
+        e.setAttribute("vector-effect", "non-scaling-stroke");
+        svg.appendChild(e);
+        return e;
+      }
+      var seams = (o.seams || []).map(function (s) { return "M" + s[0] + "L" + s[1]; }).join("");
+      if (seams) add("path", { d: seams, stroke: "#ff00ff", "stroke-width": 1.5, fill: "none" });
+      o.frames.forEach(function (f) {
+        f.outline.forEach(function (piece) {
+          add("polyline", { points: piece.map(function (p) { return p.join(","); }).join(" "), stroke: f.colour, "stroke-width": 2, fill: "none" });
+        });
+        if (f.centre) {
+          var t = add("text", { x: f.centre[0], y: f.centre[1], "font-size": Math.max(o.width, o.height) / 60, "text-anchor": "middle", "dominant-baseline": "middle", fill: "#fff", stroke: "#000", "stroke-width": 3, "paint-order": "stroke", "font-family": "sans-serif" });
+          t.textContent = f.frame;
+        }
+      });
+      var dot = Math.max(o.width, o.height) / 800;
+      o.points.forEach(function (p) {
+        var c = p.residual < 1 ? "#28dc3c" : p.residual < 3 ? "#fad228" : "#f02828";
+        var dx = p.b[0] - p.a[0], dy = p.b[1] - p.a[1], d = Math.max(Math.hypot(dx, dy), 1e-9), reach = Math.min(p.residual * 10, 200) * dot;
+        add("line", { x1: p.a[0], y1: p.a[1], x2: p.a[0] + dx / d * reach, y2: p.a[1] + dy / d * reach, stroke: c, "stroke-width": 2 });
+        add("circle", { cx: p.a[0], cy: p.a[1], r: dot * 2, fill: c, stroke: "#000", "stroke-width": 1 });
+      });
+      viewer.addHandler("open", function () {
+        viewer.addOverlay({ element: svg, location: new OpenSeadragon.Rect(0, 0, 1, o.height / o.width) });
+      });
+      document.addEventListener("keydown", function (e) {
+        if (e.key === "o") svg.style.display = svg.style.display === "none" ? "" : "none";
+      });
+      window.gigaOverlay = svg;
+    })(OVERLAY);"##;
 
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
