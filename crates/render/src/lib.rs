@@ -278,7 +278,13 @@ impl Render {
         let mut sixteen = false;
         let mut icc: Option<Option<Vec<u8>>> = None;
         for &i in &chosen {
-            let (planned, wide, profile) = Planned::new(&project, i, dir, &canvas, opts.antialias)?;
+            let (planned, wide, profile) = Planned::new(
+                &project,
+                i,
+                dir,
+                &canvas,
+                (opts.antialias, opts.quick_decode),
+            )?;
             sixteen |= wide;
             // As nona: the output takes the first frame's profile.
             match &icc {
@@ -640,7 +646,7 @@ impl Planned {
         i: usize,
         dir: &Path,
         canvas: &CanvasMap,
-        antialias: bool,
+        (antialias, quick): (bool, bool),
     ) -> Result<(Planned, bool, Option<Vec<u8>>)> {
         let f = &project.frames[i];
         let path = dir.join(&f.file);
@@ -661,10 +667,11 @@ impl Planned {
         let half_diagonal =
             ((bounds[1] - bounds[0]).powi(2) + (bounds[3] - bounds[2]).powi(2)).sqrt() / 2.0;
         let scale = source_scale(canvas, &map, centre);
-        let factor = if antialias && scale >= 1.5 {
-            scale.round() as u32
-        } else {
-            1
+        let factor = match antialias && scale >= 1.5 {
+            // Quick (previews): a power of two, which JPEG frames are decoded at directly.
+            true if quick => 1 << (scale.round() as u32).ilog2(),
+            true => scale.round() as u32,
+            false => 1,
         };
         let channels = if info.format.has_alpha() { 4 } else { 3 };
         let wide = info.format.sample != SampleType::U8;
