@@ -5,6 +5,118 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Tile pyramid layouts (`--layout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    Dzi,
+    Iiif3,
+    Iiif2,
+    Zoomify,
+    Xyz,
+    Tms,
+    Legacy,
+    Custom,
+}
+
+impl From<LayoutArg> for pyramid::Kind {
+    fn from(l: LayoutArg) -> pyramid::Kind {
+        use pyramid::Kind;
+        match l {
+            LayoutArg::Dzi => Kind::Dzi,
+            LayoutArg::Iiif3 => Kind::Iiif3,
+            LayoutArg::Iiif2 => Kind::Iiif2,
+            LayoutArg::Zoomify => Kind::Zoomify,
+            LayoutArg::Xyz => Kind::Xyz,
+            LayoutArg::Tms => Kind::Tms,
+            LayoutArg::Legacy => Kind::Legacy,
+            LayoutArg::Custom => Kind::Custom,
+        }
+    }
+}
+
+/// Tile image formats (`giga tile --format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TileFormatArg {
+    Jpg,
+    Png,
+    Webp,
+}
+
+/// How `render` joins frames (`--blend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BlendArg {
+    TwoBand,
+    Multiband,
+    Feather,
+}
+
+impl From<BlendArg> for render::Blend {
+    fn from(b: BlendArg) -> render::Blend {
+        match b {
+            BlendArg::TwoBand => render::Blend::TwoBand,
+            BlendArg::Multiband => render::Blend::Multiband,
+            BlendArg::Feather => render::Blend::Feather,
+        }
+    }
+}
+
+/// `render --interpolator`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InterpolatorArg {
+    Bicubic,
+    Bilinear,
+    Nearest,
+}
+
+impl From<InterpolatorArg> for render::Interpolator {
+    fn from(i: InterpolatorArg) -> render::Interpolator {
+        match i {
+            InterpolatorArg::Bicubic => render::Interpolator::Bicubic,
+            InterpolatorArg::Bilinear => render::Interpolator::Bilinear,
+            InterpolatorArg::Nearest => render::Interpolator::Nearest,
+        }
+    }
+}
+
+/// TIFF compression (`--compression`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    Deflate,
+    None,
+    Packbits,
+}
+
+impl From<CompressionArg> for formats::Compression {
+    fn from(c: CompressionArg) -> formats::Compression {
+        match c {
+            CompressionArg::Deflate => formats::Compression::Deflate,
+            CompressionArg::None => formats::Compression::None,
+            CompressionArg::Packbits => formats::Compression::PackBits,
+        }
+    }
+}
+
+/// Output depth (`--depth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DepthArg {
+    #[value(name = "8")]
+    Eight,
+    #[value(name = "16")]
+    Sixteen,
+    #[value(name = "32")]
+    Float,
+}
+
+impl From<DepthArg> for raster::SampleType {
+    fn from(d: DepthArg) -> raster::SampleType {
+        match d {
+            DepthArg::Eight => raster::SampleType::U8,
+            DepthArg::Sixteen => raster::SampleType::U16,
+            DepthArg::Float => raster::SampleType::F32,
+        }
+    }
+}
+
 /// Single-file tile archives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ArchiveKind {
@@ -168,8 +280,8 @@ pub enum Command {
         #[arg(long, value_name = "OUTDIR")]
         tiles: Option<PathBuf>,
         /// Interpolator; default: the project's (m i0 bicubic, i5 bilinear, i6 nearest)
-        #[arg(long, value_parser = ["bicubic", "bilinear", "nearest"])]
-        interpolator: Option<String>,
+        #[arg(long, value_enum)]
+        interpolator: Option<InterpolatorArg>,
         /// Width of the transition at seams, in output pixels
         #[arg(long, default_value_t = 8.0, value_name = "PIXELS")]
         feather: f64,
@@ -178,8 +290,8 @@ pub enum Command {
         /// steps left after the photometric correction), multiband (also structure coarser than
         /// 128 px across 128 times the feather, on frames big enough: smoother, ~1.5x the time)
         /// or feather (everything across the feather; fastest)
-        #[arg(long, default_value = "two-band", value_parser = ["two-band", "multiband", "feather"])]
-        blend: String,
+        #[arg(long, value_enum, default_value_t = BlendArg::TwoBand)]
+        blend: BlendArg,
         /// Most memory for decoded frames at once, in GB; frames past it go to a scratch file
         #[arg(long, default_value_t = 8.0, value_name = "GB")]
         memory: f64,
@@ -256,8 +368,8 @@ pub struct OutputArgs {
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
     /// Bits per sample of the output: 8, 16 or 32 (float); default: as the input
-    #[arg(long, value_parser = ["8", "16", "32"])]
-    pub depth: Option<String>,
+    #[arg(long, value_enum)]
+    pub depth: Option<DepthArg>,
     /// Colour behind transparent pixels when alpha is dropped: white, black, #rrggbb or r,g,b
     #[arg(long, default_value = "white", value_name = "COLOR")]
     pub background: String,
@@ -274,8 +386,8 @@ pub struct OutputArgs {
     #[arg(long)]
     pub pyramid: bool,
     /// TIFF compression
-    #[arg(long, default_value = "deflate", value_parser = ["deflate", "none", "packbits"])]
-    pub compression: String,
+    #[arg(long, value_enum, default_value_t = CompressionArg::Deflate)]
+    pub compression: CompressionArg,
     /// TIFF tile side in pixels (a multiple of 16, 16-4096)
     #[arg(long, default_value_t = 256, value_name = "PIXELS", value_parser = parse_tiff_tile)]
     pub tile_size: u32,
@@ -289,13 +401,13 @@ pub struct OutputArgs {
 
 #[derive(Args, Clone)]
 pub struct TileArgs {
-    /// Pyramid layout
-    #[arg(long, default_value = "dzi", value_parser = ["dzi", "iiif3", "iiif2", "zoomify", "xyz", "tms", "legacy", "custom"])]
-    pub layout: String,
+    /// Pyramid layout (default dzi; xyz with --archive)
+    #[arg(long, value_enum)]
+    pub layout: Option<LayoutArg>,
     /// Tile format: jpg (flattened onto --background), png or webp (lossy, keeping alpha; dzi, zoomify
     /// and custom only); default jpg, png for xyz and tms (OpenSeadragon requests .png there)
-    #[arg(long, value_parser = ["jpg", "png", "webp"])]
-    pub format: Option<String>,
+    #[arg(long, value_enum)]
+    pub format: Option<TileFormatArg>,
     /// Tile side in pixels (1-8192); default 254 for dzi, 512 for iiif, 256 otherwise
     #[arg(long, value_name = "PIXELS")]
     pub tile_size: Option<u32>,

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use formats::{Compression, Format, Opened, WriteOptions};
+use formats::{Format, Opened, WriteOptions};
 use raster::{Color, ImageInfo, PixelFormat, Rect, SampleType};
 
 use cli::{Cli, Command, OutputArgs};
@@ -599,11 +599,7 @@ pub(crate) fn write_source(
     });
     let opts = WriteOptions {
         bigtiff: args.bigtiff.then_some(true),
-        compression: match args.compression.as_str() {
-            "none" => Compression::None,
-            "packbits" => Compression::PackBits,
-            _ => Compression::Deflate,
-        },
+        compression: args.compression.into(),
         tile_size: args.tile_size,
         quality: args.quality,
         pyramid: args.pyramid,
@@ -635,11 +631,6 @@ fn target_format(input: PixelFormat, format: Format, args: &OutputArgs) -> Pixel
     if args.gray {
         colour = 1;
     }
-    let sample = match args.depth.as_deref() {
-        Some("8") => SampleType::U8,
-        Some("16") => SampleType::U16,
-        Some("32") => SampleType::F32,
-        _ => input.sample,
-    };
+    let sample = args.depth.map_or(input.sample, SampleType::from);
     PixelFormat::new(colour + alpha as u8, sample)
 }

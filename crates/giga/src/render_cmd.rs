@@ -6,13 +6,13 @@ use std::sync::atomic::Ordering;
 
 use formats::Format;
 
-use crate::cli::{OutputArgs, TileArgs};
+use crate::cli::{BlendArg, CompressionArg, InterpolatorArg, OutputArgs, TileArgs};
 use crate::{human_bytes, output_choice, progress, tile, write_source, Failure, Result, RESUMABLE};
 
 pub struct RenderHow {
-    pub interpolator: Option<String>,
+    pub interpolator: Option<InterpolatorArg>,
     pub feather: f64,
-    pub blend: String,
+    pub blend: BlendArg,
     pub memory: f64,
     pub temp: Option<PathBuf>,
     pub frames: Option<Vec<usize>>,
@@ -45,11 +45,7 @@ pub fn run(
         return Err(Failure::Usage("--fill is not offered while rendering; render to a file, then giga fill or giga tile --fill".into()));
     }
     let opts = render::Options {
-        interpolator: how.interpolator.as_deref().map(|i| match i {
-            "nearest" => render::Interpolator::Nearest,
-            "bilinear" => render::Interpolator::Bilinear,
-            _ => render::Interpolator::Bicubic,
-        }),
+        interpolator: how.interpolator.map(Into::into),
         feather: how.feather,
         memory: (how.memory * 1e9) as u64,
         scratch: how.temp.clone().or_else(|| {
@@ -68,11 +64,7 @@ pub fn run(
         only: how.frames.clone(),
         region: how.region,
         antialias: !how.no_antialias,
-        blend: match how.blend.as_str() {
-            "multiband" => render::Blend::Multiband,
-            "two-band" => render::Blend::TwoBand,
-            _ => render::Blend::Feather,
-        },
+        blend: how.blend.into(),
         quick_decode: false,
     };
     // Check the output options before the (slower) project and frame checks.
@@ -88,7 +80,7 @@ pub fn run(
         gray: false,
         bigtiff: how.bigtiff,
         pyramid: how.pyramid,
-        compression: "deflate".into(),
+        compression: CompressionArg::Deflate,
         tile_size: tile.tile_size.unwrap_or(256),
         quality: tile.quality,
         quiet: tile.quiet,
@@ -158,7 +150,7 @@ pub fn run(
             let resume = match tile.resume {
                 true => {
                     let more = format!(
-                        "{} {:?} {:?} {:?} {} {} {} {:?} {} {:?} {}",
+                        "{:?} {:?} {:?} {:?} {} {} {} {:?} {} {:?} {}",
                         tile.layout,
                         tile.format,
                         tile.tile_size,
@@ -217,16 +209,24 @@ pub fn run(
 /// What a resumable render's saved rows depend on: the project's text, the
 /// options that change pixels, and `more` (the tiling options, for tiles).
 fn job_key(project: &Path, opts: &render::Options, more: &str) -> Result<String> {
-    use std::hash::{Hash, Hasher};
-    let text = std::fs::read(project).map_err(|e| raster::Error::io(project, e))?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
-    format!(
-        "{:?} {} {:?} {:?} {} {:?} {more}",
-        opts.interpolator, opts.feather, opts.only, opts.region, opts.antialias, opts.blend
-    )
-    .hash(&mut h);
-    Ok(format!("{} {:016x}", project.display(), h.finish()))
+    let mut text = std::fs::read(project).map_err(|e| raster::Error::io(project, e))?;
+    // The whole options struct (a field added later changes the key by itself), less
+    // where frames are held, which changes no pixel.
+    let pixels = render::Options {
+        memory: 0,
+        scratch: None,
+        ..opts.clone()
+    };
+    text.extend_from_slice(format!("{pixels:?} {more}").as_bytes());
+    Ok(format!("{} {:016x}", project.display(), fnv1a(&text)))
+}
+
+/// FNV-1a, 64-bit: a hash fixed by its definition (std's may change between releases,
+/// which would orphan every saved checkpoint).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Seconds between checkpoints of `render --tiles --resume` (GIGA_CHECKPOINT_SECONDS

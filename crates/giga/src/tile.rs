@@ -9,7 +9,15 @@ use std::time::Instant;
 use pyramid::{Counts, Kind, Layout, Options, Settings, TileFormat};
 use raster::Color;
 
-use crate::cli::TileArgs;
+use crate::cli::{TileArgs, TileFormatArg};
+
+/// A layout's name as `--layout` spells it.
+fn kind_name(k: Kind) -> &'static str {
+    Kind::NAMES[Kind::ALL
+        .iter()
+        .position(|&x| x == k)
+        .expect("every kind is listed")]
+}
 use crate::{Failure, Result};
 
 /// What the tiling options ask for, checked before anything is read.
@@ -27,19 +35,18 @@ pub struct Checked {
 
 pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
     let usage = |m: String| Failure::Usage(m);
-    let kind = Kind::parse(&args.layout)
-        .ok_or_else(|| usage(format!("unknown layout {:?}", args.layout)))?;
     let archive = args.archive.is_some();
-    // An archive holds the xyz layout's tiles (dzi is --layout's default).
-    let kind = match kind {
-        Kind::Xyz | Kind::Dzi if archive => Kind::Xyz,
-        _ if archive => {
+    // An archive holds the xyz layout's tiles.
+    let kind = match (args.layout, archive) {
+        (None, true) => Kind::Xyz,
+        (None, false) => Kind::Dzi,
+        (Some(l), true) if Kind::from(l) != Kind::Xyz => {
             return Err(usage(format!(
                 "--archive pmtiles holds the xyz layout's tiles, not {}",
-                args.layout
+                kind_name(l.into())
             )))
         }
-        k => k,
+        (Some(l), _) => l.into(),
     };
     if archive && args.resume {
         return Err(usage(
@@ -62,27 +69,27 @@ pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
     if overlap > 0 && !matches!(kind, Kind::Dzi | Kind::Custom) {
         return Err(usage(format!(
             "--overlap is for the dzi and custom layouts; {} tiles don't overlap",
-            args.layout
+            kind_name(kind)
         )));
     }
-    let ext = args.format.clone().unwrap_or_else(|| {
-        if archive {
-            "jpg"
-        } else {
-            kind.default_format()
-        }
-        .to_string()
-    });
+    let ext = match args.format {
+        Some(TileFormatArg::Jpg) => "jpg",
+        Some(TileFormatArg::Png) => "png",
+        Some(TileFormatArg::Webp) => "webp",
+        None if archive => "jpg",
+        None => kind.default_format(),
+    }
+    .to_string();
     if matches!(kind, Kind::Xyz | Kind::Tms) && ext != "png" && !archive {
         return Err(usage(format!(
             "the {} layout needs --format png: OpenSeadragon requests its tiles as .png",
-            args.layout
+            kind_name(kind)
         )));
     }
     if ext == "webp" && !archive && !matches!(kind, Kind::Dzi | Kind::Zoomify | Kind::Custom) {
         return Err(usage(format!(
             "--format webp is offered for the dzi, zoomify and custom layouts; {} needs jpg or png",
-            args.layout
+            kind_name(kind)
         )));
     }
     let format = match ext.as_str() {

@@ -23,19 +23,17 @@ impl Kind {
         "dzi", "iiif3", "iiif2", "zoomify", "xyz", "tms", "legacy", "custom",
     ];
 
-    pub fn parse(s: &str) -> Option<Kind> {
-        Some(match s {
-            "dzi" => Kind::Dzi,
-            "iiif3" | "iiif" => Kind::Iiif3,
-            "iiif2" => Kind::Iiif2,
-            "zoomify" => Kind::Zoomify,
-            "xyz" | "osm" => Kind::Xyz,
-            "tms" => Kind::Tms,
-            "legacy" => Kind::Legacy,
-            "custom" => Kind::Custom,
-            _ => return None,
-        })
-    }
+    /// Every kind, in the order of [`Kind::NAMES`].
+    pub const ALL: [Kind; 8] = [
+        Kind::Dzi,
+        Kind::Iiif3,
+        Kind::Iiif2,
+        Kind::Zoomify,
+        Kind::Xyz,
+        Kind::Tms,
+        Kind::Legacy,
+        Kind::Custom,
+    ];
 
     /// (tile size, overlap) when the user gives none.
     pub fn defaults(self) -> (u32, u32) {

@@ -63,11 +63,50 @@ pub struct TiledPages {
     colour: Option<String>,
 }
 
+/// Decoded tiles, least recently used evicted first: `order` holds (key, use stamp)
+/// for every use; an entry whose stamp is not the tile's latest is stale and skipped.
 #[derive(Default)]
 struct Cache {
-    map: HashMap<(usize, u32, u32), Arc<Tile>>,
-    order: VecDeque<(usize, u32, u32)>,
+    map: HashMap<TileKey, (Arc<Tile>, u64)>,
+    order: VecDeque<(TileKey, u64)>,
     bytes: usize,
+    clock: u64,
+}
+
+type TileKey = (usize, u32, u32);
+
+impl Cache {
+    /// The tile, marked as just used.
+    fn get(&mut self, key: TileKey) -> Option<Arc<Tile>> {
+        self.clock += 1;
+        let clock = self.clock;
+        let (tile, stamp) = self.map.get_mut(&key)?;
+        *stamp = clock;
+        let tile = tile.clone();
+        self.order.push_back((key, clock));
+        Some(tile)
+    }
+
+    /// Adds a tile (once, whoever decoded it first) and evicts the least recently used past the cap.
+    fn insert(&mut self, key: TileKey, tile: Arc<Tile>, cap: usize) -> Arc<Tile> {
+        if let Some(t) = self.get(key) {
+            return t;
+        }
+        self.clock += 1;
+        self.bytes += tile.pixels.len();
+        self.map.insert(key, (tile.clone(), self.clock));
+        self.order.push_back((key, self.clock));
+        while self.bytes > cap {
+            let Some((old, stamp)) = self.order.pop_front() else {
+                break;
+            };
+            if self.map.get(&old).is_some_and(|(_, s)| *s == stamp) {
+                let (v, _) = self.map.remove(&old).expect("just seen");
+                self.bytes -= v.pixels.len();
+            }
+        }
+        tile
+    }
 }
 
 fn decoder(path: &Path, page: usize) -> std::result::Result<Dec, String> {
@@ -232,26 +271,15 @@ impl Tiled {
     }
 
     fn tile(&self, k: usize, tx: u32, ty: u32) -> std::result::Result<Arc<Tile>, String> {
-        if let Some(t) = self.cache.lock().unwrap().map.get(&(k, tx, ty)) {
-            return Ok(t.clone());
+        if let Some(t) = self.cache.lock().unwrap().get((k, tx, ty)) {
+            return Ok(t);
         }
         let tile = Arc::new(self.source.decode(k, tx, ty)?);
-        let mut cache = self.cache.lock().unwrap();
-        if let Some(t) = cache.map.get(&(k, tx, ty)) {
-            return Ok(t.clone()); // another request decoded it meanwhile: count it once
-        }
-        cache.bytes += tile.pixels.len();
-        cache.map.insert((k, tx, ty), tile.clone());
-        cache.order.push_back((k, tx, ty));
-        while cache.bytes > CACHE_BYTES {
-            let Some(old) = cache.order.pop_front() else {
-                break;
-            };
-            if let Some(v) = cache.map.remove(&old) {
-                cache.bytes -= v.pixels.len();
-            }
-        }
-        Ok(tile)
+        Ok(self
+            .cache
+            .lock()
+            .unwrap()
+            .insert((k, tx, ty), tile, CACHE_BYTES))
     }
 
     /// Pixels `[x0, x1) x [y0, y1)` of level `k`, 8-bit RGB(A).
@@ -291,5 +319,34 @@ impl Tiled {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn tile(n: usize) -> Arc<Tile> {
+        Arc::new(Tile {
+            pixels: vec![0; n],
+            x0: 0,
+            y0: 0,
+            width: 1,
+        })
+    }
+
+    #[test]
+    fn counts_a_tile_once_and_evicts_the_least_recently_used() {
+        let mut c = Cache::default();
+        c.insert((0, 0, 0), tile(10), 30);
+        // A second request that decoded the same tile meanwhile: counted once.
+        c.insert((0, 0, 0), tile(10), 30);
+        assert_eq!(c.bytes, 10);
+        c.insert((0, 1, 0), tile(10), 30);
+        c.insert((0, 2, 0), tile(10), 30);
+        assert!(c.get((0, 0, 0)).is_some()); // (0,0,0) is now the most recent
+        c.insert((0, 3, 0), tile(10), 30); // over the cap: (0,1,0) goes, not (0,0,0)
+        assert!(c.map.contains_key(&(0, 0, 0)) && !c.map.contains_key(&(0, 1, 0)));
+        assert_eq!(c.bytes, 30);
     }
 }
