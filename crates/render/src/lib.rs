@@ -466,8 +466,11 @@ impl Render {
             }
             let (x0, x1) = (f.footprint[0] as usize, f.footprint[1] as usize);
             let mut row = Vec::with_capacity(x1 - x0);
-            for ray in &rays[x0..x1] {
-                let hit = f.map.pixel(*ray).and_then(|(xs, ys)| {
+            let mut coords = Vec::with_capacity(x1 - x0);
+            let at = (self.origin.0 as usize + x0, yc);
+            geometry::map_row(&f.map, &self.canvas, at, &rays[x0..x1], &mut coords);
+            for (ray, at) in rays[x0..x1].iter().zip(&coords) {
+                let hit = at.and_then(|(xs, ys)| {
                     let edge = f.edge_distance(xs, ys)?;
                     let include = match f.masks.is_empty() {
                         true => false,
