@@ -4,6 +4,8 @@
 //! must be converted or their colours come out dull; giga's file outputs
 //! carry the profile instead.
 
+#![deny(missing_docs)]
+
 mod matrix;
 
 use lcms2::{
@@ -20,6 +22,7 @@ pub struct Icc {
 }
 
 impl Icc {
+    /// Parses a profile's bytes; `Err` says why they can't be used.
     pub fn parse(bytes: &[u8]) -> Result<Icc, String> {
         // LittleCMS's own message spans lines and says little more.
         Profile::new_icc(bytes)

@@ -17,11 +17,14 @@ use raster::{Rect, Result, Samples, Source, Strip};
 /// A width:height ratio, reduced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Aspect {
+    /// Width part of the ratio.
     pub w: u32,
+    /// Height part of the ratio.
     pub h: u32,
 }
 
 impl Aspect {
+    /// Parses `W:H` (both positive).
     pub fn parse(s: &str) -> Option<Aspect> {
         let (a, b) = s.split_once(':')?;
         let (w, h): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
@@ -71,6 +74,7 @@ fn better(a: &Rect, b: &Option<Rect>) -> bool {
 }
 
 impl Finder {
+    /// A finder for rows `width` pixels wide, optionally of one aspect ratio.
     pub fn new(width: u32, aspect: Option<Aspect>) -> Finder {
         Finder {
             width,

@@ -4,6 +4,8 @@
 //! colour around them (push-pull, two reads, bounded memory); [`autocrop`] finds the largest rectangle without transparency in one
 //! streaming pass (memory: a few integers per column).
 
+#![deny(missing_docs)]
+
 pub mod autocrop;
 pub mod pushpull;
 

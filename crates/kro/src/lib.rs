@@ -6,6 +6,8 @@
 //! writing pixel strips is done by the `formats` crate. Every size computation
 //! is checked, because a 62-gigapixel file is about 248 GB.
 
+#![deny(missing_docs)]
+
 use std::fmt;
 
 /// Bytes before the first pixel.
@@ -16,12 +18,16 @@ pub const MAGIC: [u8; 4] = *b"KRO\x01";
 /// Bits per component: 8 and 16 are unsigned integers, 32 is IEEE-754 float.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Depth {
+    /// 8-bit unsigned.
     U8,
+    /// 16-bit unsigned, big-endian in the file.
     U16,
+    /// 32-bit IEEE-754 float, big-endian in the file.
     F32,
 }
 
 impl Depth {
+    /// Bits per component.
     pub fn bits(self) -> u32 {
         match self {
             Depth::U8 => 8,
@@ -29,9 +35,11 @@ impl Depth {
             Depth::F32 => 32,
         }
     }
+    /// Bytes per component.
     pub fn bytes(self) -> u32 {
         self.bits() / 8
     }
+    /// The depth with `bits` bits per component, if KRO has one.
     pub fn from_bits(bits: u32) -> Option<Depth> {
         match bits {
             8 => Some(Depth::U8),
@@ -45,8 +53,11 @@ impl Depth {
 /// A parsed and validated KRO header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// Pixels a row.
     pub width: u32,
+    /// Rows.
     pub height: u32,
+    /// Bits per component.
     pub depth: Depth,
     /// Components per pixel, 1..=4 (gray, gray+alpha, RGB, RGBA).
     pub channels: u32,
@@ -55,12 +66,24 @@ pub struct Header {
 /// Why a header was refused. The messages are written to follow a file name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HeaderError {
+    /// The file has only this many bytes, fewer than the header's 20.
     TooShort(usize),
+    /// The first three bytes are these, not `KRO`.
     Signature([u8; 3]),
+    /// A version other than 1.
     Version(u8),
-    ZeroSize { width: u32, height: u32 },
+    /// A width or height of zero.
+    ZeroSize {
+        /// As the header says.
+        width: u32,
+        /// As the header says.
+        height: u32,
+    },
+    /// Bits per component other than 8, 16 or 32.
     Depth(u32),
+    /// Components other than 1 to 4.
     Channels(u32),
+    /// The pixel data's size doesn't fit in 64 bits.
     Overflow,
 }
 
@@ -193,6 +216,7 @@ impl Header {
 /// How a file's actual length compares with what its header promises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LengthCheck {
+    /// The file is exactly header + pixels.
     Exact,
     /// The file has this many bytes after the pixels (readable, worth a warning).
     Trailing(u64),
@@ -201,6 +225,7 @@ pub enum LengthCheck {
 }
 
 impl Header {
+    /// How `actual`, a file's length, compares with what the header promises.
     pub fn check_len(&self, actual: u64) -> LengthCheck {
         let want = self.file_len().expect("validated header");
         match actual.cmp(&want) {

@@ -4,25 +4,38 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}: {source}", path.display())]
+    /// An I/O error on a file.
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
     #[error("{}: {msg}", path.display())]
-    Invalid { path: PathBuf, msg: String },
+    /// A file that is not what giga can use, and why.
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, worded to follow the file's name.
+        msg: String,
+    },
     #[error("{0}")]
+    /// A problem without a file (being retired: issue 19).
     Other(String),
 }
 
+/// giga's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An I/O error on `path`.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.as_ref().to_path_buf(),
             source,
         }
     }
+    /// `path` is not usable: `msg` says why, as it follows the file's name.
     pub fn invalid(path: impl AsRef<Path>, msg: impl Into<String>) -> Error {
         Error::Invalid {
             path: path.as_ref().to_path_buf(),

@@ -5,6 +5,8 @@
 //! them, and every operation maps strips to strips. Nothing here ever holds a
 //! whole image, so memory is bounded by the width times a few strip heights.
 
+#![deny(missing_docs)]
+
 mod error;
 pub mod ops;
 mod pipeline;
@@ -18,6 +20,7 @@ pub use strip::{Samples, Strip};
 
 /// A stream of strips, top to bottom, covering the image exactly once.
 pub trait Source: Send {
+    /// The image's size and pixel format, known before any strip.
     fn info(&self) -> ImageInfo;
     /// The next strip, or `None` after the last row.
     fn next_strip(&mut self) -> Result<Option<Strip>>;
@@ -36,7 +39,9 @@ pub trait Source: Send {
 /// Consumes strips in order; `finish` completes the output (and makes it
 /// visible under its final name).
 pub trait Sink: Send {
+    /// Takes the next strip (strips arrive in order, top to bottom).
     fn write(&mut self, strip: Strip) -> Result<()>;
+    /// Completes the output once every row has been written.
     fn finish(self: Box<Self>) -> Result<()>;
 }
 

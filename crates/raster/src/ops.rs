@@ -26,11 +26,13 @@ fn clamp01(v: f32) -> f32 {
 }
 
 #[inline]
+/// A float sample (0..1) as 8-bit, rounded; NaN is 0.
 pub fn f32_to_u8(v: f32) -> u8 {
     (clamp01(v) * 255.0 + 0.5) as u8
 }
 
 #[inline]
+/// A float sample (0..1) as 16-bit, rounded; NaN is 0.
 pub fn f32_to_u16(v: f32) -> u16 {
     (clamp01(v) * 65535.0 + 0.5) as u16
 }

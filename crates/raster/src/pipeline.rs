@@ -98,6 +98,7 @@ pub struct Crop {
 }
 
 impl Crop {
+    /// `inner` cut to `rect`.
     pub fn new(inner: Box<dyn Source>, rect: Rect) -> Crop {
         let info = inner.info();
         assert!(rect.right() <= info.width as u64 && rect.bottom() <= info.height as u64);
@@ -152,6 +153,7 @@ pub struct RowBlocks {
 }
 
 impl RowBlocks {
+    /// Regroups strips into blocks of `rows` rows.
     pub fn new(rows: u32) -> RowBlocks {
         RowBlocks {
             rows,

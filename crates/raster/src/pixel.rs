@@ -4,12 +4,16 @@ use std::fmt;
 /// are nominally 0..1 and treated as linear by KRO.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SampleType {
+    /// 8-bit unsigned.
     U8,
+    /// 16-bit unsigned.
     U16,
+    /// 32-bit float, 0..1 nominal.
     F32,
 }
 
 impl SampleType {
+    /// Bits per sample.
     pub fn bits(self) -> u32 {
         match self {
             SampleType::U8 => 8,
@@ -17,9 +21,11 @@ impl SampleType {
             SampleType::F32 => 32,
         }
     }
+    /// Bytes per sample.
     pub fn bytes(self) -> usize {
         self.bits() as usize / 8
     }
+    /// The sample type with `bits` bits (8, 16 or 32).
     pub fn from_bits(bits: u32) -> Option<SampleType> {
         match bits {
             8 => Some(SampleType::U8),
@@ -28,6 +34,7 @@ impl SampleType {
             _ => None,
         }
     }
+    /// Whether samples are floats.
     pub fn is_float(self) -> bool {
         self == SampleType::F32
     }
@@ -36,18 +43,23 @@ impl SampleType {
 /// Channels (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) and sample type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PixelFormat {
+    /// 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA.
     pub channels: u8,
+    /// The samples' type.
     pub sample: SampleType,
 }
 
 impl PixelFormat {
+    /// A format of `channels` channels of `sample`.
     pub fn new(channels: u8, sample: SampleType) -> PixelFormat {
         assert!((1..=4).contains(&channels), "channels must be 1..=4");
         PixelFormat { channels, sample }
     }
+    /// Whether the last channel is alpha (2 or 4 channels).
     pub fn has_alpha(self) -> bool {
         self.channels == 2 || self.channels == 4
     }
+    /// Channels that carry colour (1 or 3).
     pub fn color_channels(self) -> u8 {
         if self.has_alpha() {
             self.channels - 1
@@ -55,9 +67,11 @@ impl PixelFormat {
             self.channels
         }
     }
+    /// Bytes a pixel.
     pub fn pixel_bytes(self) -> usize {
         self.channels as usize * self.sample.bytes()
     }
+    /// "gray", "gray+alpha", "RGB" or "RGBA", for messages.
     pub fn name(self) -> &'static str {
         ["gray", "gray+alpha", "RGB", "RGBA"][self.channels as usize - 1]
     }
@@ -77,15 +91,20 @@ impl fmt::Display for PixelFormat {
 /// Size and pixel format of an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageInfo {
+    /// Pixels a row.
     pub width: u32,
+    /// Rows.
     pub height: u32,
+    /// What each pixel holds.
     pub format: PixelFormat,
 }
 
 impl ImageInfo {
+    /// Bytes a row.
     pub fn row_bytes(&self) -> usize {
         self.width as usize * self.format.pixel_bytes()
     }
+    /// Samples a row.
     pub fn row_samples(&self) -> usize {
         self.width as usize * self.format.channels as usize
     }
@@ -101,16 +120,22 @@ impl ImageInfo {
 /// A pixel rectangle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rect {
+    /// First column.
     pub x: u32,
+    /// First row.
     pub y: u32,
+    /// Columns.
     pub width: u32,
+    /// Rows.
     pub height: u32,
 }
 
 impl Rect {
+    /// One past the last column.
     pub fn right(&self) -> u64 {
         self.x as u64 + self.width as u64
     }
+    /// One past the last row.
     pub fn bottom(&self) -> u64 {
         self.y as u64 + self.height as u64
     }
@@ -127,6 +152,7 @@ impl fmt::Display for Rect {
 pub struct Color(pub [f32; 3]);
 
 impl Color {
+    /// White: the default background.
     pub const WHITE: Color = Color([1.0; 3]);
 
     /// Parses `white`, `black`, `gray`, `#rgb`, `#rrggbb` or `r,g,b` (0..255).

@@ -3,12 +3,16 @@ use crate::{PixelFormat, SampleType};
 /// Samples of a strip in native byte order, interleaved (RGBA RGBA ...).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Samples {
+    /// 8-bit samples.
     U8(Vec<u8>),
+    /// 16-bit samples.
     U16(Vec<u16>),
+    /// Float samples.
     F32(Vec<f32>),
 }
 
 impl Samples {
+    /// `len` zero samples of `sample`.
     pub fn zeros(sample: SampleType, len: usize) -> Samples {
         match sample {
             SampleType::U8 => Samples::U8(vec![0; len]),
@@ -16,6 +20,7 @@ impl Samples {
             SampleType::F32 => Samples::F32(vec![0.0; len]),
         }
     }
+    /// An empty buffer for `len` samples of `sample`.
     pub fn with_capacity(sample: SampleType, len: usize) -> Samples {
         match sample {
             SampleType::U8 => Samples::U8(Vec::with_capacity(len)),
@@ -23,6 +28,7 @@ impl Samples {
             SampleType::F32 => Samples::F32(Vec::with_capacity(len)),
         }
     }
+    /// The samples' type.
     pub fn sample_type(&self) -> SampleType {
         match self {
             Samples::U8(_) => SampleType::U8,
@@ -30,6 +36,7 @@ impl Samples {
             Samples::F32(_) => SampleType::F32,
         }
     }
+    /// Number of samples.
     pub fn len(&self) -> usize {
         match self {
             Samples::U8(v) => v.len(),
@@ -37,6 +44,7 @@ impl Samples {
             Samples::F32(v) => v.len(),
         }
     }
+    /// Whether there are no samples.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -48,6 +56,7 @@ impl Samples {
             Samples::F32(v) => bytemuck::cast_slice(v),
         }
     }
+    /// The samples as bytes, to read into (native byte order).
     pub fn as_bytes_mut(&mut self) -> &mut [u8] {
         match self {
             Samples::U8(v) => v,
@@ -113,14 +122,20 @@ impl Samples {
 /// A band of `height` full-width rows starting at row `y`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Strip {
+    /// The strip's first row in the image.
     pub y: u32,
+    /// Pixels a row (the image's width).
     pub width: u32,
+    /// Rows in the strip.
     pub height: u32,
+    /// Channels a pixel.
     pub channels: u8,
+    /// The samples, interleaved, rows top to bottom.
     pub samples: Samples,
 }
 
 impl Strip {
+    /// A strip of rows `y..y + height`.
     pub fn new(y: u32, width: u32, height: u32, channels: u8, samples: Samples) -> Strip {
         debug_assert_eq!(
             samples.len(),
@@ -134,9 +149,11 @@ impl Strip {
             samples,
         }
     }
+    /// The strip's pixel format.
     pub fn format(&self) -> PixelFormat {
         PixelFormat::new(self.channels, self.samples.sample_type())
     }
+    /// Samples a row.
     pub fn row_samples(&self) -> usize {
         self.width as usize * self.channels as usize
     }
