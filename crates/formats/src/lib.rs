@@ -5,6 +5,8 @@
 //! temporary name that becomes the real name only when the sink finishes.
 //! Each format lives in its own module; [`Format`] says what each can hold.
 
+#![deny(missing_docs)]
+
 mod budget;
 mod guard;
 mod io;
@@ -35,18 +37,26 @@ pub use io::keep_freed_memory;
 pub const STRIP_BYTES: usize = 1 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The formats giga knows.
 pub enum Format {
+    /// KRO, Autopano's raw format (`docs/spec/kro.md`).
     Kro,
+    /// TIFF and BigTIFF.
     Tiff,
+    /// Photoshop PSD and PSB (the flat composite).
     Psd,
+    /// PNG.
     Png,
+    /// JPEG.
     Jpeg,
+    /// Netpbm PGM, PPM and PAM.
     Pnm,
     /// Read only: giga's PMTiles archives (written by `giga tile --archive pmtiles`).
     Pmtiles,
 }
 
 impl Format {
+    /// Every format, in the order `detect` and messages use.
     pub const ALL: [Format; 7] = [
         Format::Kro,
         Format::Tiff,
@@ -57,6 +67,7 @@ impl Format {
         Format::Pmtiles,
     ];
 
+    /// The format's name for messages ("TIFF", "PMTiles").
     pub fn name(self) -> &'static str {
         match self {
             Format::Kro => "KRO",
@@ -169,8 +180,11 @@ impl Format {
 /// Compression of TIFF output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
+    /// Stored as is.
     None,
+    /// Deflate (libdeflate level 6), the default.
     Deflate,
+    /// PackBits run lengths.
     PackBits,
 }
 
@@ -179,6 +193,7 @@ pub enum Compression {
 pub struct WriteOptions {
     /// TIFF: `Some(true)` forces BigTIFF, `Some(false)` forbids it, `None` decides by size.
     pub bigtiff: Option<bool>,
+    /// TIFF compression.
     pub compression: Compression,
     /// TIFF tile side in pixels (a multiple of 16).
     pub tile_size: u32,
@@ -205,8 +220,11 @@ impl Default for WriteOptions {
 
 /// An open input: its strip source and what `giga info` reports about it.
 pub struct Opened {
+    /// The image as strips.
     pub source: Box<dyn Source>,
+    /// What the file is.
     pub format: Format,
+    /// The file's length in bytes.
     pub file_size: u64,
     /// Format-specific facts, e.g. the KRO pixel data offset or TIFF compression.
     pub details: Vec<(&'static str, String)>,

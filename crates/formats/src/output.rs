@@ -29,6 +29,7 @@ fn register(path: &Path, add: bool) {
 pub struct TemporaryGuard(PathBuf);
 
 impl TemporaryGuard {
+    /// Registers `path`; forgotten when the guard drops.
     pub fn new(path: &Path) -> TemporaryGuard {
         register(path, true);
         TemporaryGuard(path.to_path_buf())
@@ -90,6 +91,7 @@ fn resolve_output(dest: &Path) -> PathBuf {
 }
 
 impl AtomicFile {
+    /// A new output for `dest` (see the type's notes on devices and links).
     pub fn create(dest: &Path) -> Result<AtomicFile> {
         use std::os::unix::fs::FileTypeExt;
         if let Ok(meta) = std::fs::metadata(dest) {
@@ -162,10 +164,12 @@ impl AtomicFile {
         })
     }
 
+    /// The file being written.
     pub fn file(&self) -> &File {
         self.file.as_ref().expect("open until commit")
     }
 
+    /// The path the output will have (as given).
     pub fn dest(&self) -> &Path {
         &self.dest
     }

@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use raster::{Error, ImageInfo, PixelFormat, Result, SampleType, Samples, Source, Strip};
 
-/// The header's length, and where the header and root directory must end.
+/// The header's length.
 pub const HEADER_LEN: usize = 127;
+/// Where the header and root directory must end: the first 16 KB.
 pub const ROOT_END: u64 = 16_384;
 /// Directories and metadata larger than this once inflated are refused.
 const INFLATED_MAX: u64 = 256 << 20;
@@ -22,17 +23,24 @@ const INFLATED_MAX: u64 = 256 << 20;
 /// What a tile is, for the header's tile type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TileType {
+    /// PNG tiles.
     Png = 2,
+    /// JPEG tiles.
     Jpeg = 3,
+    /// WebP tiles.
     Webp = 4,
 }
 
 /// One addressed tile (or run of identical ones), or with `run_length` 0 a leaf directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// The first tile's ID.
     pub tile_id: u64,
+    /// Where its bytes start, from the data section (or the leaf section).
     pub offset: u64,
+    /// How many bytes.
     pub length: u32,
+    /// How many consecutive IDs share those bytes; 0: a leaf directory.
     pub run_length: u32,
 }
 
@@ -145,6 +153,7 @@ fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
     None
 }
 
+/// Gzip at the default level: directories and metadata.
 pub fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Write;
     let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -167,18 +176,28 @@ fn gunzip(gz: &[u8]) -> std::io::Result<Vec<u8>> {
 /// The header's fields: (offset, length) of each section, counts, type, zooms.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Header {
+    /// (offset, length) of the root directory.
     pub root: (u64, u64),
+    /// (offset, length) of the JSON metadata.
     pub metadata: (u64, u64),
+    /// (offset, length) of the leaf directories.
     pub leaves: (u64, u64),
+    /// (offset, length) of the tile data.
     pub data: (u64, u64),
+    /// Tiles addressed (runs counted out).
     pub addressed: u64,
+    /// Entries with tiles (not leaves).
     pub entries: u64,
+    /// Distinct tiles stored.
     pub contents: u64,
+    /// 2 PNG, 3 JPEG, 4 WebP.
     pub tile_type: u8,
+    /// (min, max) zoom.
     pub zooms: (u8, u8),
 }
 
 impl Header {
+    /// The 127 bytes.
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[..7].copy_from_slice(b"PMTiles");
@@ -256,16 +275,22 @@ pub struct Archive {
     path: PathBuf,
     file: File,
     len: u64,
+    /// Its header.
     pub header: Header,
     root: Vec<Entry>,
     leaves: Mutex<HashMap<u64, Arc<Vec<Entry>>>>,
+    /// The image's width (from giga's metadata).
     pub width: u32,
+    /// The image's height.
     pub height: u32,
+    /// Tile side in pixels.
     pub tile: u32,
+    /// The JSON metadata.
     pub metadata: serde_json::Value,
 }
 
 impl Archive {
+    /// Opens a giga image archive; refuses anything it can't read with one line.
     pub fn open(path: &Path, file: File) -> Result<Archive> {
         let bad = |m: String| Error::invalid(path, m);
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
