@@ -54,6 +54,7 @@ pub struct Archive {
 }
 
 impl Archive {
+    /// A new archive at `path` (an unnamed file until `finish`).
     pub fn create(path: &Path) -> Result<Archive> {
         let out = AtomicFile::create(path)?;
         Ok(Archive {

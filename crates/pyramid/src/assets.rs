@@ -1,6 +1,7 @@
 //! OpenSeadragon 6.1.1 from npm (BSD-3-Clause, see assets/openseadragon/LICENSE.txt),
 //! shipped inside giga so that the viewer page works offline and from a folder.
 
+/// The OpenSeadragon version shipped.
 pub const OSD_VERSION: &str = "6.1.1";
 
 /// (path under OUTDIR/openseadragon/, bytes)
@@ -8,6 +9,7 @@ pub const OSD_VERSION: &str = "6.1.1";
 /// beside the page of an archive as `openseadragon/giga-pmtiles.js`.
 pub const PMTILES_JS: &[u8] = include_bytes!("../assets/giga/pmtiles-source.js");
 
+/// OpenSeadragon's files (from the npm package, BSD-3-Clause), by path under `openseadragon/`.
 pub const FILES: &[(&str, &[u8])] = &[
     (
         "openseadragon.min.js",

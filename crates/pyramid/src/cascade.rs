@@ -33,6 +33,7 @@ struct Level {
     log: Option<std::fs::File>,
 }
 
+/// The level cascade: takes full-resolution strips, halves them level by level (pairs of rows, 2x2 boxes), cuts each level's tiles as their rows are complete, and writes whole-level images.
 pub struct Cascade {
     layout: Layout,
     outdir: PathBuf,

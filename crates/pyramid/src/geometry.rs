@@ -5,11 +5,14 @@
 /// itself) or rounded down (Zoomify: it is dropped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rounding {
+    /// Round up: a last odd row or column is kept (halved with itself).
     Ceil,
+    /// Round down: a last odd row or column is dropped (at least 1 stays).
     Floor,
 }
 
 impl Rounding {
+    /// The next level's size for `v`.
     pub fn half(self, v: u32) -> u32 {
         match self {
             Rounding::Ceil => v.div_ceil(2),
@@ -45,16 +48,22 @@ pub fn ceil_log2(n: u32) -> u32 {
 /// for every other layout).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Grid {
+    /// The level's width.
     pub width: u32,
+    /// The level's height.
     pub height: u32,
+    /// Tile side.
     pub tile: u32,
+    /// Pixels a tile shares with each neighbour.
     pub overlap: u32,
 }
 
 impl Grid {
+    /// Columns of tiles.
     pub fn cols(&self) -> u32 {
         self.width.div_ceil(self.tile)
     }
+    /// Rows of tiles.
     pub fn rows(&self) -> u32 {
         self.height.div_ceil(self.tile)
     }
@@ -65,9 +74,11 @@ impl Grid {
             ((i + 1) as u64 * self.tile as u64 + self.overlap as u64).min(extent as u64) as u32;
         (start, end)
     }
+    /// Pixel columns `[start, end)` of tile column `col`, overlap included.
     pub fn x_span(&self, col: u32) -> (u32, u32) {
         self.span(col, self.width)
     }
+    /// Pixel rows `[start, end)` of tile row `row`, overlap included.
     pub fn y_span(&self, row: u32) -> (u32, u32) {
         self.span(row, self.height)
     }

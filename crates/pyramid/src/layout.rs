@@ -7,18 +7,28 @@ use serde_json::json;
 use crate::geometry::{ceil_log2, level_sizes, Grid, Rounding};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The pyramid layouts OpenSeadragon opens.
 pub enum Kind {
+    /// Deep Zoom: `NAME.dzi` + `NAME_files/LEVEL/COL_ROW.EXT`.
     Dzi,
+    /// IIIF Image API 3, level 0 (static files).
     Iiif3,
+    /// IIIF Image API 2.1, level 0.
     Iiif2,
+    /// Zoomify: `ImageProperties.xml` + `TileGroupN/L-X-Y.jpg`.
     Zoomify,
+    /// XYZ tiles (OpenSeadragon's openstreetmaps source).
     Xyz,
+    /// TMS tiles (rows counted from the bottom).
     Tms,
+    /// One whole image a level.
     Legacy,
+    /// A path template of the user's.
     Custom,
 }
 
 impl Kind {
+    /// `--layout` names, in the order of `ALL`.
     pub const NAMES: [&'static str; 8] = [
         "dzi", "iiif3", "iiif2", "zoomify", "xyz", "tms", "legacy", "custom",
     ];
@@ -55,15 +65,19 @@ impl Kind {
 
 /// Legacy levels and IIIF whole-image sizes stay at or below this many pixels a side.
 pub const LEGACY_MAX_SIDE: u32 = 8192;
+/// IIIF overview and size images stay at or below this many pixels a side.
 pub const IIIF_MAX_SIDE: u32 = 4096;
 
 /// What one level of the cascade produces.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LevelPlan {
+    /// Level width.
     pub width: u32,
+    /// Level height.
     pub height: u32,
     /// The level's number in the layout's own naming (DZI: 0 is 1x1).
     pub number: u32,
+    /// The level's tile grid (none: no tiles at this level).
     pub grid: Option<Grid>,
     /// Whole-level images (relative paths): legacy levels, IIIF sizes.
     pub wholes: Vec<String>,
@@ -72,11 +86,17 @@ pub struct LevelPlan {
 /// Everything needed to name and describe a pyramid.
 #[derive(Clone, Debug)]
 pub struct Layout {
+    /// Which layout.
     pub kind: Kind,
+    /// Base name of the files.
     pub name: String,
+    /// Full-resolution width.
     pub width: u32,
+    /// Full-resolution height.
     pub height: u32,
+    /// Tile side.
     pub tile: u32,
+    /// Overlap.
     pub overlap: u32,
     /// Tile file extension: jpg, png or webp.
     pub ext: String,
@@ -84,6 +104,7 @@ pub struct Layout {
     pub id: String,
     /// Custom layout tile template, relative to OUTDIR.
     pub template: String,
+    /// How sizes halve.
     pub rounding: Rounding,
     /// IIIF: the sizes written as whole images (`full/SIZE/0/default.EXT`), largest first.
     pub iiif_sizes: Vec<(u32, u32)>,
@@ -96,12 +117,19 @@ pub struct Layout {
     pub levels: Vec<LevelPlan>,
 }
 
+/// What the user chose for a layout.
 pub struct Settings {
+    /// Base name of the files.
     pub name: String,
+    /// Tile side.
     pub tile: u32,
+    /// Overlap.
     pub overlap: u32,
+    /// Tile file extension.
     pub ext: String,
+    /// IIIF base URL.
     pub id: String,
+    /// Custom layout template (`{z}`, `{x}`, `{y}`).
     pub template: Option<String>,
 }
 

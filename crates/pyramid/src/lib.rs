@@ -6,6 +6,8 @@
 //! encodes tiles on all cores ([`tiles`]) and writes the description files
 //! and the viewer page last, so a folder with a description is complete.
 
+#![deny(missing_docs)]
+
 pub mod archive;
 pub mod assets;
 pub mod cascade;
@@ -24,12 +26,19 @@ use raster::{Color, Error, PixelFormat, Result, SampleType, Source};
 pub use layout::{Kind, Layout, Settings};
 pub use tiles::{Counts, TileFormat};
 
+/// How a pyramid is written.
 pub struct Options {
+    /// Tile image format.
     pub format: TileFormat,
+    /// What alpha is flattened onto (JPEG tiles, the page).
     pub background: Color,
+    /// Leave out tiles that are blank (transparent or the background).
     pub skip_blank: bool,
+    /// Keep the tiles already there (an interrupted run's).
     pub resume: bool,
+    /// Write `index.html` and OpenSeadragon.
     pub viewer: bool,
+    /// Encoder threads.
     pub threads: usize,
     /// Save checkpoints (for slow sources, see `build_resumed`).
     pub checkpoints: Option<checkpoint::Checkpoints>,

@@ -12,18 +12,24 @@ use crossbeam_channel::{bounded, Sender};
 use raster::{Color, Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Tile image formats.
 pub enum TileFormat {
+    /// JPEG (mozjpeg), alpha flattened.
     Jpeg {
+        /// 1-100.
         quality: u8,
     },
+    /// PNG, keeping alpha.
     Png,
     /// Lossy WebP with alpha (libwebp, method 0: the fastest, about 10% larger than method 4).
     Webp {
+        /// 1-100.
         quality: u8,
     },
 }
 
 impl TileFormat {
+    /// The file extension.
     pub fn ext(self) -> &'static str {
         match self {
             TileFormat::Jpeg { .. } => "jpg",
@@ -39,15 +45,20 @@ pub struct TileJob {
     pub path: PathBuf,
     /// Its level number, column and row (an archive's z, x, y).
     pub zxy: (u32, u32, u32),
+    /// Tile width.
     pub width: u32,
+    /// Tile height.
     pub height: u32,
+    /// 3 (RGB) or 4 (RGBA).
     pub channels: usize,
+    /// 8-bit samples, rows top to bottom.
     pub pixels: Vec<u8>,
 }
 
 /// Counters shared with the workers, readable while the pyramid is built.
 #[derive(Default)]
 pub struct Counts {
+    /// Tiles encoded and written.
     pub written: AtomicU64,
     /// Left out by --skip-blank.
     pub blank: AtomicU64,
@@ -56,18 +67,24 @@ pub struct Counts {
 }
 
 #[derive(Clone)]
+/// How tiles are encoded and where they go.
 pub struct Encoding {
+    /// Tile image format.
     pub format: TileFormat,
+    /// What alpha is flattened onto (JPEG).
     pub background: Color,
+    /// Leave out blank tiles.
     pub skip_blank: bool,
     /// Tiles go into this archive instead of files.
     pub archive: Option<Arc<crate::archive::Archive>>,
 }
 
+/// Encodes and writes tiles on worker threads, a bounded queue in front.
 pub struct TileWriter {
     tx: Option<Sender<TileJob>>,
     workers: Vec<JoinHandle<()>>,
     error: Arc<Mutex<Option<Error>>>,
+    /// What has been written, kept, left out.
     pub counts: Arc<Counts>,
     /// Jobs sent, and jobs the workers are done with (whatever the outcome).
     submitted: AtomicU64,
@@ -75,6 +92,7 @@ pub struct TileWriter {
 }
 
 impl TileWriter {
+    /// Starts `threads` workers.
     pub fn new(enc: Encoding, threads: usize, counts: Arc<Counts>) -> TileWriter {
         // A few tiles per worker keep the cores busy; more would only hold memory.
         let (tx, rx) = bounded::<TileJob>(8 * threads.max(1));
@@ -132,6 +150,7 @@ impl TileWriter {
         self.error.lock().unwrap().take()
     }
 
+    /// Queues a tile; an earlier failure of a worker comes back here.
     pub fn submit(&self, job: TileJob) -> Result<()> {
         if let Some(e) = self.failed() {
             return Err(e);
@@ -223,6 +242,7 @@ pub fn flatten_in_place(pixels: &mut [u8], background: Color) {
     blocks.into_remainder().chunks_exact_mut(4).for_each(one);
 }
 
+/// An RGB tile as JPEG.
 pub fn encode_jpeg(
     rgb: &[u8],
     width: u32,
@@ -255,6 +275,7 @@ pub fn encode_jpeg_with(
     .unwrap_or_else(|_| Err("JPEG encoder failed".into()))
 }
 
+/// An RGB or RGBA tile as PNG (fast compression).
 pub fn encode_png(
     pixels: &[u8],
     width: u32,
@@ -278,6 +299,7 @@ pub fn encode_png(
     Ok(out)
 }
 
+/// An RGB or RGBA tile as lossy WebP (method 0).
 pub fn encode_webp(
     pixels: &[u8],
     width: u32,

@@ -10,6 +10,7 @@ use crate::assets::{FILES, OSD_VERSION, PMTILES_JS};
 use crate::layout::{Kind, Layout};
 use crate::tiles::write_atomic;
 
+/// Writes `index.html` and OpenSeadragon (and the PMTiles reader for an archive) into OUTDIR.
 pub fn write(
     outdir: &Path,
     layout: &Layout,
