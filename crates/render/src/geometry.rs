@@ -17,6 +17,7 @@ pub struct CanvasMap {
 }
 
 impl CanvasMap {
+    /// The map of the p-line's canvas.
     pub fn new(c: &Canvas) -> CanvasMap {
         let v = c.hfov.to_radians();
         let w = c.width as f64;
@@ -31,6 +32,7 @@ impl CanvasMap {
         }
     }
 
+    /// The world ray through canvas pixel (px, py).
     pub fn ray(&self, px: f64, py: f64) -> V3 {
         let x = (px - self.centre[0]) / self.scale;
         let y = (py - self.centre[1]) / self.scale;
@@ -168,6 +170,7 @@ pub struct FrameMap {
 }
 
 impl FrameMap {
+    /// The map of an i-line's frame (lens, pose, distortion, shift, shear, mosaic mode).
     pub fn new(f: &Frame) -> FrameMap {
         let (sy, cy) = f.yaw.to_radians().sin_cos();
         let (sp, cp) = f.pitch.to_radians().sin_cos();

@@ -13,6 +13,8 @@
 //! frames are interpolated and corrected for exposure, white balance and
 //! vignetting. Multiband blending (the next stage) would replace the weighting in `render_row`.
 
+#![deny(missing_docs)]
+
 mod frame;
 pub mod geometry;
 pub mod overlay;
@@ -187,6 +189,7 @@ struct FrameMask {
     drawn_on: Option<(FrameMap, [f64; 4])>,
 }
 
+/// A project being rendered: a `raster::Source` of its rows, band by band.
 pub struct Render {
     info: ImageInfo,
     canvas: CanvasMap,
@@ -400,6 +403,7 @@ impl Render {
         &self.frame_files
     }
 
+    /// Frames that land on the rendered area.
     pub fn frame_count(&self) -> usize {
         self.frames.len()
     }

@@ -21,8 +21,11 @@ pub fn colour(frame: usize) -> [u8; 3] {
 
 /// An RGBA image being drawn on.
 pub struct Canvas<'a> {
+    /// Pixels a row.
     pub width: usize,
+    /// Rows.
     pub height: usize,
+    /// 8-bit RGBA pixels.
     pub rgba: &'a mut [u8],
 }
 
@@ -69,6 +72,7 @@ impl Canvas<'_> {
         }
     }
 
+    /// Lines through the points of `p`.
     pub fn polyline(&mut self, p: &Polyline, width: f64, c: [u8; 3]) {
         for w in p.windows(2) {
             self.line(w[0], w[1], width, c);
@@ -129,9 +133,13 @@ const DIGITS: [[u8; 5]; 10] = [
 /// What to draw.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Layers {
+    /// Each frame's outline.
     pub outlines: bool,
+    /// Each frame's number at its centre.
     pub numbers: bool,
+    /// The seam map.
     pub seams: bool,
+    /// The control points.
     pub points: bool,
 }
 

@@ -19,22 +19,30 @@ pub type Polyline = Vec<(f64, f64)>;
 pub struct Outline {
     /// The frame's number in the project.
     pub frame: usize,
+    /// The outline's pieces.
     pub pieces: Vec<Polyline>,
+    /// The frame's centre, if the canvas shows it.
     pub centre: Option<(f64, f64)>,
 }
 
 /// A control point's two ends on the preview, and how far apart they land on
 /// the full-resolution canvas (the residual of the alignment).
 pub struct PointPair {
+    /// The two frames (project numbers).
     pub frames: (usize, usize),
+    /// The end in the first frame, on the preview.
     pub a: (f64, f64),
+    /// The end in the second frame, on the preview.
     pub b: (f64, f64),
+    /// How far apart the ends land on the full canvas, in pixels.
     pub residual: f64,
 }
 
 /// The preview image and what can be drawn over it.
 pub struct Preview {
+    /// Preview width.
     pub width: u32,
+    /// Preview height.
     pub height: u32,
     /// 8-bit RGBA, row by row.
     pub rgba: Vec<u8>,
@@ -46,8 +54,11 @@ pub struct Preview {
     pub full: (u32, u32),
     /// Preview pixel -> full-resolution output pixel.
     pub to_full: ToFull,
+    /// Every rendered frame's outline.
     pub outlines: Vec<Outline>,
+    /// The control points between rendered frames.
     pub points: Vec<PointPair>,
+    /// What the render warned about.
     pub warnings: Vec<String>,
 }
 
@@ -55,6 +66,7 @@ pub struct Preview {
 /// centre and field of view, the small one `scale` times the pixels a degree.
 #[derive(Clone, Copy, Debug)]
 pub struct ToFull {
+    /// Preview pixels per full canvas pixel.
     pub scale: f64,
     /// Canvas centres (small, full) and output origins (small, full: the S crops' corners).
     centres: [(f64, f64); 2],

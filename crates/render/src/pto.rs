@@ -7,45 +7,61 @@ use std::collections::HashMap;
 /// Output projections giga renders (the p-line's `f`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Projection {
+    /// `f0`.
     Rectilinear,
+    /// `f1`.
     Cylindrical,
+    /// `f2`.
     Equirectangular,
 }
 
 /// Lens projections of frames (the i-line's `f`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lens {
+    /// `f0`.
     Rectilinear,
+    /// `f1`.
     Cylindrical,
     /// `f2`: equidistant fisheye whose image circle is the crop ellipse.
     CircularFisheye,
     /// `f3`: equidistant fisheye filling the frame.
     FullFrameFisheye,
+    /// `f4`.
     Equirectangular,
 }
 
 /// The interpolators of the m-line's `i` (Hugin's numbering), as giga offers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interpolator {
+    /// `i6`.
     Nearest,
+    /// `i5`.
     Bilinear,
+    /// `i0` (and every other value: see the warning).
     Bicubic,
 }
 
 /// A pixel rectangle `[left, right) x [top, bottom)`, as the `S` crops give it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Crop {
+    /// First column.
     pub left: f64,
+    /// One past the last column.
     pub right: f64,
+    /// First row.
     pub top: f64,
+    /// One past the last row.
     pub bottom: f64,
 }
 
 /// The p-line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Canvas {
+    /// Canvas width in pixels.
     pub width: u32,
+    /// Canvas height.
     pub height: u32,
+    /// The canvas's projection.
     pub projection: Projection,
     /// Horizontal field of view, degrees.
     pub hfov: f64,
@@ -58,31 +74,46 @@ pub struct Canvas {
 /// One i-line, links resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Frame {
+    /// The frame's image file, relative to the project.
     pub file: String,
+    /// Pixels a row.
     pub width: u32,
+    /// Rows.
     pub height: u32,
+    /// The lens projection.
     pub lens: Lens,
+    /// Horizontal field of view, degrees.
     pub hfov: f64,
+    /// Yaw, degrees.
     pub yaw: f64,
+    /// Pitch, degrees.
     pub pitch: f64,
+    /// Roll, degrees.
     pub roll: f64,
     /// Radial distortion a, b, c, the centre shift d, e and the shear g, t.
     pub abc: [f64; 3],
+    /// d, e: the optical centre's shift in pixels.
     pub shift: [f64; 2],
+    /// g, t: shear.
     pub shear: [f64; 2],
+    /// `S`: the frame's valid area.
     pub crop: Option<Crop>,
+    /// Eev: exposure value.
     pub exposure: f64,
     /// Er, Eb: red and blue white-balance multipliers.
     pub wb: [f64; 2],
     /// Va..Vd (reset to 1, 0, 0, 0 unless Vm is 5, as Hugin does) and Vx, Vy.
     pub vignetting: [f64; 4],
+    /// Vx, Vy: the vignetting centre's offset in pixels.
     pub vig_centre: [f64; 2],
     /// Ra..Re; meaningful only for the EMoR response.
     pub emor: [f64; 5],
+    /// No EMoR response (Rt: linear).
     pub linear_response: bool,
     /// Mosaic mode: the camera's position TrX, TrY, TrZ (in units of the distance to the
     /// plane being photographed) and that plane's yaw and pitch Tpy, Tpp (degrees).
     pub translation: [f64; 3],
+    /// Tpy, Tpp.
     pub plane: [f64; 2],
 }
 
@@ -96,6 +127,7 @@ pub struct Mask {
     pub from: usize,
     /// `t1`: inside, this frame is used and the others are not; otherwise inside, this frame is not used.
     pub include: bool,
+    /// Vertices in `from`'s pixels.
     pub polygon: Vec<(f64, f64)>,
 }
 
@@ -117,9 +149,13 @@ impl Mask {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+/// A parsed project: what giga renders.
 pub struct Project {
+    /// The p-line.
     pub canvas: Canvas,
+    /// The i-lines, links resolved.
     pub frames: Vec<Frame>,
+    /// The m-line's interpolator.
     pub interpolator: Interpolator,
     /// The masks acting on each frame (see `spread_masks`).
     pub masks: Vec<Mask>,
@@ -133,8 +169,11 @@ pub struct Project {
 /// `frames.1` show the same point of the scene.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ControlPoint {
+    /// The two frames' numbers (`n`, `N`).
     pub frames: (usize, usize),
+    /// `x`, `y` in the first frame.
     pub a: (f64, f64),
+    /// `X`, `Y` in the second frame.
     pub b: (f64, f64),
 }
 
