@@ -8,12 +8,14 @@ use raster::{Error, Result};
 
 use crate::tiled::{Tile, TileSource};
 
+/// A giga PMTiles archive as a tile source.
 pub struct Pmtiles {
     archive: Archive,
     levels: Vec<(u32, u32)>,
 }
 
 impl Pmtiles {
+    /// Opens an archive (its header, root directory and metadata).
     pub fn open(path: &Path) -> Result<Pmtiles> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let archive = Archive::open(path, file)?;

@@ -10,6 +10,7 @@ use raster::{Color, Error, PixelFormat, Result, SampleType, Samples};
 
 use crate::tiled::{Tile, TileSource};
 
+/// A Deep Zoom pyramid (`NAME.dzi` and `NAME_files/`) as a tile source.
 pub struct DeepZoom {
     files: PathBuf,
     format: String,
@@ -29,6 +30,7 @@ fn attribute(xml: &str, name: &str) -> Option<String> {
 }
 
 impl DeepZoom {
+    /// Reads the descriptor and checks the tile folder is there.
     pub fn open(path: &Path) -> Result<DeepZoom> {
         let bad = |m: &str| Error::invalid(path, m.to_string());
         let xml = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;

@@ -4,7 +4,9 @@
 /// Why a request can't be answered: 400 (malformed or impossible) or 501 (valid, not offered).
 #[derive(Debug, PartialEq)]
 pub enum Refusal {
+    /// 400: malformed or impossible.
     Bad(String),
+    /// 501: valid, but not offered.
     Unsupported(String),
 }
 
@@ -13,21 +15,31 @@ fn bad<T>(m: impl Into<String>) -> Result<T, Refusal> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The IIIF quality.
 pub enum Quality {
+    /// As stored.
     Default,
+    /// As stored (colour).
     Color,
+    /// Luma only.
     Gray,
+    /// Black and white.
     Bitonal,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The response's image format.
 pub enum Format {
+    /// JPEG.
     Jpg,
+    /// PNG.
     Png,
+    /// WebP.
     Webp,
 }
 
 impl Format {
+    /// The MIME type.
     pub fn mime(self) -> &'static str {
         match self {
             Format::Jpg => "image/jpeg",
@@ -41,23 +53,36 @@ impl Format {
 /// mirroring and rotation (multiples of 90), quality and format.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Request {
+    /// Region: first column.
     pub x: u32,
+    /// Region: first row.
     pub y: u32,
+    /// Region: width.
     pub w: u32,
+    /// Region: height.
     pub h: u32,
+    /// Output width.
     pub out_w: u32,
+    /// Output height.
     pub out_h: u32,
+    /// Mirror before rotating (`!`).
     pub mirror: bool,
+    /// Clockwise degrees: 0, 90, 180 or 270.
     pub rotation: u32,
+    /// The quality.
     pub quality: Quality,
+    /// The format.
     pub format: Format,
 }
 
 /// The server's limits on output sizes.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// Widest output (IIIF maxWidth).
     pub max_width: u32,
+    /// Tallest output (maxHeight).
     pub max_height: u32,
+    /// Largest output area in pixels (maxArea).
     pub max_area: u64,
 }
 

@@ -15,17 +15,25 @@ pub const MEMORY_PIXELS: u64 = 256 << 20;
 /// JPEG and WebP quality of responses (IIPImage's default is 75, Cantaloupe's 80).
 pub const JPEG_QUALITY: u8 = 80;
 
+/// One level of an image: its size, and its pixels when held in memory.
 pub struct Level {
+    /// Level width.
     pub width: u32,
+    /// Level height.
     pub height: u32,
     /// 8-bit RGB or RGBA, for images held in memory; empty for files read by tile.
     pub pixels: Vec<u8>,
 }
 
+/// A served image: its levels, how they are read, and what the log says about it.
 pub struct Image {
+    /// Full-resolution width.
     pub width: u32,
+    /// Full-resolution height.
     pub height: u32,
+    /// Channels served: 3 (RGB) or 4 (RGBA).
     pub channels: usize,
+    /// Full resolution first, then halved.
     pub levels: Vec<Level>,
     /// Changes when the file does (for ETags).
     pub version: String,

@@ -9,6 +9,8 @@
 //! are served at any size, tile by tile; other images are decoded into
 //! memory (up to 256 Mpx).
 
+#![deny(missing_docs)]
+
 pub mod archive;
 pub mod dzi;
 pub mod iiif;

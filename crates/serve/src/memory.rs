@@ -19,6 +19,7 @@ pub struct Lease<'a> {
 }
 
 impl Budget {
+    /// A budget of `total` bytes.
     pub fn new(total: u64) -> Budget {
         Budget {
             total,

@@ -14,9 +14,13 @@ use serde_json::json;
 use crate::iiif::{self, Limits, Refusal};
 use crate::image::Image;
 
+/// How the server runs.
 pub struct Options {
+    /// Output size limits (IIIF maxWidth, maxHeight, maxArea).
     pub limits: Limits,
+    /// Requests rendered at once.
     pub workers: usize,
+    /// Requests waiting at most; more get 503.
     pub queue: usize,
     /// Open connections at most; more are answered 503 and closed at once, so
     /// idle sockets can't use up the process's file descriptors.
@@ -28,8 +32,11 @@ pub struct Options {
     pub memory: u64,
 }
 
+/// What every request handler shares.
 pub struct State {
+    /// The images by identifier.
     pub images: HashMap<String, Image>,
+    /// The options.
     pub opts: Options,
     /// What the requests in flight may hold, together.
     pub budget: crate::memory::Budget,
@@ -42,11 +49,17 @@ const BUDGET_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What `handle` needs of a request.
 pub struct Incoming {
+    /// GET, HEAD, OPTIONS...
     pub method: Method,
+    /// The path and query.
     pub url: String,
+    /// The Host header (checked before use).
     pub host: String,
+    /// The Accept header.
     pub accept: String,
+    /// If-None-Match (ETag).
     pub if_none_match: Option<String>,
+    /// Range (archives).
     pub range: Option<String>,
 }
 

@@ -22,9 +22,13 @@ type Dec = Decoder<BufReader<File>>;
 /// A decoded tile: 8-bit RGB(A) pixels covering `width` columns from level
 /// column `x0` and rows from level row `y0` (a DZI tile carries its overlap).
 pub struct Tile {
+    /// 8-bit RGB(A), row by row.
     pub pixels: Vec<u8>,
+    /// Level column of the first pixel.
     pub x0: u32,
+    /// Level row of the first pixel.
     pub y0: u32,
+    /// Columns.
     pub width: u32,
 }
 
@@ -46,10 +50,12 @@ pub trait TileSource: Send + Sync {
 
 /// A tile source with the cache in front of it.
 pub struct Tiled {
+    /// Where tiles come from.
     pub source: Box<dyn TileSource>,
     cache: Mutex<Cache>,
 }
 
+/// A multi-resolution tiled TIFF: its pages as levels.
 pub struct TiledPages {
     path: PathBuf,
     levels: Vec<(u32, u32)>,
@@ -263,6 +269,7 @@ impl TileSource for TiledPages {
 }
 
 impl Tiled {
+    /// A source behind an empty cache.
     pub fn new(source: Box<dyn TileSource>) -> Tiled {
         Tiled {
             source,
