@@ -261,7 +261,7 @@ fn pass_one(
     }
     let top = pulled.last().unwrap();
     if top[n - 1] <= 0.0 {
-        return Err(Error::Other(
+        return Err(Error::Image(
             "the image is entirely transparent: there is no colour to fill with".into(),
         ));
     }
@@ -568,7 +568,7 @@ impl Source for Filled {
                 return Ok(Some(s));
             }
             if self.done_reading {
-                return Err(Error::Other("internal error: fill stalled".into()));
+                return Err(Error::Internal("fill stalled".into()));
             }
             match self.source.next_strip()? {
                 Some(strip) => {
@@ -619,9 +619,9 @@ pub fn fill(
         let mut first = first;
         let s = first
             .next_strip()?
-            .ok_or_else(|| Error::Other("internal error: no rows".into()))?;
+            .ok_or_else(|| Error::Internal("no rows".into()))?;
         if has_transparency(&s) {
-            return Err(Error::Other(
+            return Err(Error::Image(
                 "the image is entirely transparent: there is no colour to fill with".into(),
             ));
         }

@@ -378,7 +378,9 @@ fn encode(
     let mut rows = 0;
     for strip in rx {
         let Samples::U8(v) = &strip.samples else {
-            return Err(Error::Other("JPEG takes 8-bit samples".into()));
+            return Err(Error::Internal(
+                "the JPEG writer got samples of more than 8 bits".into(),
+            ));
         };
         started.write_scanlines(v).map_err(io)?;
         rows += strip.height;
@@ -401,7 +403,7 @@ impl JpegWriter {
         self.tx.take();
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
-            Some(Err(_)) => Err(Error::Other("JPEG encoder failed".into())),
+            Some(Err(_)) => Err(Error::Internal("the JPEG encoder's thread crashed".into())),
             None => Ok(()),
         }
     }
@@ -411,10 +413,9 @@ impl Sink for JpegWriter {
     fn write(&mut self, strip: Strip) -> Result<()> {
         if self.tx.as_ref().unwrap().send(strip).is_err() {
             // The encoder stopped: its error says why.
-            return Err(self
-                .join()
-                .err()
-                .unwrap_or_else(|| Error::Other("JPEG encoder stopped".into())));
+            return Err(self.join().err().unwrap_or_else(|| {
+                Error::Internal("the JPEG encoder stopped without a word".into())
+            }));
         }
         Ok(())
     }

@@ -322,10 +322,7 @@ pub(crate) fn open_filled(
     let outcome = fill::fill(first, second, keep_alpha, |rows| {
         pb.inc(rows as u64 * row_bytes)
     })
-    .map_err(|e| match e {
-        raster::Error::Other(m) => raster::Error::invalid(input, m),
-        e => e,
-    })?;
+    .map_err(|e| e.at(input))?;
     pb.finish_and_clear();
     let source = match outcome {
         fill::Outcome::Filled(s) => s,

@@ -369,8 +369,8 @@ impl Cascade {
         }
         let level = &self.levels[i];
         if level.rows_in != level.height {
-            return Err(Error::Other(format!(
-                "internal error: level {i} got {} of {} rows",
+            return Err(Error::Internal(format!(
+                "level {i} got {} of {} rows",
                 level.rows_in, level.height
             )));
         }
@@ -388,9 +388,7 @@ impl Cascade {
 impl Sink for Cascade {
     fn write(&mut self, strip: Strip) -> Result<()> {
         let Samples::U8(v) = strip.samples else {
-            return Err(Error::Other(
-                "internal error: the cascade takes 8-bit strips".into(),
-            ));
+            return Err(Error::Internal("the cascade takes 8-bit strips".into()));
         };
         self.push(0, v)?;
         let due = self

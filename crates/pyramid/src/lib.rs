@@ -81,8 +81,8 @@ pub fn build_resumed(
 ) -> Result<()> {
     let info = source.info();
     if (info.width, info.height) != (layout.width, layout.height) {
-        return Err(Error::Other(
-            "internal error: layout planned for another size".into(),
+        return Err(Error::Internal(
+            "the layout was planned for another size".into(),
         ));
     }
     let work = working_format(info.format);

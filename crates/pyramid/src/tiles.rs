@@ -160,7 +160,7 @@ impl TileWriter {
             .as_ref()
             .expect("open")
             .send(job)
-            .map_err(|_| Error::Other("tile writers stopped".into()))
+            .map_err(|_| Error::Internal("the tile writers stopped".into()))
     }
 
     /// Waits for every queued tile.
@@ -168,7 +168,7 @@ impl TileWriter {
         self.tx.take();
         for w in self.workers.drain(..) {
             if w.join().is_err() {
-                return Err(Error::Other("a tile writer crashed".into()));
+                return Err(Error::Internal("a tile writer crashed".into()));
             }
         }
         match self.failed() {

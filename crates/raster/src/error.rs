@@ -20,14 +20,29 @@ pub enum Error {
         msg: String,
     },
     #[error("{0}")]
-    /// A problem without a file (being retired: issue 19).
-    Other(String),
+    /// What the pixels make impossible, found while streaming them (an image with no
+    /// opaque pixel to fill from); the caller names the file with [`Error::at`].
+    Image(String),
+    #[error("internal error (a bug in giga, please report it): {0}")]
+    /// A broken promise inside giga.
+    Internal(String),
+    #[error("{0}")]
+    /// A service could not start (giga serve: nothing to serve, the address taken).
+    Service(String),
 }
 
 /// giga's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Names the file an [`Error::Image`] is about; other errors stay as they are.
+    pub fn at(self, path: impl AsRef<Path>) -> Error {
+        match self {
+            Error::Image(msg) => Error::invalid(path, msg),
+            e => e,
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Error {
         Error::Io {

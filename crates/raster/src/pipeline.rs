@@ -56,8 +56,8 @@ pub fn run_from(
     }
     result?;
     if rows != height {
-        return Err(Error::Other(format!(
-            "internal error: the reader gave {rows} of {height} rows"
+        return Err(Error::Internal(format!(
+            "the reader gave {rows} of {height} rows"
         )));
     }
     sink.finish()
@@ -122,8 +122,8 @@ impl Source for Crop {
         let (top, bottom) = (self.rect.y, self.rect.y + self.rect.height);
         while self.next_y < bottom {
             let Some(strip) = self.inner.next_strip()? else {
-                return Err(Error::Other(
-                    "internal error: source ended before the crop window".into(),
+                return Err(Error::Internal(
+                    "the source ended before the crop window".into(),
                 ));
             };
             self.next_y = strip.y + strip.height;

@@ -104,12 +104,12 @@ pub fn serve(
         images.insert(id, image);
     }
     if images.is_empty() {
-        return Err(Error::Other("no images to serve".into()));
+        return Err(Error::Service("no images to serve".into()));
     }
     let held: u64 = images.values().map(image::Image::held_bytes).sum();
     let requests = opts.memory.saturating_sub(held + (64 << 20));
     if requests < 64 << 20 {
-        return Err(Error::Other(format!(
+        return Err(Error::Service(format!(
             "the images held in memory and their tile caches take {} MB of the {} MB memory budget (--memory GB raises it; pyramids are read tile by tile)",
             held >> 20,
             opts.memory >> 20
@@ -121,7 +121,7 @@ pub fn serve(
         requests >> 20
     ));
     let listener = std::net::TcpListener::bind(bind)
-        .map_err(|e| Error::Other(format!("can't listen on {bind}: {e}")))?;
+        .map_err(|e| Error::Service(format!("can't listen on {bind}: {e}")))?;
 
     log(&format!(
         "serving {} image(s) on http://{bind}/ (IIIF under /iiif/3/ID and /iiif/2/ID)",
@@ -136,5 +136,5 @@ pub fn serve(
             budget,
         },
     )
-    .map_err(|e| Error::Other(format!("server on {bind}: {e}")))
+    .map_err(|e| Error::Service(format!("server on {bind}: {e}")))
 }
