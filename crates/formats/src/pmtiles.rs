@@ -377,14 +377,7 @@ impl Archive {
         {
             return Ok(l.clone());
         }
-        let at = self.header.leaves.0.checked_add(e.offset);
-        let at = at
-            .filter(|a| a.saturating_add(e.length as u64) <= self.len)
-            .ok_or_else(|| self.corrupt("a leaf directory lies past the end"))?;
-        let mut b = vec![0u8; e.length as usize];
-        self.file
-            .read_exact_at(&mut b, at)
-            .map_err(|er| Error::io(&self.path, er))?;
+        let b = self.read(self.header.leaves.0, e, "a leaf directory")?;
         let leaf = Arc::new(
             parse_directory(&b).ok_or_else(|| self.corrupt("a leaf directory can't be read"))?,
         );
@@ -394,6 +387,19 @@ impl Archive {
         }
         cache.insert(e.offset, leaf.clone());
         Ok(leaf)
+    }
+
+    /// The bytes entry `e` points at, from the section starting at `base`.
+    fn read(&self, base: u64, e: Entry, what: &str) -> Result<Vec<u8>> {
+        let at = base
+            .checked_add(e.offset)
+            .filter(|a| a.saturating_add(e.length as u64) <= self.len)
+            .ok_or_else(|| self.corrupt(&format!("{what} lies past the end of the file")))?;
+        let mut b = vec![0u8; e.length as usize];
+        self.file
+            .read_exact_at(&mut b, at)
+            .map_err(|er| Error::io(&self.path, er))?;
+        Ok(b)
     }
 
     /// Tile (z, x, y)'s bytes, or `None` where the archive has none (a blank tile left out).
@@ -407,15 +413,7 @@ impl Archive {
                 return Ok(None);
             };
             if e.run_length > 0 {
-                let at = self.header.data.0.checked_add(e.offset);
-                let at = at
-                    .filter(|a| a.saturating_add(e.length as u64) <= self.len)
-                    .ok_or_else(|| self.corrupt("a tile lies past the end of the file"))?;
-                let mut b = vec![0u8; e.length as usize];
-                self.file
-                    .read_exact_at(&mut b, at)
-                    .map_err(|er| Error::io(&self.path, er))?;
-                return Ok(Some(b));
+                return self.read(self.header.data.0, e, "a tile").map(Some);
             }
             dir = self.leaf(e)?;
             in_root = false;
