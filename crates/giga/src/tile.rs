@@ -34,101 +34,17 @@ pub struct Checked {
 }
 
 pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
-    let usage = |m: String| Failure::Usage(m);
     let archive = args.archive.is_some();
-    // An archive holds the xyz layout's tiles.
-    let kind = match (args.layout, archive) {
-        (None, true) => Kind::Xyz,
-        (None, false) => Kind::Dzi,
-        (Some(l), true) if Kind::from(l) != Kind::Xyz => {
-            return Err(usage(format!(
-                "--archive pmtiles holds the xyz layout's tiles, not {}",
-                kind_name(l.into())
-            )))
-        }
-        (Some(l), _) => l.into(),
-    };
-    if archive && args.resume {
-        return Err(usage(
-            "--resume continues folders of tiles; an archive is written in one go".into(),
-        ));
-    }
-    let (default_tile, default_overlap) = kind.defaults();
-    let tile = args.tile_size.unwrap_or(default_tile);
-    let overlap = args.overlap.unwrap_or(default_overlap);
-    if tile == 0 || tile > 8192 {
-        return Err(usage(format!(
-            "--tile-size {tile} must be between 1 and 8192"
-        )));
-    }
-    if overlap >= tile {
-        return Err(usage(format!(
-            "--overlap {overlap} must be smaller than the tile size {tile}"
-        )));
-    }
-    if overlap > 0 && !matches!(kind, Kind::Dzi | Kind::Custom) {
-        return Err(usage(format!(
-            "--overlap is for the dzi and custom layouts; {} tiles don't overlap",
-            kind_name(kind)
-        )));
-    }
-    let ext = match args.format {
-        Some(TileFormatArg::Jpg) => "jpg",
-        Some(TileFormatArg::Png) => "png",
-        Some(TileFormatArg::Webp) => "webp",
-        None if archive => "jpg",
-        None => kind.default_format(),
-    }
-    .to_string();
-    if matches!(kind, Kind::Xyz | Kind::Tms) && ext != "png" && !archive {
-        return Err(usage(format!(
-            "the {} layout needs --format png: OpenSeadragon requests its tiles as .png",
-            kind_name(kind)
-        )));
-    }
-    if ext == "webp" && !archive && !matches!(kind, Kind::Dzi | Kind::Zoomify | Kind::Custom) {
-        return Err(usage(format!(
-            "--format webp is offered for the dzi, zoomify and custom layouts; {} needs jpg or png",
-            kind_name(kind)
-        )));
-    }
-    let format = match ext.as_str() {
-        "png" => TileFormat::Png,
-        "webp" => TileFormat::Webp {
-            quality: args.quality,
-        },
-        _ => TileFormat::Jpeg {
-            quality: args.quality,
-        },
-    };
+    let kind = layout_kind(args)?;
+    let (tile, overlap) = tile_geometry(kind, args)?;
+    let (ext, format) = tile_format(kind, archive, args)?;
     let background = Color::parse(&args.background).ok_or_else(|| {
-        usage(format!(
+        Failure::Usage(format!(
             "--background {:?} is not a colour (white, black, #rrggbb or r,g,b)",
             args.background
         ))
     })?;
-    let name = match &args.name {
-        Some(n) => n.clone(),
-        None => input
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "image".into()),
-    };
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
-        return Err(usage(format!("--name {name:?} must be a plain file name")));
-    }
-    if let Some(t) = &args.template {
-        if !(t.contains("{z}") && t.contains("{x}") && t.contains("{y}")) {
-            return Err(usage(format!(
-                "--template {t:?} must contain {{z}}, {{x}} and {{y}}"
-            )));
-        }
-        if t.starts_with('/') || t.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-            return Err(usage(format!(
-                "--template {t:?} must be a relative path inside OUTDIR/{name}/ (no '..', '.', empty or leading '/' parts)"
-            )));
-        }
-    }
+    let name = base_name(input, args)?;
     let overlay = args.overlay.as_deref().map(read_overlay).transpose()?;
     Ok(Checked {
         kind,
@@ -141,6 +57,111 @@ pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
         background,
         name,
     })
+}
+
+/// The layout asked for (dzi by default; an archive holds the xyz layout's tiles).
+fn layout_kind(args: &TileArgs) -> Result<Kind> {
+    let archive = args.archive.is_some();
+    let kind = match (args.layout, archive) {
+        (None, true) => Kind::Xyz,
+        (None, false) => Kind::Dzi,
+        (Some(l), true) if Kind::from(l) != Kind::Xyz => {
+            return Err(Failure::Usage(format!(
+                "--archive pmtiles holds the xyz layout's tiles, not {}",
+                kind_name(l.into())
+            )))
+        }
+        (Some(l), _) => l.into(),
+    };
+    if archive && args.resume {
+        return Err(Failure::Usage(
+            "--resume continues folders of tiles; an archive is written in one go".into(),
+        ));
+    }
+    Ok(kind)
+}
+
+/// Tile side and overlap, the layout's defaults where not given.
+fn tile_geometry(kind: Kind, args: &TileArgs) -> Result<(u32, u32)> {
+    let usage = |m: String| Err(Failure::Usage(m));
+    let (default_tile, default_overlap) = kind.defaults();
+    let tile = args.tile_size.unwrap_or(default_tile);
+    let overlap = args.overlap.unwrap_or(default_overlap);
+    if tile == 0 || tile > 8192 {
+        return usage(format!("--tile-size {tile} must be between 1 and 8192"));
+    }
+    if overlap >= tile {
+        return usage(format!(
+            "--overlap {overlap} must be smaller than the tile size {tile}"
+        ));
+    }
+    if overlap > 0 && !matches!(kind, Kind::Dzi | Kind::Custom) {
+        return usage(format!(
+            "--overlap is for the dzi and custom layouts; {} tiles don't overlap",
+            kind_name(kind)
+        ));
+    }
+    Ok((tile, overlap))
+}
+
+/// The tile files' extension and encoding, checked against what the layout's viewer opens.
+fn tile_format(kind: Kind, archive: bool, args: &TileArgs) -> Result<(String, TileFormat)> {
+    let usage = |m: String| Err(Failure::Usage(m));
+    let ext = match args.format {
+        Some(TileFormatArg::Jpg) => "jpg",
+        Some(TileFormatArg::Png) => "png",
+        Some(TileFormatArg::Webp) => "webp",
+        None if archive => "jpg",
+        None => kind.default_format(),
+    };
+    if matches!(kind, Kind::Xyz | Kind::Tms) && ext != "png" && !archive {
+        return usage(format!(
+            "the {} layout needs --format png: OpenSeadragon requests its tiles as .png",
+            kind_name(kind)
+        ));
+    }
+    if ext == "webp" && !archive && !matches!(kind, Kind::Dzi | Kind::Zoomify | Kind::Custom) {
+        return usage(format!(
+            "--format webp is offered for the dzi, zoomify and custom layouts; {} needs jpg or png",
+            kind_name(kind)
+        ));
+    }
+    let quality = args.quality;
+    let format = match ext {
+        "png" => TileFormat::Png,
+        "webp" => TileFormat::Webp { quality },
+        _ => TileFormat::Jpeg { quality },
+    };
+    Ok((ext.to_string(), format))
+}
+
+/// The pyramid's base name (the input's stem by default), and the custom template,
+/// which must stay inside OUTDIR/NAME/.
+fn base_name(input: &Path, args: &TileArgs) -> Result<String> {
+    let usage = |m: String| Err(Failure::Usage(m));
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => input
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into()),
+    };
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return usage(format!("--name {name:?} must be a plain file name"));
+    }
+    if let Some(t) = &args.template {
+        if !(t.contains("{z}") && t.contains("{x}") && t.contains("{y}")) {
+            return usage(format!(
+                "--template {t:?} must contain {{z}}, {{x}} and {{y}}"
+            ));
+        }
+        if t.starts_with('/') || t.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            return usage(format!(
+                "--template {t:?} must be a relative path inside OUTDIR/{name}/ (no '..', '.', empty or leading '/' parts)"
+            ));
+        }
+    }
+    Ok(name)
 }
 
 pub fn run(input: &Path, outdir: &Path, args: &TileArgs) -> Result<()> {
@@ -283,29 +304,39 @@ pub fn build(
     built?;
     pb.finish_and_clear();
     if !args.quiet {
-        let secs = start.elapsed().as_secs_f64();
-        let (w, b, k) = (
-            counts.written.load(Ordering::Relaxed),
-            counts.blank.load(Ordering::Relaxed),
-            counts.kept.load(Ordering::Relaxed),
+        report(
+            &counts,
+            levels,
+            start.elapsed().as_secs_f64(),
+            outdir,
+            !args.no_viewer,
         );
-        let mut extra = String::new();
-        if b > 0 {
-            extra += &format!(", {b} blank left out");
-        }
-        if k > 0 {
-            extra += &format!(", {k} kept from before");
-        }
-        eprintln!(
-            "giga: {w} tiles in {levels} levels{extra}, {secs:.1} s ({:.0} tiles/s) -> {}",
-            w as f64 / secs.max(1e-3),
-            outdir.display()
-        );
-        if !args.no_viewer {
-            eprintln!("giga: open {}", outdir.join("index.html").display());
-        }
     }
     Ok(())
+}
+
+/// The summary line of a finished pyramid (and where its page is).
+fn report(counts: &Counts, levels: usize, secs: f64, outdir: &Path, viewer: bool) {
+    let (w, b, k) = (
+        counts.written.load(Ordering::Relaxed),
+        counts.blank.load(Ordering::Relaxed),
+        counts.kept.load(Ordering::Relaxed),
+    );
+    let mut extra = String::new();
+    if b > 0 {
+        extra += &format!(", {b} blank left out");
+    }
+    if k > 0 {
+        extra += &format!(", {k} kept from before");
+    }
+    eprintln!(
+        "giga: {w} tiles in {levels} levels{extra}, {secs:.1} s ({:.0} tiles/s) -> {}",
+        w as f64 / secs.max(1e-3),
+        outdir.display()
+    );
+    if viewer {
+        eprintln!("giga: open {}", outdir.join("index.html").display());
+    }
 }
 
 /// What a pyramid's tiles depend on, as plain text: the inputs (path, size,

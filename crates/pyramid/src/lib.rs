@@ -118,18 +118,7 @@ pub fn build_resumed(
     }
     raster::run_from(source, Box::new(cascade), start, progress)?;
     match archive {
-        Some(a) => {
-            let a = Arc::into_inner(a).expect("the tile writers are done");
-            let zooms = (
-                layout.levels.last().map_or(0, |l| l.number) as u8,
-                layout.levels[0].number as u8,
-            );
-            a.finish(
-                archive::TileType::from(opts.format),
-                zooms,
-                &layout.archive_metadata(),
-            )?;
-        }
+        Some(a) => finish_archive(a, &layout, opts.format)?,
         // Descriptions last: their presence says the pyramid is complete.
         None => {
             for (rel, text) in layout.descriptions() {
@@ -150,6 +139,18 @@ pub fn build_resumed(
         checkpoint::remove(outdir, layout.levels.len());
     }
     Ok(())
+}
+
+/// Completes the archive the tile writers filled: directories, metadata, header, name.
+fn finish_archive(a: Arc<archive::Archive>, layout: &Layout, format: TileFormat) -> Result<()> {
+    let a = Arc::into_inner(a).expect("the tile writers are done");
+    let top = layout.levels[0].number as u8;
+    let bottom = layout.levels.last().map_or(0, |l| l.number) as u8;
+    a.finish(
+        archive::TileType::from(format),
+        (bottom, top),
+        &layout.archive_metadata(),
+    )
 }
 
 /// Creates the layout's folders under OUTDIR, parents first.

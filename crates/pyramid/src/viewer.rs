@@ -48,32 +48,11 @@ pub fn page(
     archive: bool,
     overlay: Option<&serde_json::Value>,
 ) -> String {
-    // "</" never appears raw inside a script element.
-    let json = |v: &serde_json::Value| {
-        serde_json::to_string_pretty(v)
-            .expect("json")
-            .replace("</", "<\\/")
-    };
-    let (reader, source) = if archive {
-        (
-            "\n  <script src=\"openseadragon/giga-pmtiles.js\"></script>",
-            format!(
-                "gigaPmtilesSource({}, {}, {})",
-                json(&serde_json::Value::from(layout.archive_name())),
-                layout.width,
-                layout.height
-            ),
-        )
-    } else {
-        ("", json(&layout.viewer_source_json()))
-    };
-    let custom = if layout.kind == Kind::Custom && !archive {
-        "source.getTileUrl = function (level, x, y) {\n      return source.template.replace('{z}', level).replace('{x}', x).replace('{y}', y);\n    };\n    "
-    } else {
-        ""
-    };
+    let (reader, source, custom) = tile_source(layout, archive);
     let title = html_escape(&layout.name);
-    let overlay = overlay.map_or(String::new(), |o| OVERLAY_JS.replace("OVERLAY", &json(o)));
+    let overlay = overlay.map_or(String::new(), |o| {
+        OVERLAY_JS.replace("OVERLAY", &script_json(o))
+    });
     format!(
         r##"<!DOCTYPE html>
 <html lang="en">
@@ -124,6 +103,36 @@ pub fn page(
 "##,
         bg = css_color(background),
     )
+}
+
+/// JSON to put inside a script element ("</" never appears raw there).
+fn script_json(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v)
+        .expect("json")
+        .replace("</", "<\\/")
+}
+
+/// The page's tile source: the script it needs first (the PMTiles reader for an archive),
+/// the source itself, and the custom layout's getTileUrl.
+fn tile_source(layout: &Layout, archive: bool) -> (&'static str, String, &'static str) {
+    if archive {
+        let url = script_json(&serde_json::Value::from(layout.archive_name()));
+        let source = format!(
+            "gigaPmtilesSource({url}, {}, {})",
+            layout.width, layout.height
+        );
+        return (
+            "\n  <script src=\"openseadragon/giga-pmtiles.js\"></script>",
+            source,
+            "",
+        );
+    }
+    let custom = if layout.kind == Kind::Custom {
+        "source.getTileUrl = function (level, x, y) {\n      return source.template.replace('{z}', level).replace('{x}', x).replace('{y}', y);\n    };\n    "
+    } else {
+        ""
+    };
+    ("", script_json(&layout.viewer_source_json()), custom)
 }
 
 /// Draws a `giga preview` sidecar over the image as SVG (image pixels), toggled with `o`.
