@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod budget;
+pub mod encode;
 mod guard;
 mod io;
 mod jpeg;

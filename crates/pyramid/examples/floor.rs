@@ -52,12 +52,12 @@ fn main() {
                 );
             }
             let rgb = if ch == 4 {
-                pyramid::tiles::flatten(&px, raster::Color::WHITE)
+                formats::encode::flatten(&px, raster::Color::WHITE)
             } else {
                 px
             };
             let t = Instant::now();
-            pyramid::tiles::encode_jpeg(&rgb, w, block.height, quality).expect("encode");
+            formats::encode::encode_jpeg(&rgb, w, block.height, quality).expect("encode");
             encode += t.elapsed().as_secs_f64();
             encoded_px += w as u64 * block.height as u64;
         }

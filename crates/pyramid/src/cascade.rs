@@ -14,8 +14,8 @@ use raster::{Color, Error, ImageInfo, PixelFormat, Result, SampleType, Samples, 
 use crate::checkpoint::{self, Checkpoints, LevelView, Saved};
 use crate::geometry::Rounding;
 use crate::layout::Layout;
-use crate::reduce::reduce_band;
 use crate::tiles::{TileFormat, TileJob, TileWriter};
+use raster::reduce::reduce_band;
 
 struct Level {
     width: u32,

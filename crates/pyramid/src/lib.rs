@@ -14,14 +14,13 @@ pub mod cascade;
 pub mod checkpoint;
 pub mod geometry;
 pub mod layout;
-pub mod reduce;
 pub mod tiles;
 pub mod viewer;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use raster::{Color, Error, PixelFormat, Result, SampleType, Source};
+use raster::{Color, Error, PixelFormat, Result, Source};
 
 pub use layout::{Kind, Layout, Settings};
 pub use tiles::{Counts, TileFormat};
@@ -50,7 +49,7 @@ pub struct Options {
 
 /// The pixel format the cascade works in: 8-bit RGB, or RGBA when there is alpha.
 pub fn working_format(input: PixelFormat) -> PixelFormat {
-    PixelFormat::new(if input.has_alpha() { 4 } else { 3 }, SampleType::U8)
+    input.for_web()
 }
 
 /// Builds the pyramid of `layout` from `source` into `outdir` (which must exist).

@@ -11,6 +11,7 @@ mod error;
 pub mod ops;
 mod pipeline;
 mod pixel;
+pub mod reduce;
 mod strip;
 
 pub use error::{Error, Result};

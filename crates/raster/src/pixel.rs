@@ -67,6 +67,11 @@ impl PixelFormat {
             self.channels
         }
     }
+    /// What browsers and web codecs take: 8-bit RGB, or RGBA when there is alpha (the
+    /// tile pyramid's and the IIIF server's working format).
+    pub fn for_web(self) -> PixelFormat {
+        PixelFormat::new(if self.has_alpha() { 4 } else { 3 }, SampleType::U8)
+    }
     /// Bytes a pixel.
     pub fn pixel_bytes(self) -> usize {
         self.channels as usize * self.sample.bytes()

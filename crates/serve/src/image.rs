@@ -116,7 +116,7 @@ impl Image {
                 ),
             ));
         }
-        let work = pyramid::working_format(info.format);
+        let work = info.format.for_web();
         // Browsers take responses without a profile as sRGB: convert, as giga tile does.
         let (source, colour) = match &opened.icc {
             Some(icc) => {
@@ -145,7 +145,7 @@ impl Image {
                 break;
             }
             let (w, h) = (last.width.div_ceil(2), last.height.div_ceil(2));
-            let pixels = pyramid::reduce::reduce_band(
+            let pixels = raster::reduce::reduce_band(
                 &last.pixels,
                 last.width as usize,
                 channels,
@@ -304,14 +304,14 @@ impl Image {
         match req.format {
             Format::Jpg => {
                 let rgb = if c == 4 {
-                    pyramid::tiles::flatten(&out, Color::WHITE)
+                    formats::encode::flatten(&out, Color::WHITE)
                 } else {
                     out
                 };
-                pyramid::tiles::encode_jpeg(&rgb, w, h, JPEG_QUALITY)
+                formats::encode::encode_jpeg(&rgb, w, h, JPEG_QUALITY)
             }
-            Format::Png => pyramid::tiles::encode_png(&out, w, h, c),
-            Format::Webp => pyramid::tiles::encode_webp(&out, w, h, c, JPEG_QUALITY),
+            Format::Png => formats::encode::encode_png(&out, w, h, c),
+            Format::Webp => formats::encode::encode_webp(&out, w, h, c, JPEG_QUALITY),
         }
     }
 }

@@ -186,7 +186,7 @@ impl TiledPages {
             b => return Err(bad(format!("unsupported TIFF depth {b}"))),
         };
         let stored = PixelFormat::new(channels, sample);
-        let served = pyramid::working_format(stored).channels as usize;
+        let served = stored.for_web().channels as usize;
         // Tiles are converted one by one as they are decoded (and then cached).
         let kind = raster::ImageInfo {
             width: 1,
