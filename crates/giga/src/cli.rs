@@ -131,9 +131,10 @@ pub enum ArchiveKind {
     about = "Inspect, convert, tile, fill, render and serve gigapixel panoramas without loading them into memory",
     long_about = "giga works on images of any size (a 62-gigapixel KRO is 248 GB) in a few hundred \
 MB of memory: every command streams the image top to bottom in strips.\n\n\
-Formats: KRO, TIFF/BigTIFF, PSD/PSB, PNG, JPEG, PNM (PPM/PGM/PAM). Input formats are \
-recognised by content; output formats by extension (or --format).",
-    after_help = "Examples:\n  giga info pano.kro\n  giga convert pano.kro pano.tif           # tiled deflate BigTIFF when needed\n  giga crop pano.kro detail.jpg --rel 0.4,0.3,0.1,0.1\n  giga convert pano.tif pano8.psb --depth 8\n  giga tile pano.kro site/                 # DZI + index.html for OpenSeadragon\n  giga fill pano.kro filled.tif            # paint the transparent border\n  giga autocrop pano.kro --print           # largest rectangle without transparency\n  giga render pano.pto pano.kro            # a Hugin project, rendered in bounded memory\n  giga serve pano.tif                      # IIIF server on http://127.0.0.1:8080/\n\n`giga help COMMAND` explains each command with examples.\n\nExit status: 0 success, 1 an error with the input or output, 2 bad usage."
+Formats: KRO, TIFF/BigTIFF, PSD/PSB, PNG, JPEG, PNM (PPM/PGM/PAM), and giga's PMTiles \
+archives as input. Input formats are recognised by content; output formats by extension (or \
+--format).",
+    after_help = "Examples:\n  giga info pano.kro\n  giga convert pano.kro pano.tif           # tiled deflate BigTIFF when needed\n  giga crop pano.kro detail.jpg --rel 0.4,0.3,0.1,0.1\n  giga convert pano.tif pano8.psb --depth 8\n  giga tile pano.kro site/                 # DZI + index.html for OpenSeadragon\n  giga fill pano.kro filled.tif            # paint the transparent border\n  giga autocrop pano.kro --print           # largest rectangle without transparency\n  giga preview pano.pto check.png --seams  # look before rendering: seconds, not an hour\n  giga render pano.pto pano.kro            # a Hugin project, rendered in bounded memory\n  giga tile pano.kro site/ --archive pmtiles  # one file instead of a million tiles\n  giga serve pano.tif                      # IIIF server on http://127.0.0.1:8080/\n\n`giga help COMMAND` explains each command with examples.\n\nExit status: 0 success, 1 an error with the input or output, 2 bad usage."
 )]
 pub struct Cli {
     #[command(subcommand)]
