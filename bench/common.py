@@ -2,6 +2,7 @@
 a command while measuring its wall time and peak RSS (wait4's ru_maxrss)."""
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -66,3 +67,22 @@ def measure(cmd, anon=None):
     if anon is not None:
         anon.append(peak / 1024)
     return dt, usage.ru_maxrss / 1024
+
+
+def free_port():
+    """A TCP port free on loopback now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, seconds=20):
+    """Waits until something listens on loopback `port`; whether it did."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False

@@ -7,29 +7,14 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
-import time
-from pathlib import Path
 
-from common import GIGA, panorama, parser
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from common import GIGA, free_port, panorama, parser, wait_for_port
 
 
 def wait_port(port, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
+    if not wait_for_port(port, timeout):
+        raise SystemExit(f"nothing listens on {port}")
 
 
 def wrk(base, paths, seconds, d, name):

@@ -2,6 +2,7 @@
 from the spec, with numpy), and read files back with tools that are not giga."""
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -100,23 +101,7 @@ def peak_rss_mb(args):
     return peak / 1024
 
 
-def free_port():
-    """A TCP port free on loopback now."""
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def wait_for_port(port, seconds=20):
-    """Waits until something listens on loopback `port`; whether it did."""
-    import socket
-    import time
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+# Shared with the benchmarks (bench/serve.py): loopback ports for the servers tests start.
+sys.path.insert(0, str(ROOT / "bench"))
+from common import free_port, wait_for_port  # noqa: E402,F401

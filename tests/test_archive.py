@@ -206,6 +206,7 @@ def test_info_convert_and_serve_read_the_archive(tmp_path):
     ("version", "version 7"),
     ("tile-type", "tile type 9"),
     ("root", "root directory"),
+    ("bomb", "root directory"),
 ])
 def test_bad_archives_give_one_line(tmp_path, damage, needle):
     write_kro(tmp_path / "in.kro", sample_image(600, 900, 3, 8, seed=5))
@@ -219,8 +220,15 @@ def test_bad_archives_give_one_line(tmp_path, damage, needle):
         b[7] = 7
     elif damage == "tile-type":
         b[99] = 9
-    else:
+    elif damage == "root":
         b[127:140] = bytes(13)
+    else:
+        # A root directory that inflates to 64 MB of zeros from a few KB.
+        import gzip
+        import struct
+        bomb = gzip.compress(bytes(64 << 20))
+        b[8:24] = struct.pack("<QQ", len(b), len(bomb))
+        b += bomb
     bad = tmp_path / "bad.pmtiles"
     bad.write_bytes(bytes(b))
     for args in (["info", bad], ["convert", bad, tmp_path / "o.tif"]):

@@ -58,10 +58,16 @@ pub(crate) fn check(path: &Path, what: &str, bytes: u64, way_out: &str) -> Resul
 
 /// Refuses images whose rows are too wide to stream within the budget.
 pub(crate) fn check_rows(path: &Path, info: &ImageInfo) -> Result<()> {
-    let row = (info.width as u64).saturating_mul(info.format.pixel_bytes() as u64);
+    check_row_width(path, info.width, info.format.pixel_bytes() as u64)
+}
+
+/// Refuses rows of `width` pixels of `pixel_bytes` each that are too wide to stream
+/// (also before a reader knows its output format: PNG before expansion).
+pub(crate) fn check_row_width(path: &Path, width: u32, pixel_bytes: u64) -> Result<()> {
+    let row = (width as u64).saturating_mul(pixel_bytes);
     check(
         path,
-        &format!("streaming rows {} px wide", info.width),
+        &format!("streaming rows {width} px wide"),
         row.saturating_mul(ROWS_HELD),
         "the header is probably damaged",
     )

@@ -70,8 +70,8 @@ pub struct AtomicFile {
     dest: PathBuf,
     /// Written straight into `dest` (a device or a pipe), nothing to rename.
     direct: bool,
-    /// The path renamed over when `dest` is a symlink: its target.
-    tmp_dest: Option<PathBuf>,
+    /// The path the file is renamed to: `dest`, or the target when `dest` is a symlink.
+    target: PathBuf,
 }
 
 /// Where an output named `dest` really goes: a symlink's target (so the link
@@ -112,19 +112,15 @@ impl AtomicFile {
                     tmp: None,
                     dest: dest.to_path_buf(),
                     direct: true,
-                    tmp_dest: None,
+                    target: dest.to_path_buf(),
                 });
             }
             if t.is_dir() {
                 return Err(Error::invalid(dest, "is a folder; name the output file"));
             }
         }
-        let real = resolve_output(dest);
-        let mut out = AtomicFile::create_replacing(&real)?;
+        let mut out = AtomicFile::create_replacing(&resolve_output(dest))?;
         out.dest = dest.to_path_buf();
-        if real != dest {
-            out.tmp_dest = Some(real);
-        }
         Ok(out)
     }
 
@@ -137,7 +133,7 @@ impl AtomicFile {
                     tmp: None,
                     dest: dest.to_path_buf(),
                     direct: false,
-                    tmp_dest: None,
+                    target: dest.to_path_buf(),
                 })
             }
             Err(e) if unnamed_unsupported(&e) => {}
@@ -160,7 +156,7 @@ impl AtomicFile {
             tmp: Some(tmp),
             dest: dest.to_path_buf(),
             direct: false,
-            tmp_dest: None,
+            target: dest.to_path_buf(),
         })
     }
 
@@ -185,7 +181,7 @@ impl AtomicFile {
         if self.direct {
             return Ok(());
         }
-        let real = self.tmp_dest.take().unwrap_or_else(|| self.dest.clone());
+        let real = std::mem::take(&mut self.target);
         let tmp = match self.tmp.take() {
             Some(tmp) => tmp,
             None => {

@@ -17,8 +17,9 @@ use raster::{Error, ImageInfo, PixelFormat, Result, SampleType, Samples, Source,
 pub const HEADER_LEN: usize = 127;
 /// Where the header and root directory must end: the first 16 KB.
 pub const ROOT_END: u64 = 16_384;
-/// Directories and metadata larger than this once inflated are refused.
-const INFLATED_MAX: u64 = 256 << 20;
+/// Directories and metadata larger than this once inflated are refused (a leaf of
+/// giga's is ~30 KB; 32 MB is ~8 million entries, ~200 MB once parsed).
+const INFLATED_MAX: u64 = 32 << 20;
 
 /// What a tile is, for the header's tile type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -554,36 +555,37 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details)
 }
 
 impl ArchiveReader {
-    /// Decodes the row of top-zoom tiles holding row `self.next`, cut into strips.
+    /// Decodes the row of top-zoom tiles holding row `self.next`, straight into strips
+    /// of giga's size (as the TIFF reader does with its rows of tiles: no band copied).
     fn read_tile_row(&mut self) -> Result<()> {
         let (a, info) = (&self.archive, self.info);
         let (t, c) = (a.tile, a.channels());
         let ty = self.next / t;
-        let rows = t.min(info.height - ty * t);
-        let mut band = vec![if c == 3 { 255 } else { 0 }; rows as usize * info.row_bytes()];
+        let rows = t.min(info.height - ty * t) as usize;
         let stride = info.row_bytes();
+        let per = info.rows_for_bytes(crate::STRIP_BYTES).min(rows as u32) as usize;
+        // Left-out tiles read as transparent, or white where tiles are JPEG.
+        let blank = if c == 3 { 255 } else { 0 };
+        let mut parts: Vec<Vec<u8>> = (0..rows.div_ceil(per))
+            .map(|k| vec![blank; per.min(rows - k * per) * stride])
+            .collect();
         for tx in 0..info.width.div_ceil(t) {
             let Some(bytes) = a.tile_bytes(a.max_zoom(), tx, ty)? else {
                 continue;
             };
             let (w, h, px) = a.decode(&bytes)?;
-            let cols = w.min(info.width - tx * t) as usize;
-            for y in 0..(h.min(rows) as usize) {
-                let dst = y * stride + (tx * t) as usize * c;
-                band[dst..dst + cols * c].copy_from_slice(&px[y * w as usize * c..][..cols * c]);
+            let cols = w.min(info.width - tx * t) as usize * c;
+            for y in 0..(h as usize).min(rows) {
+                let dst = (y % per) * stride + (tx * t) as usize * c;
+                parts[y / per][dst..dst + cols].copy_from_slice(&px[y * w as usize * c..][..cols]);
             }
         }
-        let per = info.rows_for_bytes(crate::STRIP_BYTES).min(rows) as usize;
-        for (k, chunk) in band.chunks(per * stride).enumerate() {
-            let n = (chunk.len() / stride) as u32;
-            let y = self.next + (k * per) as u32;
-            self.queued.push_back(Strip::new(
-                y,
-                info.width,
-                n,
-                c as u8,
-                Samples::U8(chunk.to_vec()),
-            ));
+        let mut y = self.next;
+        for part in parts {
+            let n = (part.len() / stride) as u32;
+            self.queued
+                .push_back(Strip::new(y, info.width, n, c as u8, Samples::U8(part)));
+            y += n;
         }
         Ok(())
     }

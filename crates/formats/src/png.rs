@@ -19,8 +19,6 @@ type Details = Vec<(&'static str, String)>;
 /// The largest ICC profile kept; real ones are at most a few MB.
 const ICC_MAX: u64 = 32 << 20;
 
-const BAD_HEADER: &str = "the header is probably damaged";
-
 fn corrupt(path: &Path, e: png::DecodingError) -> Error {
     match e {
         png::DecodingError::IoError(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => {
@@ -38,12 +36,7 @@ pub(crate) fn open(path: &Path, file: File) -> Result<(Box<dyn Source>, Details,
         // ICC_MAX (a bigger one is dropped, as a corrupt one is).
         let hdr = dec.read_header_info().map_err(|e| corrupt(path, e))?;
         let row = hdr.width as u64 * 8; // RGBA, 16-bit: the widest a row expands to
-        crate::budget::check(
-            path,
-            &format!("rows {} px wide", hdr.width),
-            row * 64,
-            BAD_HEADER,
-        )?;
+        crate::budget::check_row_width(path, hdr.width, 8)?;
         let bytes = (ICC_MAX + 8 * row + (1 << 20)) as usize;
         dec.set_limits(png::Limits { bytes });
         dec.set_transformations(Transformations::EXPAND);

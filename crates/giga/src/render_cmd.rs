@@ -299,9 +299,7 @@ fn resumable(
 
 /// `giga info PROJECT.pto`: what a render would make, before running it.
 pub fn info(project: &Path, json: bool) -> Result<()> {
-    let text = std::fs::read(project).map_err(|e| raster::Error::io(project, e))?;
-    let p = render::pto::parse(&String::from_utf8_lossy(&text))
-        .map_err(|m| raster::Error::invalid(project, m))?;
+    let p = render::pto::read(project)?;
     let r = render::Render::from_project(p.clone(), project, &render::Options::default())?;
     let i = raster::Source::info(&r);
     let c = &p.canvas;

@@ -11,13 +11,6 @@ use raster::Color;
 
 use crate::cli::{TileArgs, TileFormatArg};
 
-/// A layout's name as `--layout` spells it.
-fn kind_name(k: Kind) -> &'static str {
-    Kind::NAMES[Kind::ALL
-        .iter()
-        .position(|&x| x == k)
-        .expect("every kind is listed")]
-}
 use crate::{Failure, Result};
 
 /// What the tiling options ask for, checked before anything is read.
@@ -27,7 +20,6 @@ pub struct Checked {
     overlay: Option<serde_json::Value>,
     tile: u32,
     overlap: u32,
-    ext: String,
     format: TileFormat,
     background: Color,
     name: String,
@@ -37,7 +29,7 @@ pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
     let archive = args.archive.is_some();
     let kind = layout_kind(args)?;
     let (tile, overlap) = tile_geometry(kind, args)?;
-    let (ext, format) = tile_format(kind, archive, args)?;
+    let format = tile_format(kind, archive, args)?;
     let background = Color::parse(&args.background).ok_or_else(|| {
         Failure::Usage(format!(
             "--background {:?} is not a colour (white, black, #rrggbb or r,g,b)",
@@ -52,7 +44,6 @@ pub fn check(input: &Path, args: &TileArgs) -> Result<Checked> {
         overlay,
         tile,
         overlap,
-        ext,
         format,
         background,
         name,
@@ -68,7 +59,7 @@ fn layout_kind(args: &TileArgs) -> Result<Kind> {
         (Some(l), true) if Kind::from(l) != Kind::Xyz => {
             return Err(Failure::Usage(format!(
                 "--archive pmtiles holds the xyz layout's tiles, not {}",
-                kind_name(l.into())
+                pyramid::Kind::from(l).name()
             )))
         }
         (Some(l), _) => l.into(),
@@ -98,14 +89,14 @@ fn tile_geometry(kind: Kind, args: &TileArgs) -> Result<(u32, u32)> {
     if overlap > 0 && !matches!(kind, Kind::Dzi | Kind::Custom) {
         return usage(format!(
             "--overlap is for the dzi and custom layouts; {} tiles don't overlap",
-            kind_name(kind)
+            kind.name()
         ));
     }
     Ok((tile, overlap))
 }
 
-/// The tile files' extension and encoding, checked against what the layout's viewer opens.
-fn tile_format(kind: Kind, archive: bool, args: &TileArgs) -> Result<(String, TileFormat)> {
+/// The tile encoding, checked against what the layout's viewer opens.
+fn tile_format(kind: Kind, archive: bool, args: &TileArgs) -> Result<TileFormat> {
     let usage = |m: String| Err(Failure::Usage(m));
     let ext = match args.format {
         Some(TileFormatArg::Jpg) => "jpg",
@@ -117,13 +108,13 @@ fn tile_format(kind: Kind, archive: bool, args: &TileArgs) -> Result<(String, Ti
     if matches!(kind, Kind::Xyz | Kind::Tms) && ext != "png" && !archive {
         return usage(format!(
             "the {} layout needs --format png: OpenSeadragon requests its tiles as .png",
-            kind_name(kind)
+            kind.name()
         ));
     }
     if ext == "webp" && !archive && !matches!(kind, Kind::Dzi | Kind::Zoomify | Kind::Custom) {
         return usage(format!(
             "--format webp is offered for the dzi, zoomify and custom layouts; {} needs jpg or png",
-            kind_name(kind)
+            kind.name()
         ));
     }
     let quality = args.quality;
@@ -132,7 +123,7 @@ fn tile_format(kind: Kind, archive: bool, args: &TileArgs) -> Result<(String, Ti
         "webp" => TileFormat::Webp { quality },
         _ => TileFormat::Jpeg { quality },
     };
-    Ok((ext.to_string(), format))
+    Ok(format)
 }
 
 /// The pyramid's base name (the input's stem by default), and the custom template,
@@ -234,7 +225,6 @@ pub fn build(
         overlay,
         tile,
         overlap,
-        ext,
         format,
         background,
         name,
@@ -244,7 +234,7 @@ pub fn build(
         name: name.clone(),
         tile,
         overlap,
-        ext: ext.clone(),
+        ext: format.ext().to_string(),
         id: args.id.clone(),
         template: args.template.clone(),
     };

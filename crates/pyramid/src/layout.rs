@@ -33,6 +33,11 @@ impl Kind {
         "dzi", "iiif3", "iiif2", "zoomify", "xyz", "tms", "legacy", "custom",
     ];
 
+    /// The kind's `--layout` name.
+    pub fn name(self) -> &'static str {
+        Kind::NAMES[self as usize]
+    }
+
     /// Every kind, in the order of [`Kind::NAMES`].
     pub const ALL: [Kind; 8] = [
         Kind::Dzi,
@@ -666,6 +671,14 @@ fn iiif_size_path(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_names_and_order_agree() {
+        for (i, k) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(k as usize, i);
+            assert_eq!(k.name(), Kind::NAMES[i]);
+        }
+    }
 
     fn settings(kind: Kind) -> Settings {
         let (tile, overlap) = kind.defaults();

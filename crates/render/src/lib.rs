@@ -225,13 +225,7 @@ fn invalid(path: &Path, m: impl Into<String>) -> raster::Error {
 impl Render {
     /// Reads and checks the project and every frame's header, and plans the render.
     pub fn open(project_path: &Path, opts: &Options) -> Result<Render> {
-        let meta =
-            std::fs::metadata(project_path).map_err(|e| raster::Error::io(project_path, e))?;
-        formats::refuse_non_file(project_path, &meta)?;
-        let text = std::fs::read(project_path).map_err(|e| raster::Error::io(project_path, e))?;
-        let text = String::from_utf8_lossy(&text);
-        let project = pto::parse(&text).map_err(|m| invalid(project_path, m))?;
-        Render::from_project(project, project_path, opts)
+        Render::from_project(pto::read(project_path)?, project_path, opts)
     }
 
     /// Plans the render of an already parsed project; frame paths are relative to

@@ -118,9 +118,7 @@ pub fn scaled(project: &Project, width: u32) -> (Project, f64) {
 
 /// Renders the preview of the project at `path`, at most `width` pixels wide.
 pub fn preview(path: &Path, width: u32, opts: &Options) -> Result<Preview> {
-    let text = std::fs::read(path).map_err(|e| raster::Error::io(path, e))?;
-    let project = crate::pto::parse(&String::from_utf8_lossy(&text))
-        .map_err(|m| raster::Error::invalid(path, m))?;
+    let project = crate::pto::read(path)?;
     let c = &project.canvas;
     let full = match c.crop {
         Some(k) => ((k.right - k.left) as u32, (k.bottom - k.top) as u32),

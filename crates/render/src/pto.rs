@@ -412,6 +412,15 @@ fn root(images: &[Image], i: usize, key: &str) -> Result<Option<usize>, String> 
     Err(format!("line {}: {key} links in a cycle", images[i].1))
 }
 
+/// Reads and parses the project file at `path` (a regular file: a FIFO would wait
+/// for a writer forever); errors name the file.
+pub fn read(path: &std::path::Path) -> raster::Result<Project> {
+    let meta = std::fs::metadata(path).map_err(|e| raster::Error::io(path, e))?;
+    formats::refuse_non_file(path, &meta)?;
+    let text = std::fs::read(path).map_err(|e| raster::Error::io(path, e))?;
+    parse(&String::from_utf8_lossy(&text)).map_err(|m| raster::Error::invalid(path, m))
+}
+
 /// Parses a project. Errors say the line and the problem.
 pub fn parse(text: &str) -> Result<Project, String> {
     let mut pano: Option<(HashMap<String, Value>, usize)> = None;
