@@ -54,10 +54,12 @@ def grid(cols, rows, hfov, vfov, overlap=1 / 3, seed=1):
     return out
 
 
-def make(photo_path, out_dir, frame_w=800, frame_h=600, hfov=50.0, scene_fov=(120.0, 90.0), canvas_scale=0.5, linear=True, lens=0, frames=None, ext="png"):
+def make(photo_path, out_dir, frame_w=800, frame_h=600, hfov=50.0, scene_fov=(120.0, 90.0), canvas_scale=0.5, linear=True, lens=0, frames=None, ext="png", paint=None):
     """Writes frames frame0.png.. and project.pto into out_dir; returns (pto path, truth array
     on the canvas grid as float RGB 0..255). canvas_scale None: the canvas's scale matches the
-    frames' centre (1 canvas pixel per frame pixel)."""
+    frames' centre (1 canvas pixel per frame pixel). paint(k, cx, cy, L), if given, returns
+    what frame k sees, from the scene's values L at canvas positions (cx, cy) of its pixels:
+    objects present when one frame was shot and not the others."""
     frames = FRAMES if frames is None else frames
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +98,11 @@ def make(photo_path, out_dir, frame_w=800, frame_h=600, hfov=50.0, scene_fov=(12
         world = cam @ rotation(yaw, pitch, roll).T
         lam = np.arctan2(world[..., 0], world[..., 2])
         phi = np.arcsin(np.clip(-world[..., 1], -1, 1))
-        L = bilinear(scene, lam * sd + (sw - 1) / 2, -phi * sd + (sh - 1) / 2)
+        sx, sy = lam * sd + (sw - 1) / 2, -phi * sd + (sh - 1) / 2
+        L = bilinear(scene, sx, sy)
+        if paint is not None:
+            cw, ch = int(sw * canvas_scale), int(sh * canvas_scale)
+            L = paint(k, (sx + 0.5) * cw / sw - 0.5, (sy + 0.5) * ch / sh - 0.5, L)
         r2 = ((X - frame_w / 2) ** 2 + (Y - frame_h / 2) ** 2) / (frame_w**2 / 4 + frame_h**2 / 4)
         gain = 2.0 ** -eev * (1 + vb * r2)
         px = L * gain[..., None] * np.array([er, 1.0, eb])

@@ -50,6 +50,22 @@ pub enum BlendArg {
     Feather,
 }
 
+/// Where `render`'s seams run (`--seams`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SeamsArg {
+    Content,
+    Voronoi,
+}
+
+impl From<SeamsArg> for render::Seams {
+    fn from(s: SeamsArg) -> render::Seams {
+        match s {
+            SeamsArg::Content => render::Seams::Content,
+            SeamsArg::Voronoi => render::Seams::Voronoi,
+        }
+    }
+}
+
 impl From<BlendArg> for render::Blend {
     fn from(b: BlendArg) -> render::Blend {
         match b {
@@ -293,6 +309,12 @@ pub enum Command {
         /// or feather (everything across the feather; fastest)
         #[arg(long, value_enum, default_value_t = BlendArg::TwoBand)]
         blend: BlendArg,
+        /// Where seams run: content (nearest frame centre, except where the frames disagree
+        /// because something moved: one frame keeps that place whole, the majority where three
+        /// or more overlap, and its colours stay out of the wide bands; a pre-pass at reduced
+        /// size finds those places) or voronoi (nearest frame centre everywhere: geometry only)
+        #[arg(long, value_enum, default_value_t = SeamsArg::Content)]
+        seams: SeamsArg,
         /// Most memory for decoded frames at once, in GB; frames past it go to a scratch file
         #[arg(long, default_value_t = 8.0, value_name = "GB")]
         memory: f64,

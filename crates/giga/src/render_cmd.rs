@@ -6,13 +6,14 @@ use std::sync::atomic::Ordering;
 
 use formats::Format;
 
-use crate::cli::{BlendArg, CompressionArg, InterpolatorArg, OutputArgs, TileArgs};
+use crate::cli::{BlendArg, CompressionArg, InterpolatorArg, OutputArgs, SeamsArg, TileArgs};
 use crate::{human_bytes, output_choice, progress, tile, write_source, Failure, Result, RESUMABLE};
 
 pub struct RenderHow {
     pub interpolator: Option<InterpolatorArg>,
     pub feather: f64,
     pub blend: BlendArg,
+    pub seams: SeamsArg,
     pub memory: f64,
     pub temp: Option<PathBuf>,
     pub frames: Option<Vec<usize>>,
@@ -66,6 +67,7 @@ pub fn run(
         antialias: !how.no_antialias,
         blend: how.blend.into(),
         quick_decode: false,
+        seams: how.seams.into(),
     };
     // Check the output options before the (slower) project and frame checks.
     let checked = match tiles {

@@ -50,20 +50,41 @@ pub struct LowBand {
 
 impl LowBand {
     /// The first `n` low-pass copies of `image` (see `LOW_BANDS`), finest first.
+    /// `transient`: where something moved, the keeper's colours replace this
+    /// frame's (`seam`), so no band carries what the output does not show.
     pub fn all(
         image: &FrameImage,
         photometry: &crate::photometry::Photometry,
         n: usize,
+        transient: &[crate::seam::Patch],
     ) -> Vec<LowBand> {
         let mut bands = Vec::new();
         let mut coarser: Option<FrameImage> = None;
         // Each copy shrinks the one before, not the frame again.
         for &k in LOW_BANDS.iter().take(n) {
             let small = coarser.as_ref().unwrap_or(image).shrink(k);
-            bands.push(LowBand::corrected(&small, photometry));
+            let mut band = LowBand::corrected(&small, photometry);
+            band.patch(transient);
+            bands.push(band);
             coarser = Some(small);
         }
         bands
+    }
+
+    /// Moves each cell by the patches inside it (`seam::Patch`: the keeper's
+    /// colours instead of this frame's where something moved).
+    fn patch(&mut self, patches: &[crate::seam::Patch]) {
+        let k = self.factor as f32;
+        for p in patches {
+            let (i, j) = (((p.at[0] + 0.5) / k) as usize, ((p.at[1] + 0.5) / k) as usize);
+            if i < self.width && j < self.height {
+                let cell = &mut self.pixels[j * self.width + i];
+                let share = p.area / (k * k);
+                for c in 0..3 {
+                    cell[c] += p.diff[c] * share;
+                }
+            }
+        }
     }
 
     fn corrected(small: &FrameImage, photometry: &crate::photometry::Photometry) -> LowBand {

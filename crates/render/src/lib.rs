@@ -9,9 +9,10 @@
 //!
 //! Per output pixel: the exact PanoTools transform to every frame that covers
 //! it ([`geometry`]), the frame whose centre is nearest wins (a Voronoi seam,
-//! exact at full resolution) with a narrow linear feather, the chosen
-//! frames are interpolated and corrected for exposure, white balance and
-//! vignetting. Multiband blending (the next stage) would replace the weighting in `render_row`.
+//! exact at full resolution) unless the seam pre-pass ([`seam`]) gave the place
+//! to another frame because something moved there, with a narrow linear feather
+//! for the detail and wider ones for the low bands; the chosen frames are
+//! interpolated and corrected for exposure, white balance and vignetting.
 
 #![deny(missing_docs)]
 
@@ -22,6 +23,7 @@ mod photometry;
 pub mod preview;
 pub mod pto;
 pub mod resume;
+pub mod seam;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +58,18 @@ pub struct Options {
     pub blend: Blend,
     /// Decode shrunk JPEG frames at reduced size (DCT scaling): previews.
     pub quick_decode: bool,
+    /// Where seams run.
+    pub seams: Seams,
+}
+
+/// Where the seams between overlapping frames run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seams {
+    /// Nearest frame centre, except where the frames disagree (something moved):
+    /// there one frame keeps the whole place (`seam`).
+    Content,
+    /// Nearest frame centre everywhere: geometry only.
+    Voronoi,
 }
 
 /// How much wider than the feather each low band's transition is: the low-pass
@@ -114,6 +128,7 @@ impl Default for Options {
             antialias: true,
             blend: Blend::TwoBand,
             quick_decode: false,
+            seams: Seams::Content,
         }
     }
 }
@@ -147,6 +162,12 @@ struct Hit {
     ys: f64,
     /// Distance from the frame's centre, in half diagonals.
     d: f32,
+    /// `d` plus the seam pre-pass's penalty where another frame keeps the place.
+    seam: f32,
+    /// Near a conflict (`seam`), the low bands' weight: scaled down for the other
+    /// frames, raised to at least `low_floor` for the keeper, over the same ramp.
+    low_scale: f32,
+    low_floor: f32,
     /// Distance from the frame's valid edge, in frame pixels (negative: outside).
     edge: f32,
     /// Inside one of the frame's include masks: other frames give way here.
@@ -158,6 +179,9 @@ impl Hit {
         xs: 0.0,
         ys: 0.0,
         d: f32::INFINITY,
+        seam: f32::INFINITY,
+        low_scale: 1.0,
+        low_floor: 0.0,
         edge: -1.0,
         include: false,
     };
@@ -171,6 +195,8 @@ struct RowHits {
     forced: bool,
     only_included: Vec<bool>,
     d_min: Vec<f32>,
+    /// The least seam distance per column.
+    s_min: Vec<f32>,
     /// The nearest allowed frame per column (`usize::MAX`: none).
     chosen: Vec<usize>,
 }
@@ -216,6 +242,8 @@ pub struct Render {
     icc: Option<Vec<u8>>,
     /// Every frame file the project names (rendered or not): inputs an output must never be.
     frame_files: Vec<PathBuf>,
+    /// The seam pre-pass's result (`Seams::Content` with overlapping frames).
+    seams: Option<Arc<seam::SeamMap>>,
 }
 
 fn invalid(path: &Path, m: impl Into<String>) -> raster::Error {
@@ -231,6 +259,28 @@ impl Render {
     /// Plans the render of an already parsed project; frame paths are relative to
     /// `project_path`'s folder, and errors name it.
     pub fn from_project(project: Project, project_path: &Path, opts: &Options) -> Result<Render> {
+        let whole = (opts.seams == Seams::Content && opts.region.is_some()).then(|| project.clone());
+        let mut render = Render::plan(project, project_path, opts)?;
+        if opts.seams == Seams::Content && render.frames.len() > 1 {
+            // Seams are decided on the whole area, so a region gets the full render's pixels.
+            let seams = match whole {
+                Some(project) => {
+                    let all = Options {
+                        region: None,
+                        seams: Seams::Voronoi,
+                        ..opts.clone()
+                    };
+                    seam::SeamMap::build(&Render::plan(project, project_path, &all)?)?
+                }
+                None => seam::SeamMap::build(&render)?,
+            };
+            render.seams = Some(Arc::new(seams));
+        }
+        Ok(render)
+    }
+
+    /// Plans the render: frames' headers, footprints, bands; no seams yet.
+    fn plan(project: Project, project_path: &Path, opts: &Options) -> Result<Render> {
         let dir = project_path.parent().unwrap_or(Path::new("."));
         let c = &project.canvas;
         let canvas = CanvasMap::new(c);
@@ -340,6 +390,7 @@ impl Render {
             quick_decode: opts.quick_decode,
             icc: icc.flatten(),
             frame_files: project.frames.iter().map(|f| dir.join(&f.file)).collect(),
+            seams: None,
         };
         render.peak_bytes = render.plan_peak();
         if render.peak_bytes > opts.memory {
@@ -430,13 +481,15 @@ impl Render {
         let scratch = &self.scratch;
         let bands = self.bands;
         let quick = self.quick_decode;
+        let seams = self.seams.as_deref();
         let images: Vec<Result<(usize, FrameImage)>> = missing
             .par_iter()
             .map(|&(i, spill)| {
                 let f = &self.frames[i];
                 let mut img = FrameImage::load(&f.path, f.size, f.factor, quick)?;
                 if bands > 0 {
-                    img.low = frame::LowBand::all(&img, &f.photometry, bands);
+                    let transient = seams.map_or(&[][..], |s| s.transient(f.number));
+                    img.low = frame::LowBand::all(&img, &f.photometry, bands, transient);
                 }
                 Ok((i, if spill { img.spill(scratch)? } else { img }))
             })
@@ -457,6 +510,11 @@ impl Render {
         let mut rays = Vec::with_capacity(width);
         self.canvas.row_rays(yc, &self.columns, &mut rays);
         let mut forced = false;
+        let mut penalty = Vec::new();
+        if let Some(seams) = &self.seams {
+            penalty = vec![(usize::MAX, 0f32); width];
+            seams.row(self.origin.0, yc, &mut penalty);
+        }
         for &i in candidates {
             let f = &self.frames[i];
             if y < f.footprint[2] || y >= f.footprint[3] {
@@ -467,25 +525,20 @@ impl Render {
             let mut coords = Vec::with_capacity(x1 - x0);
             let at = (self.origin.0 as usize + x0, yc);
             geometry::map_row(&f.map, &self.canvas, at, &rays[x0..x1], &mut coords);
-            for (ray, at) in rays[x0..x1].iter().zip(&coords) {
-                let hit = at.and_then(|(xs, ys)| {
-                    let edge = f.edge_distance(xs, ys)?;
-                    let include = match f.masks.is_empty() {
-                        true => false,
-                        false => f.masked(xs, ys, *ray)?,
-                    };
-                    forced |= include;
-                    let d = (((xs - f.centre[0]).powi(2) + (ys - f.centre[1]).powi(2)).sqrt()
-                        / f.half_diagonal) as f32;
-                    Some(Hit {
-                        xs,
-                        ys,
-                        d,
-                        edge: edge as f32,
-                        include,
-                    })
-                });
-                row.push(hit.unwrap_or(Hit::MISS));
+            for (x, (ray, at)) in (x0..x1).zip(rays[x0..x1].iter().zip(&coords)) {
+                let hit = at.and_then(|(xs, ys)| f.hit(xs, ys, *ray));
+                let mut hit = hit.unwrap_or(Hit::MISS);
+                forced |= hit.include;
+                if let Some(&(keeper, p)) = penalty.get(x) {
+                    let near = p / seam::PENALTY;
+                    if keeper != f.number {
+                        hit.seam += p;
+                        hit.low_scale = 1.0 - near;
+                    } else {
+                        hit.low_floor = near;
+                    }
+                }
+                row.push(hit);
             }
             hits.push((i, x0, row));
         }
@@ -499,6 +552,7 @@ impl Render {
             }
         }
         let mut d_min = vec![f32::INFINITY; width];
+        let mut s_min = vec![f32::INFINITY; width];
         let mut chosen = vec![usize::MAX; width];
         let r = RowHits {
             hits,
@@ -508,13 +562,22 @@ impl Render {
         };
         for (i, x0, row) in &r.hits {
             for (k, hit) in row.iter().enumerate() {
-                if r.allowed(x0 + k, hit) && hit.d < d_min[x0 + k] {
-                    d_min[x0 + k] = hit.d;
-                    chosen[x0 + k] = *i;
+                let x = x0 + k;
+                if r.allowed(x, hit) {
+                    d_min[x] = d_min[x].min(hit.d);
+                    if hit.seam < s_min[x] {
+                        s_min[x] = hit.seam;
+                        chosen[x] = *i;
+                    }
                 }
             }
         }
-        RowHits { d_min, chosen, ..r }
+        RowHits {
+            d_min,
+            s_min,
+            chosen,
+            ..r
+        }
     }
 
     /// The project's number of the frame each pixel of output row `y` takes its detail
@@ -533,7 +596,11 @@ impl Render {
     fn render_row(&self, y: u32, candidates: &[usize], out: &mut [f32]) {
         let width = self.info.width as usize;
         let row_hits = self.hits(y, candidates);
-        let (hits, d_min) = (row_hits.hits.as_slice(), row_hits.d_min.as_slice());
+        let (hits, d_min, s_min) = (
+            row_hits.hits.as_slice(),
+            row_hits.d_min.as_slice(),
+            row_hits.s_min.as_slice(),
+        );
         let allowed = |x: usize, hit: &Hit| row_hits.allowed(x, hit);
         // Per frame: the transition's width in centre-distance units, and the ramp at its border.
         let widths = |i: usize| {
@@ -543,9 +610,15 @@ impl Render {
                 (self.feather * f.scale) as f32,
             )
         };
+        // The detail follows the seams; the low bands, which carry no transient colour
+        // (`seam`), fade across the geometry alone, as wide as they can.
         let weight_at = |(delta, ramp): (f32, f32), hit: &Hit, x: usize, wide: f32| {
-            (1.0 - (hit.d - d_min[x]) / (delta * wide)).max(0.0)
-                * ((hit.edge + 0.5) / (ramp * wide)).clamp(1e-3, 1.0)
+            let seam = match wide > 1.0 {
+                true => ((1.0 - (hit.d - d_min[x]) / (delta * wide)).max(0.0) * hit.low_scale)
+                    .max(hit.low_floor),
+                false => (1.0 - (hit.seam - s_min[x]) / delta).max(0.0),
+            };
+            seam * ((hit.edge + 0.5) / (ramp * wide)).clamp(1e-3, 1.0)
         };
         let bands = self.bands;
         // Bands only where the widest transition has more than one frame: elsewhere they
@@ -554,10 +627,13 @@ impl Render {
         if bands > 0 {
             let mut seen = vec![0u8; width];
             for (i, x0, row) in hits {
-                let reach = widths(*i).0 * BAND_WIDTHS[bands - 1];
+                let (delta, _) = widths(*i);
+                let reach = delta * BAND_WIDTHS[bands - 1];
                 for (k, hit) in row.iter().enumerate() {
                     let x = x0 + k;
-                    if allowed(x, hit) && hit.d - d_min[x] < reach {
+                    // A frame counts if a low band or its detail (a seam moved there) reaches.
+                    let near = hit.d - d_min[x] < reach || hit.seam - s_min[x] < delta;
+                    if allowed(x, hit) && near {
                         seen[x] = seen[x].saturating_add(1);
                     }
                 }
@@ -588,8 +664,9 @@ impl Render {
                 if split {
                     let wl: [f32; BAND_WIDTHS.len()] =
                         std::array::from_fn(|b| weight_at(width_i, hit, x, BAND_WIDTHS[b]));
-                    // The widest band reaches furthest: nothing of this frame beyond it.
-                    if wl[bands - 1] <= 0.0 {
+                    // The widest band reaches furthest: nothing of this frame beyond it
+                    // (but its detail, where a seam gave it the place).
+                    if wl[bands - 1] <= 0.0 && w <= 0.0 {
                         continue;
                     }
                     for (b, l) in image.low.iter().enumerate() {
@@ -732,6 +809,28 @@ impl Planned {
             return None;
         }
         Some(self.masks.iter().any(|m| m.mask.include && inside(m)))
+    }
+
+    /// Where the frame lands at (`xs`, `ys`), seen by canvas ray `ray`; None where it
+    /// does not cover the point (outside its area, or masked out).
+    fn hit(&self, xs: f64, ys: f64, ray: [f64; 3]) -> Option<Hit> {
+        let edge = self.edge_distance(xs, ys)?;
+        let include = match self.masks.is_empty() {
+            true => false,
+            false => self.masked(xs, ys, ray)?,
+        };
+        let d = (((xs - self.centre[0]).powi(2) + (ys - self.centre[1]).powi(2)).sqrt()
+            / self.half_diagonal) as f32;
+        Some(Hit {
+            xs,
+            ys,
+            d,
+            seam: d,
+            low_scale: 1.0,
+            low_floor: 0.0,
+            edge: edge as f32,
+            include,
+        })
     }
 
     /// Distance inside the valid area in source pixels, None outside. A frame covers
