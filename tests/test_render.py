@@ -224,8 +224,12 @@ def test_info_on_a_project(synth):
     assert (info["width"], info["height"]) == truth.shape[1::-1]
     assert info["frames"] == info["frames_on_canvas"] == 6 and info["projection"] == "equirectangular"
     assert info["peak_frame_bytes"] == 6 * 400 * 300 * 3
+    # The seam pre-pass's cost: cells of 2-8 px over the output (here 300/1.x/128 -> 2 px).
+    assert 2 <= info["seam_cell_px"] <= 8
+    assert info["seam_cells"] == -(-info["width"] // info["seam_cell_px"]) * -(-info["height"] // info["seam_cell_px"])
     text = giga("info", pto).stdout
     assert "PanoTools project" in text and "6 (6 on the rendered area)" in text
+    assert f"{info['seam_cells']} cells of {info['seam_cell_px']} px" in text
 
 
 def test_crop_and_formats(synth, tmp_path):

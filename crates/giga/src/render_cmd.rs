@@ -302,7 +302,13 @@ fn resumable(
 /// `giga info PROJECT.pto`: what a render would make, before running it.
 pub fn info(project: &Path, json: bool) -> Result<()> {
     let p = render::pto::read(project)?;
-    let r = render::Render::from_project(p.clone(), project, &render::Options::default())?;
+    // Voronoi: the plan without running the seam pre-pass, whose cost is reported instead.
+    let opts = render::Options {
+        seams: render::Seams::Voronoi,
+        ..render::Options::default()
+    };
+    let r = render::Render::from_project(p.clone(), project, &opts)?;
+    let (cell, cells) = r.seam_cells();
     let i = raster::Source::info(&r);
     let c = &p.canvas;
     let projection = format!("{:?}", c.projection).to_lowercase();
@@ -327,6 +333,8 @@ pub fn info(project: &Path, json: bool) -> Result<()> {
             "frames": p.frames.len(),
             "frames_on_canvas": r.frame_count(),
             "peak_frame_bytes": r.peak_frame_bytes(),
+            "seam_cell_px": cell,
+            "seam_cells": cells,
         });
         println!("{o}");
     } else {
@@ -357,6 +365,9 @@ pub fn info(project: &Path, json: bool) -> Result<()> {
         println!(
             "memory:     at most {} of decoded frames at once",
             human_bytes(r.peak_frame_bytes())
+        );
+        println!(
+            "seams:      content: a pre-pass over {cells} cells of {cell} px, every frame read twice at reduced size"
         );
         println!(
             "output:     {} as raw RGBA ({} bytes a pixel)",

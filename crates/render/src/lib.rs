@@ -448,6 +448,13 @@ impl Render {
         &self.frame_files
     }
 
+    /// The seam pre-pass's cell size (output pixels) and cell count on this area.
+    pub fn seam_cells(&self) -> (u32, u64) {
+        let cell = seam::cell_size(&self.frames);
+        let cols = self.info.width.div_ceil(cell) as u64;
+        (cell, cols * self.info.height.div_ceil(cell) as u64)
+    }
+
     /// Frames that land on the rendered area.
     pub fn frame_count(&self) -> usize {
         self.frames.len()
