@@ -28,10 +28,11 @@ def test_content_seams_keep_moving_things_whole_and_outvote_them(scenes):
     """18 objects seen by one of two frames, 3 walkers seen at two places by two frames,
     4 objects seen by one of three or more: with --seams content (the default) none is cut,
     no walker shows twice, every outvoted one is gone; the Voronoi seams of before fail
-    each of these (measured: 4 cut, 1 of 3 walkers twice, 2 of 4 removed). Outside the
-    objects the picture is as good (PSNR), and the halo the low band spread around such
-    objects is smaller (steepest ramp of the log ratio of 8-px means: 0.156 %/px against
-    0.175; enblend's NFT seams 0.255 on this scene, bench/seams.py)."""
+    each of these (measured: 4 cut, 1 of 3 walkers twice, 1 of 4 removed). Outside the
+    objects the picture is better (PSNR 41.40 against 40.82 dB), and the halo the low band
+    spread around such objects is gone (steepest ramp of the log ratio of 8-px means:
+    0.112 %/px against 0.196; the static scene alone 0.047; enblend's NFT seams 0.255 on this
+    scene, bench/seams.py)."""
     content = scored(scenes["exact"], "content")
     voronoi = scored(scenes["exact"], "voronoi", "--seams", "voronoi")
     assert voronoi["cut"] >= 2 and voronoi["doubled"] >= 1 and voronoi["outvoted_removed"] < voronoi["outvoted"], voronoi
@@ -39,18 +40,19 @@ def test_content_seams_keep_moving_things_whole_and_outvote_them(scenes):
     assert content["doubled"] == 0, content
     assert content["outvoted_removed"] == content["outvoted"] == 4, content
     assert content["psnr"] >= voronoi["psnr"] - 0.05, (content["psnr"], voronoi["psnr"])
-    assert content["ramp"] <= voronoi["ramp"] * 1.05, (content["ramp"], voronoi["ramp"])
+    assert content["ramp"] < voronoi["ramp"] * 0.75, (content["ramp"], voronoi["ramp"])
 
 
 def test_content_seams_hold_with_an_exposure_error(scenes):
     """One frame 0.4 EV off its project: the pair's exposure is measured first, so the
     difference is not taken for something that moved; objects are still whole, walkers
-    once, outvoted ones gone. The step still fades (across the two-band transition), but
-    near the objects the keeper's exposure changes over the seam's ramp (~16 px): measured
-    0.995 %/px against 0.383 with Voronoi seams and 0.270 for enblend (not yet as smooth)."""
+    once, outvoted ones gone. The low bands keep their geometric transitions, so the step
+    fades exactly as with Voronoi seams (measured 0.382 %/px both; enblend 0.270, whose
+    coarsest band spans the whole overlap)."""
     m = scored(scenes["ev"], "content")
+    voronoi = scored(scenes["ev"], "voronoi", "--seams", "voronoi")
     assert m["cut"] == 0 and m["doubled"] == 0 and m["outvoted_removed"] == m["outvoted"], m
-    assert m["ramp"] < 1.5, m
+    assert m["ramp"] <= voronoi["ramp"] * 1.02, (m["ramp"], voronoi["ramp"])
 
 
 def test_region_gives_the_full_renders_pixels_with_content_seams(scenes):

@@ -65,6 +65,10 @@ impl LowBand {
             let small = coarser.as_ref().unwrap_or(image).shrink(k);
             let mut band = LowBand::corrected(&small, photometry);
             band.patch(transient);
+            // [1 4 6 4 1] / 16: the box means alone depend on where the grid falls, so two
+            // frames' copies of the same place differed near sharp edges (a faint halo).
+            band.smooth();
+            band.smooth();
             bands.push(band);
             coarser = Some(small);
         }
@@ -76,15 +80,44 @@ impl LowBand {
     fn patch(&mut self, patches: &[crate::seam::Patch]) {
         let k = self.factor as f32;
         for p in patches {
-            let (i, j) = (((p.at[0] + 0.5) / k) as usize, ((p.at[1] + 0.5) / k) as usize);
-            if i < self.width && j < self.height {
-                let cell = &mut self.pixels[j * self.width + i];
-                let share = p.area / (k * k);
-                for c in 0..3 {
-                    cell[c] += p.diff[c] * share;
+            // The patch is a square of its area around its point; each cell it overlaps
+            // takes the overlapping share. Cell i spans k*i - 0.5 .. k*(i+1) - 0.5.
+            let half = p.area.sqrt() / 2.0;
+            let span = |c: f32, n: usize| {
+                let (a, b) = ((c - half + 0.5) / k, (c + half + 0.5) / k);
+                let first = a.floor().max(0.0) as usize;
+                let last = (b.ceil() as usize).min(n);
+                (first..last).map(move |i| (i, ((i + 1) as f32).min(b) - (i as f32).max(a)))
+            };
+            for (j, hy) in span(p.at[1], self.height) {
+                for (i, hx) in span(p.at[0], self.width) {
+                    // hx, hy: overlap in cell widths, so hx * hy is the share of a cell.
+                    let share = hx.max(0.0) * hy.max(0.0);
+                    let cell = &mut self.pixels[j * self.width + i];
+                    for c in 0..3 {
+                        cell[c] += p.diff[c] * share;
+                    }
                 }
             }
         }
+    }
+
+    /// A [1 2 1] / 4 blur each way.
+    fn smooth(&mut self) {
+        let (w, h) = (self.width, self.height);
+        let pass = |src: &[[f32; 4]], step: usize, len: usize, at: &dyn Fn(usize) -> usize| {
+            let mut out = src.to_vec();
+            for p in 0..w * h {
+                let i = at(p);
+                let (a, b) = (if i > 0 { p - step } else { p }, if i + 1 < len { p + step } else { p });
+                for c in 0..4 {
+                    out[p][c] = 0.25 * src[a][c] + 0.5 * src[p][c] + 0.25 * src[b][c];
+                }
+            }
+            out
+        };
+        let across = pass(&self.pixels, 1, w, &|p| p % w);
+        self.pixels = pass(&across, w, h, &|p| p / w);
     }
 
     fn corrected(small: &FrameImage, photometry: &crate::photometry::Photometry) -> LowBand {

@@ -164,10 +164,6 @@ struct Hit {
     d: f32,
     /// `d` plus the seam pre-pass's penalty where another frame keeps the place.
     seam: f32,
-    /// Near a conflict (`seam`), the low bands' weight: scaled down for the other
-    /// frames, raised to at least `low_floor` for the keeper, over the same ramp.
-    low_scale: f32,
-    low_floor: f32,
     /// Distance from the frame's valid edge, in frame pixels (negative: outside).
     edge: f32,
     /// Inside one of the frame's include masks: other frames give way here.
@@ -180,8 +176,6 @@ impl Hit {
         ys: 0.0,
         d: f32::INFINITY,
         seam: f32::INFINITY,
-        low_scale: 1.0,
-        low_floor: 0.0,
         edge: -1.0,
         include: false,
     };
@@ -537,12 +531,8 @@ impl Render {
                 let mut hit = hit.unwrap_or(Hit::MISS);
                 forced |= hit.include;
                 if let Some(&(keeper, p)) = penalty.get(x) {
-                    let near = p / seam::PENALTY;
                     if keeper != f.number {
                         hit.seam += p;
-                        hit.low_scale = 1.0 - near;
-                    } else {
-                        hit.low_floor = near;
                     }
                 }
                 row.push(hit);
@@ -617,15 +607,16 @@ impl Render {
                 (self.feather * f.scale) as f32,
             )
         };
-        // The detail follows the seams; the low bands, which carry no transient colour
-        // (`seam`), fade across the geometry alone, as wide as they can.
+        // The detail follows the seams; the low bands, patched to carry the keepers'
+        // colours where something moved (`seam`), fade across the geometry alone, as
+        // wide as they can, so exposure left between frames fades as with Voronoi seams.
         let weight_at = |(delta, ramp): (f32, f32), hit: &Hit, x: usize, wide: f32| {
-            let seam = match wide > 1.0 {
-                true => ((1.0 - (hit.d - d_min[x]) / (delta * wide)).max(0.0) * hit.low_scale)
-                    .max(hit.low_floor),
-                false => (1.0 - (hit.seam - s_min[x]) / delta).max(0.0),
+            let beyond = match wide > 1.0 {
+                true => hit.d - d_min[x],
+                false => hit.seam - s_min[x],
             };
-            seam * ((hit.edge + 0.5) / (ramp * wide)).clamp(1e-3, 1.0)
+            (1.0 - beyond / (delta * wide)).max(0.0)
+                * ((hit.edge + 0.5) / (ramp * wide)).clamp(1e-3, 1.0)
         };
         let bands = self.bands;
         // Bands only where the widest transition has more than one frame: elsewhere they
@@ -833,8 +824,6 @@ impl Planned {
             ys,
             d,
             seam: d,
-            low_scale: 1.0,
-            low_floor: 0.0,
             edge: edge as f32,
             include,
         })

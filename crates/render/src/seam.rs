@@ -16,8 +16,10 @@
 //! every conflict between the same two frames goes the same way (a walker shown
 //! twice in a two-frame overlap is shown once). The render adds a penalty to the
 //! seam distance of every other frame there, fading out a few cells past the
-//! conflict, so the seam passes where the frames agree; and their colours are kept
-//! out of every frame's low-pass copies, so the wide bands carry no halo.
+//! conflict, so the detail's seam passes where the frames agree. The low bands keep
+//! their wide geometric transitions (exposure fades as before), so every other
+//! frame's low-pass copies are patched to carry the keeper's colours there
+//! (`Patch`): no band spreads a colour the output does not show.
 //!
 //! Memory: the frames of one row of cells at reduced size, plus the conflicts
 //! (runs), never a map of the panorama.
@@ -37,7 +39,7 @@ const RAMP: f32 = 4.0;
 /// Distances are kept up to here (cells).
 const FAR: u8 = 8;
 /// Added to other frames' seam distance (in half diagonals): more than any frame's own.
-pub const PENALTY: f32 = 4.0;
+const PENALTY: f32 = 4.0;
 /// Two frames agree at a cell when every channel's difference, over their sum plus
 /// this floor, stays under `AGREE`.
 const FLOOR: f32 = 0.08;
@@ -191,6 +193,15 @@ impl SeamMap {
 }
 
 impl Region {
+    /// Distance (cells) of cell (i, j), `FAR` outside the box.
+    fn cell_distance(&self, i: i64, j: i64) -> u8 {
+        let (u, v) = (i - self.x0, j - self.y0);
+        if u < 0 || v < 0 || u >= self.w as i64 || v >= self.h as i64 {
+            return FAR;
+        }
+        self.dist[v as usize * self.w + u as usize]
+    }
+
     /// Bilinear distance (cells) at cell coordinates (u, v) inside the box.
     fn distance(&self, u: f64, v: f64) -> f32 {
         let at = |i: f64, j: f64| {
@@ -249,11 +260,12 @@ fn gain(gains: &HashMap<(u32, u32), f32>, a: u32, b: u32) -> f32 {
     }
 }
 
-fn agree(a: &Sample, b: &Sample, gains: &HashMap<(u32, u32), f32>) -> bool {
+/// Whether two samples agree within `limit` (see `AGREE`), the pair's gain applied.
+fn agree(a: &Sample, b: &Sample, gains: &HashMap<(u32, u32), f32>, limit: f32) -> bool {
     let g = gain(gains, a.frame, b.frame);
     (0..3).all(|ch| {
         let (x, y) = (a.rgb[ch], b.rgb[ch] * g);
-        (x - y).abs() / (x + y + FLOOR) < AGREE
+        (x - y).abs() / (x + y + FLOOR) < limit
     })
 }
 
@@ -267,7 +279,10 @@ struct Found {
     /// Every run: (row, first cell, end, conflict).
     runs: Vec<(u32, u32, u32, u32)>,
     /// The samples of every conflicting cell, with its conflict.
-    samples: Vec<(u32, Vec<Sample>)>,
+    samples: Vec<(u32, u32, Vec<Sample>)>,
+    /// Cells that agree only loosely (row, column, samples): patched too when they lie
+    /// next to a conflict (its rim, under the threshold).
+    rims: Vec<(u32, u32, Vec<Sample>)>,
     kept: usize,
 }
 
@@ -289,9 +304,20 @@ impl Found {
             }
             let votes: Vec<u32> = group
                 .iter()
-                .map(|a| group.iter().filter(|b| b.frame != a.frame && agree(a, b, gains)).count() as u32)
+                .map(|a| {
+                    let others = group.iter().filter(|b| b.frame != a.frame);
+                    others.filter(|b| agree(a, b, gains, AGREE)).count() as u32
+                })
                 .collect();
             if votes.iter().all(|&v| v as usize == group.len() - 1) {
+                // Agreeing, but not closely: the rim of something that moved, perhaps.
+                let close = group.iter().enumerate().all(|(k, a)| {
+                    group[k + 1..].iter().all(|b| agree(a, b, gains, AGREE / 3.0))
+                });
+                if !close && self.kept + group.len() <= MAX_KEPT {
+                    self.kept += group.len();
+                    self.rims.push((j, group[0].cell, group.to_vec()));
+                }
                 continue;
             }
             let most = *votes.iter().max().unwrap_or(&0);
@@ -340,7 +366,7 @@ impl Found {
             // something that moved), conflicts still get seams, not patches.
             if self.kept + samples.len() <= MAX_KEPT {
                 self.kept += samples.len();
-                self.samples.push((id, samples));
+                self.samples.push((id, j, samples));
             }
         }
         // Runs touching (diagonals and one cell apart included) a run of the row above join it.
@@ -414,22 +440,6 @@ impl Found {
             .iter()
             .map(|&r| (r, keeper(&self.conflicts[r as usize])))
             .collect();
-        let mut transient: HashMap<usize, Vec<Patch>> = HashMap::new();
-        for k in 0..self.samples.len() {
-            let root = self.root(self.samples[k].0);
-            let Some(&keep) = keepers.get(&root) else { continue };
-            let group = &self.samples[k].1;
-            let Some(kept) = group.iter().find(|s| s.frame == keep) else { continue };
-            for s in group.iter().filter(|s| s.frame != keep) {
-                let f = &render.frames[s.frame as usize];
-                let g = gain(gains, s.frame, keep);
-                transient.entry(f.number).or_default().push(Patch {
-                    at: s.at,
-                    area: (cell as f64 * f.scale).powi(2) as f32,
-                    diff: std::array::from_fn(|c| kept.rgb[c] * g - s.rgb[c]),
-                });
-            }
-        }
         let regions: Vec<Region> = roots
             .iter()
             .map(|&r| {
@@ -445,6 +455,38 @@ impl Found {
                 by_row[v as usize].push(k as u32);
             }
         }
+        let mut transient: HashMap<usize, Vec<Patch>> = HashMap::new();
+        let mut add = |j: u32, group: &[Sample], keep: u32| {
+            let Some(kept) = group.iter().find(|s| s.frame == keep) else { return };
+            for s in group.iter().filter(|s| s.frame != keep) {
+                let f = &render.frames[s.frame as usize];
+                let g = gain(gains, s.frame, keep);
+                transient.entry(f.number).or_default().push(Patch {
+                    at: s.at,
+                    area: cell_area(render, cell, f, (s.cell, j), s.at),
+                    diff: std::array::from_fn(|c| kept.rgb[c] * g - s.rgb[c]),
+                });
+            }
+        };
+        for k in 0..self.samples.len() {
+            let (id, j) = (self.samples[k].0, self.samples[k].1);
+            let root = self.root(id);
+            if let Some(&keep) = keepers.get(&root) {
+                add(j, &self.samples[k].2, keep);
+            }
+        }
+        let index: HashMap<usize, u32> =
+            render.frames.iter().enumerate().map(|(k, f)| (f.number, k as u32)).collect();
+        for (j, i, group) in &self.rims {
+            let near = by_row.get(*j as usize).and_then(|list| {
+                list.iter()
+                    .map(|&r| &regions[r as usize])
+                    .find(|r| r.cell_distance(*i as i64, *j as i64) <= NEAR as u8)
+            });
+            if let Some(r) = near {
+                add(*j, group, index[&r.keeper]);
+            }
+        }
         SeamMap {
             cell,
             origin: render.origin,
@@ -453,6 +495,22 @@ impl Found {
             transient,
             cells,
         }
+    }
+}
+
+/// The area, in frame `f`'s pixels, of cell (i, j) whose centre lands at `at`: the
+/// cross product of the frame steps one cell right and one down (rectilinear frames
+/// stretch towards their edges, so the frame's scale at its centre would not do).
+fn cell_area(render: &Render, cell: u32, f: &Planned, (i, j): (u32, u32), at: [f32; 2]) -> f32 {
+    let (ox, oy) = render.origin;
+    let (x, y) = ((i * cell + cell / 2 + ox) as f64, (j * cell + cell / 2 + oy) as f64);
+    let step = |dx: f64, dy: f64| {
+        let ray = render.canvas.ray(x + dx, y + dy);
+        f.map.pixel(ray).map(|(u, v)| (u - at[0] as f64, v - at[1] as f64))
+    };
+    match (step(cell as f64, 0.0), step(0.0, cell as f64)) {
+        (Some(a), Some(b)) => (a.0 * b.1 - a.1 * b.0).abs() as f32,
+        _ => (cell as f64 * f.scale).powi(2) as f32,
     }
 }
 
