@@ -52,15 +52,16 @@ def make(d):
 def main():
     ap = parser(__doc__)
     ap.add_argument("--tiles", action="store_true", help="render into a DZI pyramid instead of a KRO")
+    ap.add_argument("--seams", choices=["content", "voronoi"], default="content", help="giga render --seams (content: the frames' 12 images disagree in every overlap, the seam pre-pass's worst case)")
     a = ap.parse_args()
     d = Path(a.dir) / "render-big"
     pto, w, h = make(d)
     print(f"canvas {w}x{h} ({w * h / 1e9:.2f} GP), {COLS * ROWS} frames of {FW}x{FH}", flush=True)
     out = d / ("site" if a.tiles else "big.kro")
-    cmd = [GIGA, "render", str(pto), *(["--tiles", str(out)] if a.tiles else [str(out)]), "--quiet"]
+    cmd = [GIGA, "render", str(pto), *(["--tiles", str(out)] if a.tiles else [str(out)]), "--quiet", "--seams", a.seams]
     anon = []
     t, rss = measure(cmd, anon=anon)
-    print(f"giga render: {t:.1f} s, peak RSS {rss:.0f} MB, peak anonymous {anon[0]:.0f} MB, {w * h / 1e6 / t:.1f} MP/s")
+    print(f"giga render --seams {a.seams}: {t:.1f} s, peak RSS {rss:.0f} MB, peak anonymous {anon[0]:.0f} MB, {w * h / 1e6 / t:.1f} MP/s")
     if not a.tiles:
         with open(out, "rb") as f:
             f.seek(20 + (h // 2) * w * 4)

@@ -31,7 +31,7 @@ def test_content_seams_keep_moving_things_whole_and_outvote_them(scenes):
     each of these (measured: 4 cut, 1 of 3 walkers twice, 1 of 4 removed). Outside the
     objects the picture is better (PSNR 41.40 against 40.82 dB), and the halo the low band
     spread around such objects is gone (steepest ramp of the log ratio of 8-px means:
-    0.112 %/px against 0.196; the static scene alone 0.047; enblend's NFT seams 0.255 on this
+    0.098 %/px against 0.196; the static scene alone 0.047; enblend's NFT seams 0.255 on this
     scene, bench/seams.py)."""
     content = scored(scenes["exact"], "content")
     voronoi = scored(scenes["exact"], "voronoi", "--seams", "voronoi")

@@ -512,7 +512,7 @@ impl Render {
         self.canvas.row_rays(yc, &self.columns, &mut rays);
         let mut forced = false;
         let mut penalty = Vec::new();
-        if let Some(seams) = &self.seams {
+        if let Some(seams) = self.seams.as_ref().filter(|s| s.touches(yc)) {
             penalty = vec![(usize::MAX, 0f32); width];
             seams.row(self.origin.0, yc, &mut penalty);
         }

@@ -139,7 +139,8 @@ impl SeamMap {
         let cell = cell_size(&render.frames);
         let sweep = Sweep::new(render, cell);
         let mut pairs: HashMap<(u32, u32), Vec<u32>> = HashMap::new();
-        sweep.run(|_, samples| histogram(samples, &mut pairs))?;
+        // Exposure is smooth: four times coarser cells measure it (frames decoded smaller).
+        Sweep::new(render, cell * 4).run(|_, samples| histogram(samples, &mut pairs))?;
         let gains: HashMap<(u32, u32), f32> =
             pairs.into_iter().map(|(k, h)| (k, median(&h))).collect();
         let mut found = Found {
@@ -149,6 +150,14 @@ impl SeamMap {
         sweep.run(|j, samples| found.row(j, samples, &gains))?;
         let map = found.finish(render, &gains, sweep.cells());
         Ok(map)
+    }
+
+    /// Whether any conflict's penalty reaches canvas row `yc`.
+    pub fn touches(&self, yc: f64) -> bool {
+        let v = (yc - self.origin.1 as f64) / self.cell as f64 - 0.5;
+        self.by_row
+            .get(v.round().max(0.0) as usize)
+            .is_some_and(|list| !list.is_empty())
     }
 
     /// Penalties on canvas row `yc` for output columns from canvas column `xc0`:
