@@ -94,10 +94,11 @@ pub fn run(
     if let Some(dir) = tiles {
         std::fs::create_dir_all(dir).map_err(|e| raster::Error::io(dir, e))?;
     }
-    if !tile.quiet && opts.seams == render::Seams::Content {
+    let (mut r, parsed) = render::Render::open_planned(project, &opts)?;
+    if !tile.quiet && r.needs_seams(&opts) {
         eprintln!("giga: finding seams: every frame is read at reduced size first (--seams voronoi skips this)");
     }
-    let r = render::Render::open(project, &opts)?;
+    r.find_seams(parsed, project, &opts)?;
     for w in raster::Source::warnings(&r) {
         eprintln!("giga: warning: {w}");
     }

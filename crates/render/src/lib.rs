@@ -253,24 +253,44 @@ impl Render {
     /// Plans the render of an already parsed project; frame paths are relative to
     /// `project_path`'s folder, and errors name it.
     pub fn from_project(project: Project, project_path: &Path, opts: &Options) -> Result<Render> {
-        let whole = (opts.seams == Seams::Content && opts.region.is_some()).then(|| project.clone());
+        let whole = project.clone();
         let mut render = Render::plan(project, project_path, opts)?;
-        if opts.seams == Seams::Content && render.frames.len() > 1 {
-            // Seams are decided on the whole area, so a region gets the full render's pixels.
-            let seams = match whole {
-                Some(project) => {
-                    let all = Options {
-                        region: None,
-                        seams: Seams::Voronoi,
-                        ..opts.clone()
-                    };
-                    seam::SeamMap::build(&Render::plan(project, project_path, &all)?)?
-                }
-                None => seam::SeamMap::build(&render)?,
-            };
-            render.seams = Some(Arc::new(seams));
-        }
+        render.find_seams(whole, project_path, opts)?;
         Ok(render)
+    }
+
+    /// Reads and checks the project and every frame's header and plans the render,
+    /// without the seam pre-pass: [`Render::find_seams`] runs it (callers that report
+    /// progress say so in between).
+    pub fn open_planned(project_path: &Path, opts: &Options) -> Result<(Render, Project)> {
+        let project = pto::read(project_path)?;
+        Ok((Render::plan(project.clone(), project_path, opts)?, project))
+    }
+
+    /// Whether [`Render::find_seams`] has work to do (content seams, overlapping frames).
+    pub fn needs_seams(&self, opts: &Options) -> bool {
+        opts.seams == Seams::Content && self.frames.len() > 1
+    }
+
+    /// The seam pre-pass (`seam`), for `Seams::Content`. Seams are decided on the whole
+    /// area, so a region gets the full render's pixels.
+    pub fn find_seams(&mut self, project: Project, project_path: &Path, opts: &Options) -> Result<()> {
+        if !self.needs_seams(opts) {
+            return Ok(());
+        }
+        let seams = match opts.region {
+            Some(_) => {
+                let all = Options {
+                    region: None,
+                    seams: Seams::Voronoi,
+                    ..opts.clone()
+                };
+                seam::SeamMap::build(&Render::plan(project, project_path, &all)?)?
+            }
+            None => seam::SeamMap::build(self)?,
+        };
+        self.seams = Some(Arc::new(seams));
+        Ok(())
     }
 
     /// Plans the render: frames' headers, footprints, bands; no seams yet.
