@@ -109,7 +109,10 @@ impl LowBand {
             let mut out = src.to_vec();
             for p in 0..w * h {
                 let i = at(p);
-                let (a, b) = (if i > 0 { p - step } else { p }, if i + 1 < len { p + step } else { p });
+                let (a, b) = (
+                    if i > 0 { p - step } else { p },
+                    if i + 1 < len { p + step } else { p },
+                );
                 for c in 0..4 {
                     out[p][c] = 0.25 * src[a][c] + 0.5 * src[p][c] + 0.25 * src[b][c];
                 }

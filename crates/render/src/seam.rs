@@ -31,7 +31,8 @@ use raster::Result;
 use rayon::prelude::*;
 
 use crate::frame::FrameImage;
-use crate::{Planned, Render};
+use crate::plan::Planned;
+use crate::Render;
 
 /// Cells: the penalty is whole within `NEAR` of a conflict and gone at `NEAR + RAMP`.
 const NEAR: f32 = 2.0;
@@ -300,12 +301,7 @@ type Cell = (u32, Vec<(u32, Vote)>, Vec<Sample>);
 
 impl Found {
     /// Takes one row of cells: marks the cells where the frames disagree and votes.
-    fn row(
-        &mut self,
-        j: u32,
-        samples: &[Sample],
-        gains: &HashMap<(u32, u32), f32>,
-    ) {
+    fn row(&mut self, j: u32, samples: &[Sample], gains: &HashMap<(u32, u32), f32>) {
         let mut row: Vec<Cell> = Vec::new();
         for group in samples.chunk_by(|a, b| a.cell == b.cell) {
             if group.len() < 2 {
@@ -321,7 +317,9 @@ impl Found {
             if votes.iter().all(|&v| v as usize == group.len() - 1) {
                 // Agreeing, but not closely: the rim of something that moved, perhaps.
                 let close = group.iter().enumerate().all(|(k, a)| {
-                    group[k + 1..].iter().all(|b| agree(a, b, gains, AGREE / 3.0))
+                    group[k + 1..]
+                        .iter()
+                        .all(|b| agree(a, b, gains, AGREE / 3.0))
                 });
                 if !close && self.kept + group.len() <= MAX_KEPT {
                     self.kept += group.len();
@@ -387,7 +385,8 @@ impl Found {
                 }
             }
         }
-        self.runs.extend(runs.iter().map(|&(x0, x1, id)| (j, x0, x1, id)));
+        self.runs
+            .extend(runs.iter().map(|&(x0, x1, id)| (j, x0, x1, id)));
         self.last = runs;
     }
 
@@ -419,12 +418,7 @@ impl Found {
     }
 
     /// Decides every conflict's keeper and measures the distance around it.
-    fn finish(
-        mut self,
-        render: &Render,
-        gains: &HashMap<(u32, u32), f32>,
-        cells: u64,
-    ) -> SeamMap {
+    fn finish(mut self, render: &Render, gains: &HashMap<(u32, u32), f32>, cells: u64) -> SeamMap {
         let cell = self.cell;
         let mut members: HashMap<u32, Vec<(u32, u32, u32)>> = HashMap::new();
         for k in 0..self.runs.len() {
@@ -466,7 +460,9 @@ impl Found {
         }
         let mut transient: HashMap<usize, Vec<Patch>> = HashMap::new();
         let mut add = |j: u32, group: &[Sample], keep: u32| {
-            let Some(kept) = group.iter().find(|s| s.frame == keep) else { return };
+            let Some(kept) = group.iter().find(|s| s.frame == keep) else {
+                return;
+            };
             for s in group.iter().filter(|s| s.frame != keep) {
                 let f = &render.frames[s.frame as usize];
                 let g = gain(gains, s.frame, keep);
@@ -484,8 +480,12 @@ impl Found {
                 add(j, &self.samples[k].2, keep);
             }
         }
-        let index: HashMap<usize, u32> =
-            render.frames.iter().enumerate().map(|(k, f)| (f.number, k as u32)).collect();
+        let index: HashMap<usize, u32> = render
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(k, f)| (f.number, k as u32))
+            .collect();
         for (j, i, group) in &self.rims {
             let near = by_row.get(*j as usize).and_then(|list| {
                 list.iter()
@@ -512,10 +512,15 @@ impl Found {
 /// stretch towards their edges, so the frame's scale at its centre would not do).
 fn cell_area(render: &Render, cell: u32, f: &Planned, (i, j): (u32, u32), at: [f32; 2]) -> f32 {
     let (ox, oy) = render.origin;
-    let (x, y) = ((i * cell + cell / 2 + ox) as f64, (j * cell + cell / 2 + oy) as f64);
+    let (x, y) = (
+        (i * cell + cell / 2 + ox) as f64,
+        (j * cell + cell / 2 + oy) as f64,
+    );
     let step = |dx: f64, dy: f64| {
         let ray = render.canvas.ray(x + dx, y + dy);
-        f.map.pixel(ray).map(|(u, v)| (u - at[0] as f64, v - at[1] as f64))
+        f.map
+            .pixel(ray)
+            .map(|(u, v)| (u - at[0] as f64, v - at[1] as f64))
     };
     match (step(cell as f64, 0.0), step(0.0, cell as f64)) {
         (Some(a), Some(b)) => (a.0 * b.1 - a.1 * b.0).abs() as f32,
@@ -541,15 +546,15 @@ fn merge_votes(into: &mut Vec<(u32, Vote)>, from: &[(u32, Vote)]) {
 /// most often in the majority, then the lowest-numbered.
 fn keeper(c: &Conflict) -> u32 {
     let whole: Vec<&(u32, Vote)> = c.votes.iter().filter(|(_, v)| v.cover == c.area).collect();
-    let pool = if whole.is_empty() { c.votes.iter().collect() } else { whole };
+    let pool = if whole.is_empty() {
+        c.votes.iter().collect()
+    } else {
+        whole
+    };
     let clear: Vec<&&(u32, Vote)> = pool.iter().filter(|(_, v)| v.edge >= NEAR + RAMP).collect();
     let pick = |set: &mut dyn Iterator<Item = &(u32, Vote)>| {
-        set.min_by(|a, b| {
-            b.1.majority
-                .cmp(&a.1.majority)
-                .then(a.0.cmp(&b.0))
-        })
-        .map(|&(f, _)| f)
+        set.min_by(|a, b| b.1.majority.cmp(&a.1.majority).then(a.0.cmp(&b.0)))
+            .map(|&(f, _)| f)
     };
     if let Some(f) = pick(&mut clear.iter().map(|v| **v)) {
         return f;
@@ -564,7 +569,10 @@ impl Region {
     fn around(keeper: usize, bounds: [i64; 4], runs: &[(u32, u32, u32)]) -> Region {
         let pad = FAR as i64;
         let (x0, y0) = (bounds[0] - pad, bounds[1] - pad);
-        let (w, h) = ((bounds[2] + pad - x0) as usize, (bounds[3] + pad - y0) as usize);
+        let (w, h) = (
+            (bounds[2] + pad - x0) as usize,
+            (bounds[3] + pad - y0) as usize,
+        );
         let mut dist = vec![FAR; w * h];
         for &(j, a, b) in runs {
             let row = (j as i64 - y0) as usize * w;
@@ -573,7 +581,14 @@ impl Region {
             }
         }
         chamfer(&mut dist, w, h);
-        Region { keeper, x0, y0, w, h, dist }
+        Region {
+            keeper,
+            x0,
+            y0,
+            w,
+            h,
+            dist,
+        }
     }
 }
 
@@ -643,7 +658,10 @@ impl<'a> Sweep<'a> {
         const CHUNK: u32 = 32;
         for j0 in (0..self.rows).step_by(CHUNK as usize) {
             let j1 = (j0 + CHUNK).min(self.rows);
-            let (y0, y1) = (self.centre(j0, r.info.height), self.centre(j1 - 1, r.info.height) + 1);
+            let (y0, y1) = (
+                self.centre(j0, r.info.height),
+                self.centre(j1 - 1, r.info.height) + 1,
+            );
             let touching = |f: &Planned| f.footprint[2] < y1 && f.footprint[3] > y0;
             for (k, f) in r.frames.iter().enumerate() {
                 if !touching(f) {
@@ -681,7 +699,8 @@ impl<'a> Sweep<'a> {
         let r = self.render;
         let y = self.centre(j, r.info.height);
         let mut rays = Vec::with_capacity(columns.len());
-        r.canvas.row_rays((y + r.origin.1) as f64, columns, &mut rays);
+        r.canvas
+            .row_rays((y + r.origin.1) as f64, columns, &mut rays);
         let mut out = Vec::new();
         for (k, f) in r.frames.iter().enumerate() {
             let Some(image) = &loaded[k] else { continue };
@@ -694,8 +713,12 @@ impl<'a> Sweep<'a> {
                 if x < f.footprint[0] || x >= f.footprint[1] {
                     continue;
                 }
-                let Some((xs, ys)) = f.map.pixel(*ray) else { continue };
-                let Some(hit) = f.hit(xs, ys, *ray) else { continue };
+                let Some((xs, ys)) = f.map.pixel(*ray) else {
+                    continue;
+                };
+                let Some(hit) = f.hit(xs, ys, *ray) else {
+                    continue;
+                };
                 let mut px = [0f32; 4];
                 image.sample(xs, ys, crate::Interpolator::Bilinear, &mut px);
                 if px[3] < 0.5 {
