@@ -169,123 +169,264 @@ impl Render {
     /// One output row: seams, interpolation and photometry, as RGBA in 0..1.
     pub(crate) fn render_row(&self, y: u32, candidates: &[usize], out: &mut [f32]) {
         let width = self.info.width as usize;
-        let row_hits = self.hits(y, candidates);
-        let (hits, d_min, s_min) = (
-            row_hits.hits.as_slice(),
-            row_hits.d_min.as_slice(),
-            row_hits.s_min.as_slice(),
-        );
-        let allowed = |x: usize, hit: &Hit| row_hits.allowed(x, hit);
-        // Per frame: the transition's width in centre-distance units, and the ramp at its border.
-        let widths = |i: usize| {
-            let f = &self.frames[i];
-            (
-                (self.feather * f.scale / f.half_diagonal) as f32,
-                (self.feather * f.scale) as f32,
-            )
+        let row = self.hits(y, candidates);
+        let weights = Weights {
+            render: self,
+            row: &row,
         };
-        // The detail follows the seams; the low bands, patched to carry the keepers'
-        // colours where something moved (`seam`), fade across the geometry alone, as
-        // wide as they can, so exposure left between frames fades as with Voronoi seams.
-        let weight_at = |(delta, ramp): (f32, f32), hit: &Hit, x: usize, wide: f32| {
-            let beyond = match wide > 1.0 {
-                true => hit.d - d_min[x],
-                false => hit.seam - s_min[x],
-            };
-            (1.0 - beyond / (delta * wide)).max(0.0)
-                * ((hit.edge + 0.5) / (ramp * wide)).clamp(1e-3, 1.0)
-        };
-        let bands = self.bands;
-        // Bands only where the widest transition has more than one frame: elsewhere they
-        // would add up to the full sample again.
-        let mut shared = vec![false; if bands > 0 { width } else { 0 }];
-        if bands > 0 {
-            let mut seen = vec![0u8; width];
-            for (i, x0, row) in hits {
-                let (delta, _) = widths(*i);
-                let reach = delta * BAND_WIDTHS[bands - 1];
-                for (k, hit) in row.iter().enumerate() {
-                    let x = x0 + k;
-                    // A frame counts if a low band or its detail (a seam moved there) reaches.
-                    let near = hit.d - d_min[x] < reach || hit.seam - s_min[x] < delta;
-                    if allowed(x, hit) && near {
-                        seen[x] = seen[x].saturating_add(1);
-                    }
-                }
-            }
-            shared.iter_mut().zip(&seen).for_each(|(s, &n)| *s = n > 1);
-        }
-        let mut weight = vec![0f32; width];
-        let mut cover = vec![0f32; width];
-        // Where bands are blended, `out` gathers the detail (full minus the first low
-        // band) across the feather, and `low[b]` band b (low b minus low b+1; the last
-        // low band whole) across its own width.
-        let mut low = vec![vec![0f32; width * 4]; bands];
-        let mut low_weight = vec![vec![0f32; width]; bands];
+        let shared = weights.shared(width);
+        let mut sums = Sums::new(width, self.bands);
         out.iter_mut().for_each(|v| *v = 0.0);
+        for (i, x0, hits) in &row.hits {
+            self.accumulate(&weights, (*i, *x0, hits), &shared, &mut sums, out);
+        }
+        sums.finish(&shared, out);
+    }
+
+    /// Adds one frame's detail (into `out`) and low bands (into `sums`) where it reaches.
+    fn accumulate(
+        &self,
+        weights: &Weights,
+        (i, x0, hits): (usize, usize, &[Hit]),
+        shared: &[bool],
+        sums: &mut Sums,
+        out: &mut [f32],
+    ) {
+        let (f, bands) = (&self.frames[i], self.bands);
+        let image = self.loaded[i].as_ref().expect("prepared");
+        let widths = weights.widths(i);
         let mut px = [0f32; 4];
         let mut lp = [[0f32; 4]; BAND_WIDTHS.len()];
-        for (i, x0, row) in hits {
-            let f = &self.frames[*i];
-            let image = self.loaded[*i].as_ref().expect("prepared");
-            let width_i = widths(*i);
+        for (k, hit) in hits.iter().enumerate() {
+            let x = x0 + k;
+            if !weights.row.allowed(x, hit) {
+                continue;
+            }
+            let w = weights.at(widths, hit, x, 1.0);
+            let split = bands > 0 && shared[x];
+            if split {
+                let wl: [f32; BAND_WIDTHS.len()] =
+                    std::array::from_fn(|b| weights.at(widths, hit, x, BAND_WIDTHS[b]));
+                // The widest band reaches furthest: nothing of this frame beyond it
+                // (but its detail, where a seam gave it the place).
+                if wl[bands - 1] <= 0.0 && w <= 0.0 {
+                    continue;
+                }
+                for (b, l) in image.low.iter().enumerate() {
+                    l.sample(hit.xs, hit.ys, &mut lp[b]);
+                }
+                sums.add_low(x, &wl[..bands], &lp[..bands]);
+            }
+            if w <= 0.0 {
+                continue;
+            }
+            image.sample(hit.xs, hit.ys, self.interpolator, &mut px);
+            f.photometry.apply(&mut px, hit.xs, hit.ys);
+            let wa = w * px[3];
+            for ch in 0..3 {
+                out[x * 4 + ch] += wa * (px[ch] - if split { lp[0][ch] } else { 0.0 });
+            }
+            sums.weight[x] += wa;
+            sums.cover[x] = sums.cover[x].max(px[3]);
+        }
+    }
+}
+
+/// The weights of one row's frames: the detail across the feather along the seams,
+/// each low band across its own wider transition along the geometry.
+struct Weights<'a> {
+    render: &'a Render,
+    row: &'a RowHits,
+}
+
+impl Weights<'_> {
+    /// Frame `i`'s transition width in centre-distance units, and its ramp at its border.
+    fn widths(&self, i: usize) -> (f32, f32) {
+        let (f, feather) = (&self.render.frames[i], self.render.feather);
+        (
+            (feather * f.scale / f.half_diagonal) as f32,
+            (feather * f.scale) as f32,
+        )
+    }
+
+    /// The weight of a hit at column `x` in a band `wide` times the feather (1: the
+    /// detail). The detail follows the seams; the low bands, patched to carry the
+    /// keepers' colours where something moved (`seam`), fade across the geometry
+    /// alone, as wide as they can, so exposure left between frames fades as with
+    /// Voronoi seams.
+    fn at(&self, (delta, ramp): (f32, f32), hit: &Hit, x: usize, wide: f32) -> f32 {
+        let beyond = match wide > 1.0 {
+            true => hit.d - self.row.d_min[x],
+            false => hit.seam - self.row.s_min[x],
+        };
+        (1.0 - beyond / (delta * wide)).max(0.0)
+            * ((hit.edge + 0.5) / (ramp * wide)).clamp(1e-3, 1.0)
+    }
+
+    /// Columns where bands are blended: more than one frame within the widest
+    /// transition (a low band's, or the detail's where a seam moved); elsewhere the
+    /// bands would add up to the full sample again.
+    fn shared(&self, width: usize) -> Vec<bool> {
+        let bands = self.render.bands;
+        if bands == 0 {
+            return Vec::new();
+        }
+        let mut seen = vec![0u8; width];
+        for (i, x0, row) in &self.row.hits {
+            let (delta, _) = self.widths(*i);
+            let reach = delta * BAND_WIDTHS[bands - 1];
             for (k, hit) in row.iter().enumerate() {
                 let x = x0 + k;
-                if !allowed(x, hit) {
-                    continue;
+                let near =
+                    hit.d - self.row.d_min[x] < reach || hit.seam - self.row.s_min[x] < delta;
+                if self.row.allowed(x, hit) && near {
+                    seen[x] = seen[x].saturating_add(1);
                 }
-                let w = weight_at(width_i, hit, x, 1.0);
-                let split = bands > 0 && shared[x];
-                if split {
-                    let wl: [f32; BAND_WIDTHS.len()] =
-                        std::array::from_fn(|b| weight_at(width_i, hit, x, BAND_WIDTHS[b]));
-                    // The widest band reaches furthest: nothing of this frame beyond it
-                    // (but its detail, where a seam gave it the place).
-                    if wl[bands - 1] <= 0.0 && w <= 0.0 {
-                        continue;
-                    }
-                    for (b, l) in image.low.iter().enumerate() {
-                        l.sample(hit.xs, hit.ys, &mut lp[b]);
-                    }
-                    for b in 0..bands {
-                        let wl = wl[b];
-                        if wl <= 0.0 {
-                            continue;
-                        }
-                        let wa = wl * lp[b][3];
-                        for ch in 0..3 {
-                            let next = if b + 1 < bands { lp[b + 1][ch] } else { 0.0 };
-                            low[b][x * 4 + ch] += wa * (lp[b][ch] - next);
-                        }
-                        low_weight[b][x] += wa;
-                    }
-                }
-                if w <= 0.0 {
-                    continue;
-                }
-                image.sample(hit.xs, hit.ys, self.interpolator, &mut px);
-                f.photometry.apply(&mut px, hit.xs, hit.ys);
-                let wa = w * px[3];
-                for ch in 0..3 {
-                    out[x * 4 + ch] += wa * (px[ch] - if split { lp[0][ch] } else { 0.0 });
-                }
-                weight[x] += wa;
-                cover[x] = cover[x].max(px[3]);
             }
         }
-        // Pixels no frame took keep the zeros they started with: transparent.
-        for x in (0..width).filter(|&x| weight[x] > 0.0) {
+        seen.iter().map(|&n| n > 1).collect()
+    }
+}
+
+/// One row's running sums: the detail's weight and coverage per column, and per low
+/// band its colour (band b minus band b+1; the last whole) and weight.
+struct Sums {
+    weight: Vec<f32>,
+    cover: Vec<f32>,
+    low: Vec<Vec<f32>>,
+    low_weight: Vec<Vec<f32>>,
+}
+
+impl Sums {
+    fn new(width: usize, bands: usize) -> Sums {
+        Sums {
+            weight: vec![0.0; width],
+            cover: vec![0.0; width],
+            low: vec![vec![0.0; width * 4]; bands],
+            low_weight: vec![vec![0.0; width]; bands],
+        }
+    }
+
+    /// Adds a frame's low-band samples `lp` at column `x` with weights `wl`.
+    fn add_low(&mut self, x: usize, wl: &[f32], lp: &[[f32; 4]]) {
+        let bands = lp.len();
+        for b in 0..bands {
+            if wl[b] <= 0.0 {
+                continue;
+            }
+            let wa = wl[b] * lp[b][3];
             for ch in 0..3 {
-                out[x * 4 + ch] /= weight[x];
-                if bands > 0 && shared[x] {
-                    for b in 0..bands {
-                        if low_weight[b][x] > 0.0 {
-                            out[x * 4 + ch] += low[b][x * 4 + ch] / low_weight[b][x];
+                let next = if b + 1 < bands { lp[b + 1][ch] } else { 0.0 };
+                self.low[b][x * 4 + ch] += wa * (lp[b][ch] - next);
+            }
+            self.low_weight[b][x] += wa;
+        }
+    }
+
+    /// Normalises the detail in `out` and adds the bands. Pixels no frame took keep
+    /// the zeros they started with: transparent.
+    fn finish(&self, shared: &[bool], out: &mut [f32]) {
+        for x in (0..self.weight.len()).filter(|&x| self.weight[x] > 0.0) {
+            for ch in 0..3 {
+                out[x * 4 + ch] /= self.weight[x];
+                if shared.get(x) == Some(&true) {
+                    for (low, weight) in self.low.iter().zip(&self.low_weight) {
+                        if weight[x] > 0.0 {
+                            out[x * 4 + ch] += low[x * 4 + ch] / weight[x];
                         }
                     }
                 }
             }
-            out[x * 4 + 3] = cover[x];
+            out[x * 4 + 3] = self.cover[x];
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Blend, Options, Seams};
+    use raster::Source;
+
+    /// Two flat frames (colours `a` and `b`, 400x300, 50 degrees) side by side on an
+    /// equirectangular canvas, overlapping by about a third; returns the middle row.
+    fn middle_row(a: u8, b: u8, blend: Blend) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, v) in [("a.ppm", a), ("b.ppm", b)] {
+            let mut file = b"P6 400 300 255\n".to_vec();
+            file.extend(std::iter::repeat_n(v, 400 * 300 * 3));
+            std::fs::write(dir.path().join(name), file).unwrap();
+        }
+        let text = "p f2 w900 h300 v120\n\
+                    i w400 h300 f0 v50 y-16 Rt1 n\"a.ppm\"\n\
+                    i w400 h300 f0 v=0 y16 Rt1 n\"b.ppm\"\n";
+        let opts = Options {
+            blend,
+            seams: Seams::Voronoi,
+            ..Options::default()
+        };
+        let project = crate::pto::parse(text).unwrap();
+        let mut r = Render::from_project(project, &dir.path().join("p.pto"), &opts).unwrap();
+        let mut rows = Vec::new();
+        while let Some(strip) = r.next_strip().unwrap() {
+            if (strip.y..strip.y + strip.height).contains(&150) {
+                let raster::Samples::U8(v) = &strip.samples else {
+                    panic!("8-bit")
+                };
+                let at = (150 - strip.y) as usize * 900 * 4;
+                rows = v[at..at + 900 * 4].to_vec();
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn a_seam_fades_from_one_frame_to_the_other() {
+        for blend in [Blend::Feather, Blend::TwoBand] {
+            let row = middle_row(60, 200, blend);
+            let grey: Vec<u8> = row
+                .chunks(4)
+                .filter(|p| p[3] == 255)
+                .map(|p| p[0])
+                .collect();
+            // Each frame alone at its side, then a monotonic change between.
+            assert_eq!(grey[0], 60, "{blend:?}");
+            assert_eq!(*grey.last().unwrap(), 200, "{blend:?}");
+            assert!(grey.windows(2).all(|w| w[0] <= w[1]), "{blend:?}: {grey:?}");
+            let between = grey.iter().filter(|&&g| g > 60 && g < 200).count();
+            // The feather spans about 8 px; the two-band blend's low band 16 times that.
+            let expect = if blend == Blend::Feather {
+                4..40
+            } else {
+                60..400
+            };
+            assert!(expect.contains(&between), "{blend:?}: {between} px between");
+        }
+    }
+
+    #[test]
+    fn frames_that_agree_blend_into_themselves() {
+        let row = middle_row(128, 128, Blend::TwoBand);
+        assert!(row
+            .chunks(4)
+            .filter(|p| p[3] == 255)
+            .all(|p| p[..3] == [128, 128, 128]));
+        // Transparent beyond the frames.
+        assert_eq!(&row[..4], &[0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn sums_add_bands_as_differences() {
+        let mut sums = Sums::new(2, 2);
+        let lp = [[0.6, 0.6, 0.6, 1.0], [0.5, 0.5, 0.5, 1.0]];
+        sums.add_low(0, &[1.0, 1.0], &lp);
+        sums.weight[0] = 1.0;
+        sums.cover[0] = 1.0;
+        let mut out = vec![0.1, 0.1, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0];
+        sums.finish(&[true, false], &mut out);
+        // Detail 0.1 + (0.6 - 0.5) + 0.5; column 1 took nothing: transparent.
+        assert!((out[0] - 0.7).abs() < 1e-6, "{out:?}");
+        assert_eq!(out[3], 1.0);
+        assert_eq!(&out[4..], &[0.0; 4]);
     }
 }

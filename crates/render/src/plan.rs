@@ -308,3 +308,50 @@ pub(crate) fn footprint(
     let fy1 = (y1 + pad_y - oy).ceil().clamp(0.0, oh);
     (fx1 > fx0 && fy1 > fy0).then_some([fx0 as u32, fx1 as u32, fy0 as u32, fy1 as u32])
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Options, Render, Seams};
+
+    /// The footprints of one 400x300, 50-degree frame per yaw on a 360-degree canvas.
+    fn footprints(yaws: &[f64]) -> Vec<[u32; 4]> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = b"P6 400 300 255\n".to_vec();
+        file.extend(std::iter::repeat_n(90, 400 * 300 * 3));
+        std::fs::write(dir.path().join("f.ppm"), file).unwrap();
+        let mut text = String::from("p f2 w1000 h500 v360\n");
+        for y in yaws {
+            text += &format!("i w400 h300 f0 v50 y{y} Rt1 n\"f.ppm\"\n");
+        }
+        let opts = Options {
+            seams: Seams::Voronoi,
+            ..Options::default()
+        };
+        let project = crate::pto::parse(&text).unwrap();
+        let r = Render::from_project(project, &dir.path().join("p.pto"), &opts).unwrap();
+        r.frames.iter().map(|f| f.footprint).collect()
+    }
+
+    #[test]
+    fn a_footprint_covers_the_frame_and_little_more() {
+        let [x0, x1, y0, y1] = footprints(&[0.0])[0];
+        // 50 degrees of 360 on 1000 px: 139 px wide, centred; padded by 3 px + 1%.
+        let (c, half) = (500.0, 139.0 / 2.0);
+        assert!(
+            (x0 as f64) < c - half && (x0 as f64) > c - half - 20.0,
+            "{x0}"
+        );
+        assert!(
+            (x1 as f64) > c + half && (x1 as f64) < c + half + 20.0,
+            "{x1}"
+        );
+        assert!(y0 < 250 && y1 > 250 && y1 - y0 < 130, "{y0}..{y1}");
+    }
+
+    #[test]
+    fn a_frame_across_the_back_seam_spans_the_width() {
+        let fp = footprints(&[179.0, 90.0]);
+        assert_eq!((fp[0][0], fp[0][1]), (0, 1000), "{:?}", fp[0]);
+        assert!(fp[1][1] - fp[1][0] < 200, "{:?}", fp[1]);
+    }
+}

@@ -755,6 +755,39 @@ mod tests {
         assert_eq!(d[6 * w + 8], 4);
     }
 
+    fn conflict(votes: &[(u32, u32, u32, f32)]) -> Conflict {
+        Conflict {
+            area: 10,
+            votes: votes
+                .iter()
+                .map(|&(f, cover, majority, edge)| {
+                    (
+                        f,
+                        Vote {
+                            cover,
+                            majority,
+                            edge,
+                        },
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn keepers_follow_the_majority_then_the_lowest_number() {
+        // Two frames disagree: the lower-numbered keeps it (so a walker shows once).
+        assert_eq!(keeper(&conflict(&[(3, 10, 0, 20.0), (1, 10, 0, 20.0)])), 1);
+        // Three or more: the majority, even over a lower number.
+        let outvoted = [(0, 10, 0, 20.0), (2, 10, 10, 20.0), (4, 10, 10, 20.0)];
+        assert_eq!(keeper(&conflict(&outvoted)), 2);
+        // A frame whose edge runs through the conflict (it would cut the object) gives way.
+        assert_eq!(keeper(&conflict(&[(0, 10, 0, 2.0), (5, 10, 0, 30.0)])), 5);
+        // One that covers only part of it too.
+        assert_eq!(keeper(&conflict(&[(0, 6, 0, 20.0), (5, 10, 0, 30.0)])), 5);
+    }
+
     #[test]
     fn median_of_a_histogram_is_its_gain() {
         let mut h = vec![0; BINS];
