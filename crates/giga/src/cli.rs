@@ -285,7 +285,7 @@ pub enum Command {
     },
     /// Render an aligned Hugin/PanoTools project (.pto) into one image or a tile pyramid
     #[command(
-        after_help = "Examples:\n  giga render pano.pto pano.tif            # tiled deflate (Big)TIFF, RGBA\n  giga render pano.pto pano.kro\n  giga render pano.pto --tiles site/       # straight into a DZI pyramid + viewer\n  giga render pano.pto pano.tif --pyramid  # ready for giga serve and IIPImage\n  giga render pano.pto frame3.tif --frames 3   # one frame remapped, like nona -i 3\n\nReads the p-line (rectilinear, cylindrical or equirectangular output; size, field of view,\ncrop S, exposure E), i-lines (rectilinear, cylindrical, fisheye and equirectangular lenses;\ny p r, a b c d e, S, Eev Er Eb, vignetting Va-Vd Vx Vy, links like v=0) and the m-line's\ninterpolator. Frame paths are relative to the project file. Exclude (t0), include (t1), stack\n(t2, t3) and lens (t4) masks are applied.\n\nEach output pixel takes the frame whose centre is nearest, with a --feather-pixel transition\n(the coarser structure, with --blend two-band, the default, over 16 times that);\nalpha is 0 where no frame covers the canvas. Rows are rendered top to bottom in bands and\nonly the frames touching the band are decoded, so memory depends on the frames and the\nwidth, not on the canvas's area.\n\n--resume: an interrupted render (Ctrl-C, a crash, a power cut) continues from the last band\non disk and yields the same file. The rows are kept in a KRO with a checkpoint per band: the\noutput itself when it is a .kro, else .OUT.giga-rows.kro beside it (4 bytes a pixel, 8 at\n16-bit), converted into OUT at the end and deleted. Without --resume nothing intermediate is\nwritten. With --tiles, no rows are kept: the pyramid saves a checkpoint every 5 minutes (its\nbands of rows, after its tiles are on disk) in OUTDIR and continues from the last one."
+        after_help = "Examples:\n  giga render pano.pto pano.tif            # tiled deflate (Big)TIFF, RGBA\n  giga render pano.pto pano.kro\n  giga render pano.pto --tiles site/       # straight into a DZI pyramid + viewer\n  giga render pano.pto pano.tif --pyramid  # ready for giga serve and IIPImage\n  giga render pano.pto frame3.tif --frames 3   # one frame remapped, like nona -i 3\n  giga render pano.pto /shared/pano.kro --plan 8      # shards on a cluster (docs/cluster.md):\n  giga render pano.pto /shared/pano.kro --shard 3/8  #   each of 0/8..7/8, anywhere, or --shard auto\n  giga render pano.pto /shared/pano.kro --finish     #   then the KRO appears, as one run writes it\n\nReads the p-line (rectilinear, cylindrical or equirectangular output; size, field of view,\ncrop S, exposure E), i-lines (rectilinear, cylindrical, fisheye and equirectangular lenses;\ny p r, a b c d e, S, Eev Er Eb, vignetting Va-Vd Vx Vy, links like v=0) and the m-line's\ninterpolator. Frame paths are relative to the project file. Exclude (t0), include (t1), stack\n(t2, t3) and lens (t4) masks are applied.\n\nEach output pixel takes the frame whose centre is nearest, with a --feather-pixel transition\n(the coarser structure, with --blend two-band, the default, over 16 times that);\nalpha is 0 where no frame covers the canvas. Rows are rendered top to bottom in bands and\nonly the frames touching the band are decoded, so memory depends on the frames and the\nwidth, not on the canvas's area.\n\n--resume: an interrupted render (Ctrl-C, a crash, a power cut) continues from the last band\non disk and yields the same file. The rows are kept in a KRO with a checkpoint per band: the\noutput itself when it is a .kro, else .OUT.giga-rows.kro beside it (4 bytes a pixel, 8 at\n16-bit), converted into OUT at the end and deleted. Without --resume nothing intermediate is\nwritten. With --tiles, no rows are kept: the pyramid saves a checkpoint every 5 minutes (its\nbands of rows, after its tiles are on disk) in OUTDIR and continues from the last one."
     )]
     Render {
         /// The project file (.pto, as Hugin or PTGui writes it)
@@ -337,6 +337,18 @@ pub enum Command {
         /// TIFF output: always BigTIFF
         #[arg(long)]
         bigtiff: bool,
+        /// Shards, step 1: plan N shards of a KRO output (writes .OUT.giga-plan and the
+        /// partial file the shards fill, beside OUT on storage every shard sees)
+        #[arg(long, value_name = "N", conflicts_with_all = ["shard", "finish", "tiles", "region"])]
+        plan: Option<u32>,
+        /// Shards, step 2: render shard I of N (I from 0), on any machine, in any order; `auto`
+        /// takes I (and N) from Slurm (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT) or a
+        /// Kubernetes Indexed Job (JOB_COMPLETION_INDEX)
+        #[arg(long, value_name = "I/N|auto", conflicts_with_all = ["finish", "tiles", "region"])]
+        shard: Option<String>,
+        /// Shards, step 3: check every shard is done (naming those that are not) and make OUT
+        #[arg(long, conflicts_with_all = ["tiles", "region"])]
+        finish: bool,
         #[command(flatten)]
         tile: TileArgs,
     },

@@ -170,6 +170,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             no_antialias,
             pyramid,
             bigtiff,
+            plan,
+            shard,
+            finish,
             tile,
         } => {
             let region = match region {
@@ -197,7 +200,16 @@ fn dispatch(cli: Cli) -> Result<()> {
                 pyramid,
                 bigtiff,
             };
-            render_cmd::run(&project, output.as_deref(), tiles.as_deref(), &how, &tile)
+            let step = render_cmd::shard_step(plan, shard.as_deref(), finish)?;
+            match (step, output.as_deref()) {
+                (Some(step), Some(out)) => render_cmd::sharded(&project, out, &how, &tile, step),
+                (Some(_), None) => Err(Failure::Usage(
+                    "--plan, --shard and --finish need an output KRO (not --tiles)".into(),
+                )),
+                (None, _) => {
+                    render_cmd::run(&project, output.as_deref(), tiles.as_deref(), &how, &tile)
+                }
+            }
         }
         Command::Fill {
             input,
@@ -229,6 +241,11 @@ fn info(path: &Path, json: bool) -> Result<()> {
         .is_some_and(|e| e.eq_ignore_ascii_case("pto"))
     {
         return render_cmd::info(path, json);
+    }
+    if !path.exists() {
+        if let Some((done, count)) = render::shard::status(path) {
+            return render_cmd::shard_info(path, &done, count, json);
+        }
     }
     let Opened {
         source,

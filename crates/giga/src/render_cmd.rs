@@ -30,45 +30,10 @@ pub fn run(
     how: &RenderHow,
     tile: &TileArgs,
 ) -> Result<()> {
-    if !(how.feather >= 0.0 && how.feather <= 10_000.0) {
-        return Err(Failure::Usage(format!(
-            "--feather {} must be between 0 and 10000 pixels",
-            how.feather
-        )));
-    }
-    if !(how.memory > 0.0) {
-        return Err(Failure::Usage(format!(
-            "--memory {} must be a positive number of GB",
-            how.memory
-        )));
-    }
+    let opts = options(how, output, tiles)?;
     if tile.fill {
         return Err(Failure::Usage("--fill is not offered while rendering; render to a file, then giga fill or giga tile --fill".into()));
     }
-    let opts = render::Options {
-        interpolator: how.interpolator.map(Into::into),
-        feather: how.feather,
-        memory: (how.memory * 1e9) as u64,
-        scratch: how.temp.clone().or_else(|| {
-            let dest = tiles.or(output)?;
-            let dir = if tiles.is_some() {
-                dest
-            } else {
-                dest.parent()?
-            };
-            Some(if dir.as_os_str().is_empty() {
-                Path::new(".").to_path_buf()
-            } else {
-                dir.to_path_buf()
-            })
-        }),
-        only: how.frames.clone(),
-        region: how.region,
-        antialias: !how.no_antialias,
-        blend: how.blend.into(),
-        quick_decode: false,
-        seams: how.seams.into(),
-    };
     // Check the output options before the (slower) project and frame checks.
     let checked = match tiles {
         Some(_) => Some(tile::check(project, tile)?),
@@ -210,6 +175,50 @@ pub fn run(
         }
         (None, None) => unreachable!("clap requires one"),
     }
+}
+
+/// The render's options from the command line, checked.
+fn options(
+    how: &RenderHow,
+    output: Option<&Path>,
+    tiles: Option<&Path>,
+) -> Result<render::Options> {
+    if !(how.feather >= 0.0 && how.feather <= 10_000.0) {
+        return Err(Failure::Usage(format!(
+            "--feather {} must be between 0 and 10000 pixels",
+            how.feather
+        )));
+    }
+    if !(how.memory > 0.0) {
+        return Err(Failure::Usage(format!(
+            "--memory {} must be a positive number of GB",
+            how.memory
+        )));
+    }
+    Ok(render::Options {
+        interpolator: how.interpolator.map(Into::into),
+        feather: how.feather,
+        memory: (how.memory * 1e9) as u64,
+        scratch: how.temp.clone().or_else(|| {
+            let dest = tiles.or(output)?;
+            let dir = if tiles.is_some() {
+                dest
+            } else {
+                dest.parent()?
+            };
+            Some(if dir.as_os_str().is_empty() {
+                Path::new(".").to_path_buf()
+            } else {
+                dir.to_path_buf()
+            })
+        }),
+        only: how.frames.clone(),
+        region: how.region,
+        antialias: !how.no_antialias,
+        blend: how.blend.into(),
+        quick_decode: false,
+        seams: how.seams.into(),
+    })
 }
 
 /// What a resumable render's saved rows depend on: the project's text, the
@@ -381,6 +390,153 @@ pub fn info(project: &Path, json: bool) -> Result<()> {
     }
     for w in raster::Source::warnings(&r) {
         eprintln!("giga: warning: {w}");
+    }
+    Ok(())
+}
+
+/// One step of a sharded render (`--plan N`, `--shard I/N|auto`, `--finish`).
+#[derive(Clone, Copy, Debug)]
+pub enum ShardStep {
+    Plan(u32),
+    /// Shard I of N (N checked against the plan), or I alone from a Kubernetes index.
+    Shard(u32, Option<u32>),
+    Finish,
+}
+
+/// The step the flags ask for, if any; `auto` reads the cluster's environment.
+pub fn shard_step(
+    plan: Option<u32>,
+    shard: Option<&str>,
+    finish: bool,
+) -> Result<Option<ShardStep>> {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+    Ok(match (plan, shard, finish) {
+        (Some(0), _, _) | (Some(100_001..), _, _) => {
+            return Err(Failure::Usage("--plan N needs 1 to 100000 shards".into()))
+        }
+        (Some(n), _, _) => Some(ShardStep::Plan(n)),
+        (None, Some("auto"), _) => {
+            let slurm = env("SLURM_ARRAY_TASK_ID").zip(env("SLURM_ARRAY_TASK_COUNT"));
+            let min = env("SLURM_ARRAY_TASK_MIN").unwrap_or(0);
+            match (slurm, env("JOB_COMPLETION_INDEX")) {
+                (Some((id, n)), _) if id >= min => Some(ShardStep::Shard(id - min, Some(n))),
+                (None, Some(i)) => Some(ShardStep::Shard(i, None)),
+                _ => return Err(Failure::Usage(
+                    "--shard auto: no SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT, nor JOB_COMPLETION_INDEX, in the environment".into(),
+                )),
+            }
+        }
+        (None, Some(spec), _) => {
+            let parsed = spec
+                .split_once('/')
+                .and_then(|(i, n)| Some((i.parse::<u32>().ok()?, n.parse::<u32>().ok()?)));
+            match parsed {
+                Some((i, n)) if i < n => Some(ShardStep::Shard(i, Some(n))),
+                _ => {
+                    return Err(Failure::Usage(format!(
+                        "--shard {spec}: expected I/N with I from 0 to N-1, or auto"
+                    )))
+                }
+            }
+        }
+        (None, None, true) => Some(ShardStep::Finish),
+        (None, None, false) => None,
+    })
+}
+
+/// `giga render PROJECT OUT.kro --plan N | --shard I/N | --finish`: see `render::shard`.
+pub fn sharded(
+    project: &Path,
+    out: &Path,
+    how: &RenderHow,
+    tile: &TileArgs,
+    step: ShardStep,
+) -> Result<()> {
+    let is_kro = out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("kro"));
+    if !is_kro || tile.resume {
+        return Err(Failure::Usage(
+            "shards write a KRO output (OUT.kro), without --resume (a shard run again redoes its band); convert it afterwards".into(),
+        ));
+    }
+    let opts = options(how, Some(out), None)?;
+    let (mut r, parsed) = render::Render::open_planned(project, &opts)?;
+    if let Some(i) = r
+        .frame_files()
+        .iter()
+        .position(|f| crate::same_file(f, out))
+    {
+        return Err(Failure::Usage(format!(
+            "{}: the output is frame {i} of the project; giga never overwrites its input",
+            out.display()
+        )));
+    }
+    let key = job_key(project, &opts, "shards")?;
+    match step {
+        ShardStep::Plan(n) => {
+            let plan = render::shard::plan(&r, out, &key, n)?;
+            if !tile.quiet {
+                eprintln!(
+                    "giga: planned {} shards of {} rows each (about); run --shard I/{} for I = 0..{}, then --finish",
+                    plan.count(),
+                    raster::Source::info(&r).height / plan.count(),
+                    plan.count(),
+                    plan.count() - 1
+                );
+            }
+        }
+        ShardStep::Shard(i, n) => {
+            let plan = render::shard::read_plan(&r, out, &key)?;
+            if n.is_some_and(|n| n != plan.count()) || i >= plan.count() {
+                return Err(Failure::Usage(format!(
+                    "--shard {i}/{}: the plan has {} shards",
+                    n.unwrap_or(plan.count()),
+                    plan.count()
+                )));
+            }
+            if !tile.quiet && r.needs_seams(&opts) {
+                eprintln!("giga: finding seams: every frame is read at reduced size first (--seams voronoi skips this)");
+            }
+            r.find_seams(parsed, project, &opts)?;
+            let rows = plan.bands[i as usize + 1] - plan.bands[i as usize];
+            let pb = progress::rows_bar(rows as u64, tile.quiet);
+            render::shard::shard(r, out, &plan, i, |done| pb.set_position(done as u64))?;
+            pb.finish_and_clear();
+            if !tile.quiet {
+                eprintln!("giga: shard {i} of {} done ({rows} rows)", plan.count());
+            }
+        }
+        ShardStep::Finish => render::shard::finish(&r, out, &key)?,
+    }
+    Ok(())
+}
+
+/// `giga info OUT.kro` while shards render it: which are done.
+pub fn shard_info(out: &Path, done: &[bool], count: u32, json: bool) -> Result<()> {
+    let missing: Vec<usize> = (0..done.len()).filter(|&i| !done[i]).collect();
+    if json {
+        let o = serde_json::json!({
+            "file": out.display().to_string(),
+            "format": "giga shard plan",
+            "shards": count,
+            "done": done.iter().filter(|&&d| d).count(),
+            "missing": missing,
+        });
+        println!("{o}");
+    } else {
+        let list: Vec<String> = missing.iter().map(usize::to_string).collect();
+        println!(
+            "file:       {} (not finished: shards are rendering it)",
+            out.display()
+        );
+        println!(
+            "shards:     {} of {count} done",
+            count as usize - missing.len()
+        );
+        if !missing.is_empty() {
+            println!("missing:    {}", list.join(", "));
+        }
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ pub mod preview;
 pub mod pto;
 pub mod resume;
 pub mod seam;
+pub mod shard;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,122 @@
+"""Shards (issue 16): one render split into bands that separate processes render into
+the same KRO (--plan N, --shard I/N or auto, --finish), byte for byte what one run writes.
+Read back with GDAL as well as compared byte for byte."""
+import os
+import random
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+import render_synth
+from conftest import GIGA, PHOTO, gdal_read, giga
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """Six frames with seams and exposure differences (content seams decided per shard)."""
+    d = tmp_path_factory.mktemp("shards")
+    pto, _ = render_synth.make(PHOTO, d, frame_w=400, frame_h=300, canvas_scale=0.25)
+    giga("render", pto, d / "single.kro", "--quiet")
+    return d, pto
+
+
+def sharded(pto, out, n, order=None, env=None):
+    giga("render", pto, out, "--plan", n, "--quiet")
+    for i in order if order is not None else range(n):
+        giga("render", pto, out, "--shard", f"{i}/{n}", "--quiet", env=env)
+    giga("render", pto, out, "--finish", "--quiet")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_shards_give_the_single_runs_bytes(project, tmp_path, n):
+    d, pto = project
+    out = tmp_path / "pano.kro"
+    order = list(range(n))
+    random.Random(n).shuffle(order)
+    sharded(pto, out, n, order)
+    assert out.read_bytes() == (d / "single.kro").read_bytes()
+    # Only the output is left: no plan, part or marker.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pano.kro"]
+    a = gdal_read(out, tmp_path)
+    assert a.shape[2] == 4 and a[..., 3].max() == 255
+
+
+def test_finish_names_the_missing_shards_and_writes_nothing(project, tmp_path):
+    d, pto = project
+    out = tmp_path / "pano.kro"
+    giga("render", pto, out, "--plan", 4, "--quiet")
+    giga("render", pto, out, "--shard", "2/4", "--quiet")
+    # giga info on the output while shards render it: which are done.
+    import json
+
+    assert json.loads(giga("info", "--json", out).stdout) == {
+        "file": str(out), "format": "giga shard plan", "shards": 4, "done": 1, "missing": [0, 1, 3]
+    }
+    assert "1 of 4 done" in giga("info", out).stdout
+    r = giga("render", pto, out, "--finish", check=False)
+    assert r.returncode == 1 and "shards 0, 1, 3 of 4 not done" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+    for i in (0, 1, 3):
+        giga("render", pto, out, "--shard", f"{i}/4", "--quiet")
+    giga("render", pto, out, "--finish", "--quiet")
+    assert out.read_bytes() == (d / "single.kro").read_bytes()
+
+
+def test_a_killed_shard_run_again_gives_the_same_bytes(tmp_path):
+    """Shard 1 of 2 killed with SIGKILL half-way (frames of 1600x1200 on 25 MP: seconds a
+    shard), then run again, as a Slurm requeue or a retried pod would."""
+    pto, _ = render_synth.make(PHOTO, tmp_path / "p", frame_w=1600, frame_h=1200, canvas_scale=2.0, ext="jpg")
+    giga("render", pto, tmp_path / "single.kro", "--quiet")
+    out = tmp_path / "pano.kro"
+    giga("render", pto, out, "--plan", 2, "--quiet")
+    giga("render", pto, out, "--shard", "0/2", "--quiet")
+    p = subprocess.Popen([GIGA, "render", str(pto), str(out), "--shard", "1/2", "--quiet"])
+    time.sleep(0.8)
+    p.send_signal(signal.SIGKILL)
+    assert p.wait() == -signal.SIGKILL, "the shard ended before it could be killed"
+    r = giga("render", pto, out, "--finish", check=False)
+    assert r.returncode == 1 and "shard 1 of 2 not done" in r.stderr, r.stderr
+    giga("render", pto, out, "--shard", "1/2", "--quiet")
+    giga("render", pto, out, "--finish", "--quiet")
+    assert out.read_bytes() == (tmp_path / "single.kro").read_bytes()
+
+
+def test_shard_auto_reads_slurm_and_kubernetes(project, tmp_path):
+    d, pto = project
+    out = tmp_path / "pano.kro"
+    giga("render", pto, out, "--plan", 3, "--quiet")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "JOB_COMPLETION"))}
+    # A Slurm array numbered from 5 (tasks 6 and 7: shards 1 and 2), then a Kubernetes index.
+    for task in (6, 7):
+        env = dict(base, SLURM_ARRAY_TASK_ID=str(task), SLURM_ARRAY_TASK_MIN="5", SLURM_ARRAY_TASK_COUNT="3")
+        giga("render", pto, out, "--shard", "auto", "--quiet", env=env)
+    r = giga("render", pto, out, "--finish", check=False)
+    assert r.returncode == 1 and "shard 0 of 3 not done" in r.stderr, r.stderr
+    giga("render", pto, out, "--shard", "auto", "--quiet", env=dict(base, JOB_COMPLETION_INDEX="0"))
+    giga("render", pto, out, "--finish", "--quiet")
+    assert out.read_bytes() == (d / "single.kro").read_bytes()
+    r = giga("render", pto, out, "--shard", "auto", check=False, env=base)
+    assert r.returncode == 2 and "SLURM_ARRAY_TASK_ID" in r.stderr
+
+
+def test_shards_refuse_another_job_and_bad_arguments(project, tmp_path):
+    d, pto = project
+    out = tmp_path / "pano.kro"
+    giga("render", pto, out, "--plan", 2, "--quiet")
+    r = giga("render", pto, out, "--shard", "0/2", "--feather", "3", check=False)
+    assert r.returncode == 1 and "another project or other options" in r.stderr, r.stderr
+    for args, needle in (
+        (["--shard", "2/2"], "expected I/N"),
+        (["--shard", "0/3"], "the plan has 2 shards"),
+        (["--plan", "0"], "1 to 100000"),
+    ):
+        r = giga("render", pto, out, *args, check=False)
+        assert r.returncode == 2 and needle in r.stderr, (args, r.stderr)
+    r = giga("render", pto, tmp_path / "pano.tif", "--plan", "2", check=False)
+    assert r.returncode == 2 and "KRO" in r.stderr
+    r = giga("render", pto, tmp_path / "other.kro", "--shard", "0/2", check=False)
+    assert r.returncode == 1 and "--plan N first" in r.stderr
