@@ -120,3 +120,106 @@ def test_shards_refuse_another_job_and_bad_arguments(project, tmp_path):
     assert r.returncode == 2 and "KRO" in r.stderr
     r = giga("render", pto, tmp_path / "other.kro", "--shard", "0/2", check=False)
     assert r.returncode == 1 and "--plan N first" in r.stderr
+
+
+SLURM_CONF = """ClusterName=gigatest
+SlurmctldHost=localhost(127.0.0.1)
+SlurmUser={user}
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket={d}/munge.sock
+CredType=cred/munge
+SlurmctldPort={ctld}
+SlurmdPort={slurmd}
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool
+SlurmctldPidFile={d}/slurmctld.pid
+SlurmdPidFile={d}/slurmd.pid
+SlurmctldLogFile={d}/slurmctld.log
+SlurmdLogFile={d}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+MpiDefault=none
+ReturnToService=2
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=2000 State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+@pytest.fixture
+def slurm(tmp_path):
+    """A single-node Slurm cluster on loopback (munge, slurmctld, slurmd from Debian's
+    slurm-wlm), configured in a temporary folder; yields the environment its commands need.
+    Skips, saying why, where the daemons can't start."""
+    import shutil
+
+    from conftest import free_port
+
+    tools = ["munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo"]
+    if not all(shutil.which(t) or os.path.exists(f"/usr/sbin/{t}") for t in tools):
+        pytest.skip("Slurm (Debian's slurm-wlm and munge) is not installed: scripts/setup installs it")
+    if os.geteuid() != 0:
+        pytest.skip("slurmd needs root to start jobs here")
+    d = tmp_path / "slurm"
+    for sub in ("state", "spool"):
+        (d / sub).mkdir(parents=True)
+    (d / "munge.key").write_bytes(os.urandom(1024))
+    os.chmod(d / "munge.key", 0o400)
+    conf = d / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(d=d, user="root", ctld=free_port(), slurmd=free_port(), cpus=os.cpu_count()))
+    env = dict(os.environ, SLURM_CONF=str(conf))
+    sbin = lambda t: shutil.which(t) or f"/usr/sbin/{t}"  # noqa: E731
+    started = []
+
+    def start(cmd):
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+        started.append(cmd[0])
+        if r.returncode != 0:
+            pytest.skip(f"{cmd[0]} could not start: {r.stderr.strip()[:200]}")
+
+    try:
+        start([sbin("munged"), "-f", f"--socket={d}/munge.sock", f"--key-file={d}/munge.key",
+               f"--log-file={d}/munged.log", f"--pid-file={d}/munged.pid", f"--seed-file={d}/munge.seed"])
+        start([sbin("slurmctld"), "-f", str(conf)])
+        start([sbin("slurmd"), "-f", str(conf)])
+        deadline = time.time() + 30
+        while "idle" not in subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True).stdout:
+            if time.time() > deadline:
+                pytest.skip("the Slurm daemons started but the node never became idle: " + (d / "slurmctld.log").read_text()[-300:])
+            time.sleep(0.5)
+        yield env
+    finally:
+        subprocess.run(["scancel", "-u", "root"], env=env, capture_output=True)
+        for pid in ("slurmd.pid", "slurmctld.pid"):
+            if (d / pid).exists():
+                try:
+                    os.kill(int((d / pid).read_text()), signal.SIGTERM)
+                except (ValueError, ProcessLookupError):
+                    pass
+        subprocess.run([sbin("munged"), "-s", f"--socket={d}/munge.sock"], capture_output=True)
+
+
+def test_a_slurm_job_array_and_a_finish_job(project, tmp_path, slurm):
+    """The documented recipe on a real Slurm: a 4-task array with --shard auto, a finish
+    job with --dependency=afterok; the KRO equals one run's, byte for byte."""
+    d, pto = project
+    out = tmp_path / "pano.kro"
+    giga("render", pto, out, "--plan", 4, "--quiet")
+    logs = f"--output={tmp_path}/slurm-%A_%a.out"
+    sub = lambda *a: subprocess.run(["sbatch", "--parsable", logs, *a], env=slurm, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
+    array = sub("--array=0-3", "--cpus-per-task=1", "--wrap", f"{GIGA} render {pto} {out} --shard auto --quiet")
+    finish = sub(f"--dependency=afterok:{array}", "--wrap", f"{GIGA} render {pto} {out} --finish --quiet")
+    deadline = time.time() + 240
+    while subprocess.run(["squeue", "-h", "-j", f"{array},{finish}"], env=slurm, capture_output=True, text=True).stdout.strip():
+        assert time.time() < deadline, "the Slurm jobs did not end in 4 minutes"
+        time.sleep(1)
+    outputs = "".join(p.read_text() for p in tmp_path.glob("slurm-*.out"))
+    assert out.exists(), f"no output; the jobs said: {outputs}"
+    assert out.read_bytes() == (d / "single.kro").read_bytes()
+    assert len(list(tmp_path.glob("slurm-*.out"))) == 5 and outputs == ""
