@@ -141,6 +141,16 @@ pub struct Render {
     seams: Option<Arc<seam::SeamMap>>,
 }
 
+/// The hidden file `.NAME.SUFFIX` beside `out` (NAME: `out`'s file name): where renders
+/// keep what they need until `out` is complete.
+pub(crate) fn beside(out: &Path, suffix: &str) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!(".{name}.{suffix}"))
+}
+
 fn invalid(path: &Path, m: impl Into<String>) -> raster::Error {
     raster::Error::invalid(path, m)
 }

@@ -14,13 +14,9 @@ use raster::{Result, SampleType, Source};
 use crate::Render;
 
 fn partial_paths(out: &Path) -> (PathBuf, PathBuf) {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     (
-        out.with_file_name(format!(".{name}.giga-partial")),
-        out.with_file_name(format!(".{name}.giga-partial.checkpoint")),
+        crate::beside(out, "giga-partial"),
+        crate::beside(out, "giga-partial.checkpoint"),
     )
 }
 
@@ -87,7 +83,7 @@ pub fn render_kro(
         file.write_all_at(&bytes, header.pixel_offset(0, strip.y))
             .map_err(io)?;
         file.sync_data().map_err(io)?;
-        write_checkpoint(
+        write_atomic(
             &checkpoint,
             &format!("{stamp}rows {}\n", strip.y + strip.height),
         )?;
@@ -101,8 +97,11 @@ pub fn render_kro(
     Ok(start)
 }
 
-fn write_checkpoint(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("checkpoint-new");
+/// Writes `text` to `path` through a synced temporary file and a rename: all or nothing.
+pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
     let mut f = File::create(&tmp).map_err(|e| raster::Error::io(&tmp, e))?;
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_data())

@@ -11,7 +11,6 @@
 //! (a requeue, a retried pod) writes the same rows again.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -75,22 +74,14 @@ pub fn bands(height: u32, n: u32) -> Vec<u32> {
 }
 
 fn paths(out: &Path) -> (PathBuf, PathBuf) {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     (
-        out.with_file_name(format!(".{name}.giga-partial")),
-        out.with_file_name(format!(".{name}.giga-plan")),
+        crate::beside(out, "giga-partial"),
+        crate::beside(out, "giga-plan"),
     )
 }
 
 fn done_path(out: &Path, i: u32) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    out.with_file_name(format!(".{name}.giga-shard-{i}.done"))
+    crate::beside(out, &format!("giga-shard-{i}.done"))
 }
 
 fn header(render: &Render, out: &Path) -> Result<kro::Header> {
@@ -124,7 +115,7 @@ pub fn plan(render: &Render, out: &Path, key: &str, n: u32) -> Result<Plan> {
     file.write_all_at(&header.to_bytes(), 0).map_err(io)?;
     file.set_len(header.file_len().expect("fits")).map_err(io)?;
     file.sync_all().map_err(io)?;
-    write_atomic(&plan_file, &plan.text())?;
+    crate::resume::write_atomic(&plan_file, &plan.text())?;
     Ok(plan)
 }
 
@@ -181,7 +172,7 @@ pub fn shard(
         progress(strip.y + rows - y0);
     }
     file.sync_data().map_err(io)?;
-    write_atomic(&done_path(out, i), "done\n")
+    crate::resume::write_atomic(&done_path(out, i), "done\n")
 }
 
 /// Joins the shards: checks that every one is done (naming those that are not),
@@ -237,15 +228,6 @@ fn clear_markers(out: &Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-}
-
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("new");
-    let mut f = File::create(&tmp).map_err(|e| raster::Error::io(&tmp, e))?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_data())
-        .map_err(|e| raster::Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| raster::Error::io(path, e))
 }
 
 #[cfg(test)]
