@@ -223,3 +223,22 @@ def test_a_slurm_job_array_and_a_finish_job(project, tmp_path, slurm):
     assert out.exists(), f"no output; the jobs said: {outputs}"
     assert out.read_bytes() == (d / "single.kro").read_bytes()
     assert len(list(tmp_path.glob("slurm-*.out"))) == 5 and outputs == ""
+
+
+def test_the_plan_finds_the_seams_once_for_every_shard(project, tmp_path):
+    """--plan runs the seam pre-pass and keeps its map; shards load it (they say nothing of
+    finding seams) and a damaged map makes a shard find them again: the same bytes."""
+    d, pto = project
+    out = tmp_path / "pano.kro"
+    r = giga("render", pto, out, "--plan", 2)
+    assert "finding seams once" in r.stderr
+    seams = tmp_path / ".pano.kro.giga-seams"
+    assert seams.stat().st_size > 0
+    r = giga("render", pto, out, "--shard", "0/2")
+    assert "finding seams" not in r.stderr and "shard 0 of 2 done" in r.stderr, r.stderr
+    seams.write_bytes(seams.read_bytes()[:-7])
+    r = giga("render", pto, out, "--shard", "1/2")
+    assert "finding seams" in r.stderr, r.stderr
+    giga("render", pto, out, "--finish", "--quiet")
+    assert out.read_bytes() == (d / "single.kro").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pano.kro"]

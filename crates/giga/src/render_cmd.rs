@@ -476,6 +476,16 @@ pub fn sharded(
     match step {
         ShardStep::Plan(n) => {
             let plan = render::shard::plan(&r, out, &key, n)?;
+            // The seams once for every shard (they are global: each would find the same).
+            if r.needs_seams(&opts) {
+                if !tile.quiet {
+                    eprintln!("giga: finding seams once for every shard: each frame is read at reduced size");
+                }
+                r.find_seams(parsed, project, &opts)?;
+                if let Some(map) = r.seam_map() {
+                    map.save(&render::shard::seams_path(out), &key)?;
+                }
+            }
             if !tile.quiet {
                 eprintln!(
                     "giga: planned {} shards of {} rows each (about); run --shard I/{} for I = 0..{}, then --finish",
@@ -495,10 +505,15 @@ pub fn sharded(
                     plan.count()
                 )));
             }
-            if !tile.quiet && r.needs_seams(&opts) {
-                eprintln!("giga: finding seams: every frame is read at reduced size first (--seams voronoi skips this)");
+            match render::seam::SeamMap::load(&render::shard::seams_path(out), &key) {
+                Some(map) if r.needs_seams(&opts) => r.set_seam_map(map),
+                _ => {
+                    if !tile.quiet && r.needs_seams(&opts) {
+                        eprintln!("giga: finding seams: every frame is read at reduced size first");
+                    }
+                    r.find_seams(parsed, project, &opts)?;
+                }
             }
-            r.find_seams(parsed, project, &opts)?;
             let rows = plan.bands[i as usize + 1] - plan.bands[i as usize];
             let pb = progress::rows_bar(rows as u64, tile.quiet);
             render::shard::shard(r, out, &plan, i, |done| pb.set_position(done as u64))?;

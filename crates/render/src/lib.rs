@@ -178,6 +178,16 @@ impl Render {
         Ok((Render::plan(project.clone(), project_path, opts)?, project))
     }
 
+    /// The seam pre-pass's result, once found.
+    pub fn seam_map(&self) -> Option<&seam::SeamMap> {
+        self.seams.as_deref()
+    }
+
+    /// Uses a seam map found before (by a shard plan) instead of running the pre-pass.
+    pub fn set_seam_map(&mut self, map: seam::SeamMap) {
+        self.seams = Some(Arc::new(map));
+    }
+
     /// Whether [`Render::find_seams`] has work to do (content seams, overlapping frames).
     pub fn needs_seams(&self, opts: &Options) -> bool {
         opts.seams == Seams::Content && self.frames.len() > 1

@@ -25,6 +25,7 @@
 //! (runs), never a map of the panorama.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use raster::Result;
@@ -200,6 +201,97 @@ impl SeamMap {
     pub fn conflicts(&self) -> usize {
         self.regions.len()
     }
+
+    /// Writes the map to `path` with `key` (the job it was made for): shards load it
+    /// instead of running the pre-pass again.
+    pub fn save(&self, path: &Path, key: &str) -> Result<()> {
+        let mut b = format!("giga-seams 1\n{key}\n").into_bytes();
+        let rows = self.by_row.len() as u64;
+        for v in [
+            self.cell as u64,
+            self.origin.0 as u64,
+            self.origin.1 as u64,
+            self.cells,
+            rows,
+        ] {
+            b.extend(v.to_le_bytes());
+        }
+        b.extend((self.regions.len() as u64).to_le_bytes());
+        for r in &self.regions {
+            for v in [
+                r.keeper as u64,
+                r.x0 as u64,
+                r.y0 as u64,
+                r.w as u64,
+                r.h as u64,
+            ] {
+                b.extend(v.to_le_bytes());
+            }
+            b.extend(&r.dist);
+        }
+        let mut frames: Vec<_> = self.transient.iter().collect();
+        frames.sort_by_key(|(n, _)| **n);
+        b.extend((frames.len() as u64).to_le_bytes());
+        for (number, patches) in frames {
+            b.extend((*number as u64).to_le_bytes());
+            b.extend((patches.len() as u64).to_le_bytes());
+            for p in patches {
+                for v in [p.at[0], p.at[1], p.area, p.diff[0], p.diff[1], p.diff[2]] {
+                    b.extend(v.to_le_bytes());
+                }
+            }
+        }
+        std::fs::write(path, b).map_err(|e| raster::Error::io(path, e))
+    }
+
+    /// Reads a map `save` wrote for `key`; None when there is none for that job (or it
+    /// is damaged: the pre-pass then runs again).
+    pub fn load(path: &Path, key: &str) -> Option<SeamMap> {
+        let bytes = std::fs::read(path).ok()?;
+        let head = format!("giga-seams 1\n{key}\n");
+        let mut r = Reader(bytes.strip_prefix(head.as_bytes())?);
+        let (cell, ox, oy, cells, rows) = (r.u()?, r.u()?, r.u()?, r.u()?, r.u()?);
+        let mut regions = Vec::new();
+        for _ in 0..r.u()? {
+            let (keeper, x0, y0, w, h) = (r.u()?, r.u()? as i64, r.u()? as i64, r.u()?, r.u()?);
+            let dist = r.take(w.checked_mul(h)? as usize)?.to_vec();
+            let (w, h) = (w as usize, h as usize);
+            regions.push(Region {
+                keeper: keeper as usize,
+                x0,
+                y0,
+                w,
+                h,
+                dist,
+            });
+        }
+        let mut transient = HashMap::new();
+        for _ in 0..r.u()? {
+            let number = r.u()? as usize;
+            let n = r.u()? as usize;
+            let mut patches = Vec::with_capacity(n.min(MAX_KEPT));
+            for _ in 0..n {
+                let mut v = [0f32; 6];
+                for x in &mut v {
+                    *x = r.f()?;
+                }
+                patches.push(Patch {
+                    at: [v[0], v[1]],
+                    area: v[2],
+                    diff: [v[3], v[4], v[5]],
+                });
+            }
+            transient.insert(number, patches);
+        }
+        (r.0.is_empty() && rows < 1 << 32).then(|| SeamMap {
+            cell: cell as u32,
+            origin: (ox as u32, oy as u32),
+            by_row: by_row(&regions, rows as usize),
+            regions,
+            transient,
+            cells,
+        })
+    }
 }
 
 impl Region {
@@ -225,6 +317,25 @@ impl Region {
         let top = at(fu, fv) * (1.0 - tu) + at(fu + 1.0, fv) * tu;
         let bottom = at(fu, fv + 1.0) * (1.0 - tu) + at(fu + 1.0, fv + 1.0) * tu;
         top * (1.0 - tv) + bottom * tv
+    }
+}
+
+/// Little-endian numbers off the front of a byte slice.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn f(&mut self) -> Option<f32> {
+        Some(f32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
 }
 
@@ -452,12 +563,7 @@ impl Found {
             })
             .collect();
         let rows = render.info.height.div_ceil(cell) as usize + 1;
-        let mut by_row = vec![Vec::new(); rows];
-        for (k, r) in regions.iter().enumerate() {
-            for v in (r.y0 - 1).max(0)..(r.y0 + r.h as i64 + 1).min(rows as i64) {
-                by_row[v as usize].push(k as u32);
-            }
-        }
+        let by_row = by_row(&regions, rows);
         let mut transient: HashMap<usize, Vec<Patch>> = HashMap::new();
         let mut add = |j: u32, group: &[Sample], keep: u32| {
             let Some(kept) = group.iter().find(|s| s.frame == keep) else {
@@ -526,6 +632,17 @@ fn cell_area(render: &Render, cell: u32, f: &Planned, (i, j): (u32, u32), at: [f
         (Some(a), Some(b)) => (a.0 * b.1 - a.1 * b.0).abs() as f32,
         _ => (cell as f64 * f.scale).powi(2) as f32,
     }
+}
+
+/// Per cell row, the regions whose penalty reaches it.
+fn by_row(regions: &[Region], rows: usize) -> Vec<Vec<u32>> {
+    let mut by_row = vec![Vec::new(); rows];
+    for (k, r) in regions.iter().enumerate() {
+        for v in (r.y0 - 1).max(0)..(r.y0 + r.h as i64 + 1).min(rows as i64) {
+            by_row[v as usize].push(k as u32);
+        }
+    }
+    by_row
 }
 
 fn merge_votes(into: &mut Vec<(u32, Vote)>, from: &[(u32, Vote)]) {

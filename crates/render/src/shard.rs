@@ -6,7 +6,8 @@
 //! and `.OUT.giga-plan` (the job's key, the size and each band's first row,
 //! aligned to 256 rows); each `shard` renders its band's rows into their place
 //! (a pixel never depends on where a band starts) and then leaves
-//! `.OUT.giga-shard-I.done`; `finish` checks that every shard is done, naming
+//! `.OUT.giga-shard-I.done` (the seam pre-pass runs once, at the plan, and its map
+//! waits in `.OUT.giga-seams`); `finish` checks that every shard is done, naming
 //! those that are not, and renames the partial file to OUT. A shard run again
 //! (a requeue, a retried pod) writes the same rows again.
 
@@ -80,6 +81,11 @@ fn paths(out: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
+/// Where the plan keeps the seam map it found, for the shards to load.
+pub fn seams_path(out: &Path) -> PathBuf {
+    crate::beside(out, "giga-seams")
+}
+
 fn done_path(out: &Path, i: u32) -> PathBuf {
     crate::beside(out, &format!("giga-shard-{i}.done"))
 }
@@ -110,6 +116,7 @@ pub fn plan(render: &Render, out: &Path, key: &str, n: u32) -> Result<Plan> {
         bands: bands(render.info().height, n),
     };
     clear_markers(out);
+    let _ = std::fs::remove_file(seams_path(out));
     let io = |e| raster::Error::io(&partial, e);
     let file = File::create(&partial).map_err(io)?;
     file.write_all_at(&header.to_bytes(), 0).map_err(io)?;
@@ -198,6 +205,7 @@ pub fn finish(render: &Render, out: &Path, key: &str) -> Result<()> {
     let (partial, plan_file) = paths(out);
     std::fs::rename(&partial, out).map_err(|e| raster::Error::io(out, e))?;
     clear_markers(out);
+    let _ = std::fs::remove_file(seams_path(out));
     let _ = std::fs::remove_file(plan_file);
     Ok(())
 }
