@@ -73,9 +73,11 @@ def test_a_killed_shard_run_again_gives_the_same_bytes(tmp_path):
     giga("render", pto, tmp_path / "single.kro", "--quiet")
     out = tmp_path / "pano.kro"
     giga("render", pto, out, "--plan", 2, "--quiet")
+    t = time.perf_counter()
     giga("render", pto, out, "--shard", "0/2", "--quiet")
+    half = (time.perf_counter() - t) / 2  # shard 1 is as big: kill it half-way
     p = subprocess.Popen([GIGA, "render", str(pto), str(out), "--shard", "1/2", "--quiet"])
-    time.sleep(0.8)
+    time.sleep(half)
     p.send_signal(signal.SIGKILL)
     assert p.wait() == -signal.SIGKILL, "the shard ended before it could be killed"
     r = giga("render", pto, out, "--finish", check=False)
