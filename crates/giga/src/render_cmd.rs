@@ -63,7 +63,7 @@ pub fn run(
     if !tile.quiet && r.needs_seams(&opts) {
         eprintln!("giga: finding seams: every frame is read at reduced size first (--seams voronoi skips this)");
     }
-    r.find_seams(parsed, project, &opts)?;
+    r.find_seams(&parsed, project, &opts)?;
     for w in raster::Source::warnings(&r) {
         eprintln!("giga: warning: {w}");
     }
@@ -475,16 +475,17 @@ pub fn sharded(
     let key = job_key(project, &opts, "shards")?;
     match step {
         ShardStep::Plan(n) => {
+            // The seams once for every shard (they are global: each would find the same),
+            // before anything is written, so a frame that fails leaves no plan behind.
+            if r.needs_seams(&opts) && !tile.quiet {
+                eprintln!(
+                    "giga: finding seams once for every shard: each frame is read at reduced size"
+                );
+            }
+            r.find_seams(&parsed, project, &opts)?;
             let plan = render::shard::plan(&r, out, &key, n)?;
-            // The seams once for every shard (they are global: each would find the same).
-            if r.needs_seams(&opts) {
-                if !tile.quiet {
-                    eprintln!("giga: finding seams once for every shard: each frame is read at reduced size");
-                }
-                r.find_seams(parsed, project, &opts)?;
-                if let Some(map) = r.seam_map() {
-                    map.save(&render::shard::seams_path(out), &key)?;
-                }
+            if let Some(map) = r.seam_map() {
+                map.save(&render::shard::seams_path(out), &key)?;
             }
             if !tile.quiet {
                 eprintln!(
@@ -511,7 +512,7 @@ pub fn sharded(
                     if !tile.quiet && r.needs_seams(&opts) {
                         eprintln!("giga: finding seams: every frame is read at reduced size first");
                     }
-                    r.find_seams(parsed, project, &opts)?;
+                    r.find_seams(&parsed, project, &opts)?;
                 }
             }
             let rows = plan.bands[i as usize + 1] - plan.bands[i as usize];

@@ -164,9 +164,8 @@ impl Render {
     /// Plans the render of an already parsed project; frame paths are relative to
     /// `project_path`'s folder, and errors name it.
     pub fn from_project(project: Project, project_path: &Path, opts: &Options) -> Result<Render> {
-        let whole = project.clone();
-        let mut render = Render::plan(project, project_path, opts)?;
-        render.find_seams(whole, project_path, opts)?;
+        let mut render = Render::plan(&project, project_path, opts)?;
+        render.find_seams(&project, project_path, opts)?;
         Ok(render)
     }
 
@@ -175,7 +174,7 @@ impl Render {
     /// progress say so in between).
     pub fn open_planned(project_path: &Path, opts: &Options) -> Result<(Render, Project)> {
         let project = pto::read(project_path)?;
-        Ok((Render::plan(project.clone(), project_path, opts)?, project))
+        Ok((Render::plan(&project, project_path, opts)?, project))
     }
 
     /// The seam pre-pass's result, once found.
@@ -197,7 +196,7 @@ impl Render {
     /// area, so a region gets the full render's pixels.
     pub fn find_seams(
         &mut self,
-        project: Project,
+        project: &Project,
         project_path: &Path,
         opts: &Options,
     ) -> Result<()> {
@@ -220,7 +219,7 @@ impl Render {
     }
 
     /// Plans the render: frames' headers, footprints, bands; no seams yet.
-    fn plan(project: Project, project_path: &Path, opts: &Options) -> Result<Render> {
+    fn plan(project: &Project, project_path: &Path, opts: &Options) -> Result<Render> {
         let dir = project_path.parent().unwrap_or(Path::new("."));
         let c = &project.canvas;
         let canvas = CanvasMap::new(c);
